@@ -1,0 +1,26 @@
+/*
+ * cli/common.h - what tel, tel-sync and tel-collect share: the program
+ * name for messages, one-line errors, and exit codes.
+ */
+#ifndef TEL_CLI_COMMON_H
+#define TEL_CLI_COMMON_H
+
+/* Exit codes shared by the tools (each tool's --help lists its own). */
+#define EXIT_OK 0
+#define EXIT_FAIL 1       /* the operation failed (I/O, could not queue) */
+#define EXIT_USAGE 2      /* bad command line */
+
+/* Set once from main(); used as the prefix of every message. */
+extern const char *cli_prog;
+
+/* Prints "<prog>: <message>\n" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "<prog>: <message>\nTry '<prog> --help'.\n" and returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "<prog> <version>" and returns EXIT_OK. */
+int cli_version(void);
+
+/* Parses a whole non-negative decimal number; returns 0 or -1. */
+int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * format/record.h - the event record and the upload batch (wire version 1).
+ *
+ * A record is one event as a MessagePack map; the same bytes are stored in
+ * the queue and embedded, untouched, in the upload batch.  SPEC.md in this
+ * folder is the normative description; this header is its C binding.
+ *
+ *   record (map)                         batch (map)
+ *   +------+--------------------------+  +-----+---------------------------+
+ *   | "i"  | bin 16   event id (UUIDv4)|  | "v" | uint     schema version = 1|
+ *   | "t"  | uint     time, ms epoch   |  | "b" | bin 16   batch id (UUIDv4)|
+ *   | "n"  | str      event name       |  | "s" | uint     send time, ms    |
+ *   | "p"  | map      properties       |  | "d" | uint     dropped locally  |
+ *   | "x"  | bin 16   execution id     |  | "a" | bin 16 | nil  anonymous id|
+ *   | "a"  | bin 16 | nil  anon id     |  | "e" | array    records          |
+ *   | "c"  | map      context          |  +-----+---------------------------+
+ *   +------+--------------------------+
+ *
+ * Decoding never trusts a length: every header is checked against the
+ * bytes left before anything is read or allocated, so any input is safe.
+ */
+#ifndef TEL_FORMAT_RECORD_H
+#define TEL_FORMAT_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tel.h"
+#include "buf.h"
+
+#define TEL_ID_LEN 16
+#define TEL_SCHEMA_VERSION 1
+
+/* Batch limits of the wire: a batch holds at most this many events and
+ * this many bytes of records before compression. */
+#define TEL_BATCH_MAX_EVENTS 1000
+#define TEL_BATCH_MAX_BYTES (512u * 1024u)
+
+/* The context stamped on each event; borrowed strings, NULL = absent. */
+typedef struct tel_ctx {
+    const char *app;          /* "c.app"  */
+    const char *app_version;  /* "c.av"   */
+    const char *lib_version;  /* "c.lv"   */
+    const char *os;           /* "c.os"   linux, darwin, freebsd ... */
+    const char *arch;         /* "c.arch" x86_64, aarch64 ... */
+    int cpus;                 /* "c.cpu"  online CPUs, 0 = unknown */
+    int ci;                   /* "c.ci"   1 when running under CI */
+    const char *ci_vendor;    /* "c.civ"  e.g. "github_actions", NULL if none */
+    const char *project;      /* "c.prj"  hex project id, NULL unless opted in */
+} tel_ctx;
+
+/* An event to encode.  Nothing is owned. */
+typedef struct tel_event_in {
+    uint8_t id[TEL_ID_LEN];
+    uint64_t ts_ms;
+    const char *name;
+    const tel_prop *props;
+    size_t nprops;
+    uint8_t exec[TEL_ID_LEN];
+    const uint8_t *anon;      /* TEL_ID_LEN bytes, or NULL for "no lasting id" */
+    const tel_ctx *ctx;
+} tel_event_in;
+
+/* A length-delimited view into someone else's bytes (not NUL-terminated). */
+typedef struct tel_str {
+    const char *p;
+    uint32_t len;
+} tel_str;
+
+typedef struct tel_val {
+    tel_type type;
+    union {
+        int b;
+        int64_t i;
+        double f;
+        tel_str s;
+    } v;
+} tel_val;
+
+/*
+ * A decoded record: every pointer points into the buffer that was decoded,
+ * which must outlive the view.  Absent optional strings have p == NULL.
+ */
+typedef struct tel_record {
+    const uint8_t *id;
+    uint64_t ts_ms;
+    tel_str name;
+    size_t nprops;
+    tel_str keys[TEL_MAX_PROPS];
+    tel_val vals[TEL_MAX_PROPS];
+    const uint8_t *exec;
+    const uint8_t *anon;      /* NULL when the record carries nil */
+    tel_str app, app_version, lib_version, os, arch, ci_vendor, project;
+    int64_t cpus;
+    int ci;
+    const uint8_t *raw;       /* the whole record */
+    size_t raw_len;
+} tel_record;
+
+/*
+ * Checks an event name and its properties against the limits of tel.h.
+ * Returns TEL_OK, TEL_ERR_INVALID or TEL_ERR_LIMIT with the reason in
+ * tel_last_error().
+ */
+int tel__event_check(const char *name, const tel_prop *props, size_t nprops);
+
+/* Checks a name alone: 1-64 of [A-Za-z0-9_.:-]. */
+int tel__event_name_valid(const char *name, size_t len);
+
+/*
+ * Encodes `ev` as a record into buf[0..cap).  Checks the event first.
+ * Returns TEL_OK and sets *len, or TEL_ERR_LIMIT when the record would
+ * exceed TEL_MAX_EVENT (or cap) bytes, or the error of tel__event_check().
+ */
+int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len);
+
+/*
+ * Decodes one record occupying exactly buf[0..len).  Strict: every field
+ * of the spec is checked (types, lengths, limits, UTF-8 of strings is not
+ * checked); unknown keys are skipped for forward compatibility.  Returns
+ * TEL_OK or TEL_ERR_CORRUPT with the reason in tel_last_error().
+ */
+int tel__record_decode(tel_record *out, const void *buf, size_t len);
+
+/*
+ * Appends the record as one JSON object (no newline) to `out`: ids as
+ * UUID strings, time as ms and as ISO-8601 UTC, strings escaped.
+ * Returns TEL_OK or TEL_ERR_NOMEM.
+ */
+int tel__record_json(const tel_record *r, tel_buf *out);
+
+/* Formats 16 bytes as a lowercase 36-character UUID plus NUL. */
+void tel__uuid_format(const uint8_t id[TEL_ID_LEN], char out[37]);
+/* Parses a 36-character UUID (any case); returns 0 on success, -1 if not. */
+int tel__uuid_parse(const char *s, size_t len, uint8_t out[TEL_ID_LEN]);
+
+/* The fixed part of a batch; anon NULL means nil. */
+typedef struct tel_batch_head {
+    uint8_t id[TEL_ID_LEN];
+    uint64_t sent_ms;
+    uint64_t dropped;
+    const uint8_t *anon;
+    uint32_t nevents;
+} tel_batch_head;
+
+/*
+ * Starts a batch in `out` (appending): writes the map and the events array
+ * header for head->nevents records.  The caller then appends exactly that
+ * many encoded records with tel_buf_append().  Returns TEL_OK or
+ * TEL_ERR_NOMEM.
+ */
+int tel__batch_begin(tel_buf *out, const tel_batch_head *head);
+
+/* Called by tel__batch_decode for each event; return non-zero to stop. */
+typedef int (*tel_record_fn)(void *ud, const tel_record *r);
+
+/*
+ * Decodes an uncompressed batch.  Checks the schema version, the limits,
+ * every record, and that every record's anonymous id equals the batch's.
+ * Calls fn (may be NULL) for each record in order.  Returns TEL_OK,
+ * TEL_ERR_CORRUPT (malformed; reason in tel_last_error()) or TEL_ERR_LIMIT
+ * (more events or bytes than a batch may hold).
+ */
+int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
+                      tel_record_fn fn, void *ud);
+
+#endif

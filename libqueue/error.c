@@ -1,0 +1,52 @@
+/*
+ * libqueue/error.c - error codes, their names, and the per-thread detail.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[256];
+
+const char *tel_strerror(int code)
+{
+    switch (code) {
+    case TEL_OK: return "success";
+    case TEL_DISABLED: return "telemetry is disabled";
+    case TEL_ERR_INVALID: return "invalid argument";
+    case TEL_ERR_LIMIT: return "event exceeds a limit";
+    case TEL_ERR_NOSTATE: return "no usable state directory";
+    case TEL_ERR_IO: return "queue I/O error";
+    case TEL_ERR_NOMEM: return "out of memory";
+    case TEL_ERR_CORRUPT: return "malformed data";
+    case TEL_ERR_BUSY: return "busy: held by another process";
+    case TEL_ERR_CONFIG: return "malformed telemetry.conf";
+    case TEL_ERR_STATE: return "call not valid in this state";
+    case TEL_ERR_NOTFOUND: return "not found";
+    }
+    return "unknown error";
+}
+
+const char *tel_last_error(void)
+{
+    return last_error;
+}
+
+const char *tel_version(void)
+{
+    return TEL_VERSION;
+}
+
+int tel__fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void tel__clear_error(void)
+{
+    last_error[0] = '\0';
+}

@@ -1,0 +1,276 @@
+/*
+ * libqueue/internal.h - what the modules of libtel say to each other.
+ *
+ * Nothing here is installed or exported.  Functions are named tel__module_verb
+ * (two underscores) so that they never look like public API.  The shared
+ * library exports only TEL_API symbols (see tel.map).
+ */
+#ifndef TEL_INTERNAL_H
+#define TEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tel.h"
+#include "../format/buf.h"
+#include "../format/record.h"
+
+#define TEL_PATH_MAX 4096
+
+/* ------------------------------------------------------------------ error.c */
+
+/*
+ * Records the detail of a failure for tel_last_error() and returns `code`,
+ * so that callers can write `return tel__fail(TEL_ERR_INVALID, "...")`.
+ * The message must never contain a path, a user name or a token.
+ */
+int tel__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tel__clear_error(void);
+
+/* ----------------------------------------------------------------- random.c */
+
+/* Fills buf with n bytes from getrandom(); returns 0 or -1. */
+int tel__random(void *buf, size_t n);
+/* A random UUIDv4 (version and variant bits set). */
+int tel__uuid4(uint8_t out[TEL_ID_LEN]);
+/* Wall clock in ms since the epoch; monotonic clock in ms. */
+uint64_t tel__now_ms(void);
+uint64_t tel__mono_ms(void);
+
+/* ------------------------------------------------------------------ paths.c */
+
+/* 1-64 of [a-z0-9._-], not starting with '.'.  Returns TEL_OK or
+ * TEL_ERR_INVALID with a reason. */
+int tel__app_check(const char *app);
+
+/*
+ * The state directory <XDG_STATE_HOME or HOME/.local/state>/<app>, and the
+ * config file <XDG_CONFIG_HOME or HOME/.config>/<app>/telemetry.conf.  A
+ * relative XDG_* value is ignored.  Returns TEL_OK or TEL_ERR_NOSTATE (no
+ * HOME, path too long).
+ */
+int tel__state_dir(const char *app, char *out, size_t size);
+int tel__config_path(const char *app, char *out, size_t size);
+/* The parent holding every app's state dir (for tel-sync --all). */
+int tel__state_root(char *out, size_t size);
+
+/*
+ * Creates `path` and any missing parents with mode 0700 (whatever the
+ * umask), refusing to follow a symlink in the last component, and checks
+ * the result is a directory.  Returns TEL_OK or TEL_ERR_NOSTATE.
+ */
+int tel__mkdir_private(const char *path);
+
+/*
+ * Environment variable name for an app: "<APP>_TELEMETRY_<suffix>" with the
+ * app upper-cased and '.'/'-' turned into '_'.
+ */
+void tel__env_name(const char *app, const char *suffix, char *out, size_t size);
+
+/* ----------------------------------------------------------------- policy.c */
+
+/* What the host passed through tel_options, before the user's say. */
+typedef struct tel_host_settings {
+    int enabled;              /* -1 unset, 0 off, 1 on */
+    tel_source enabled_src;   /* TEL_SRC_HOST or TEL_SRC_FLAG */
+    const char *endpoint;     /* NULL unset */
+    const char *token;
+    int logging;              /* -1 unset */
+} tel_host_settings;
+
+/* Command-line flags of tel / tel-sync: strongest source. */
+typedef struct tel_flag_settings {
+    int enabled;              /* -1 unset */
+    const char *endpoint;
+    const char *token;
+    int logging;
+} tel_flag_settings;
+
+typedef struct tel_policy {
+    int enabled;
+    tel_source enabled_src;
+    char enabled_why[96];     /* "DO_NOT_TRACK", "MYCLI_TELEMETRY_ENABLED", "telemetry.conf line 3" */
+    char endpoint[1024];
+    tel_source endpoint_src;
+    char token[512];          /* never logged or printed */
+    tel_source token_src;
+    int logging;
+    tel_source logging_src;
+    int debug;                /* <APP>_TELEMETRY_DEBUG: log, never send */
+    char inspect[TEL_PATH_MAX];  /* <APP>_TELEMETRY_INSPECT, "" if unset */
+} tel_policy;
+
+/* The compiled-in default endpoint (TEL_DEFAULT_ENDPOINT at build time). */
+extern const char tel__default_endpoint[];
+
+/*
+ * Resolves every setting for `app`: built-in < host < config file < env
+ * < flags, except `enabled`, where any source saying "off" wins.  host and
+ * flags may be NULL.  A malformed config file is an error naming the file
+ * and line (TEL_ERR_CONFIG); the policy is then still filled, from the
+ * other sources, and telemetry counts as disabled so that a broken opt-out
+ * line never turns telemetry on.
+ */
+int tel__policy_resolve(tel_policy *out, const char *app,
+                        const tel_host_settings *host, const tel_flag_settings *flags);
+
+/* "builtin", "host", "config", "env", "flag". */
+const char *tel__source_name(tel_source src);
+
+/* Parses a boolean word: true/1/yes/on -> 1, false/0/no/off -> 0, else -1. */
+int tel__parse_bool(const char *s);
+
+/*
+ * Sets `key = value` in the config file, keeping other lines and comments,
+ * writing atomically (temp file + rename), creating the directory 0700 and
+ * the file 0600.  Returns TEL_OK, TEL_ERR_NOSTATE or TEL_ERR_IO.
+ */
+int tel__config_set(const char *app, const char *key, const char *value);
+
+/* ----------------------------------------------------------------- cookie.c */
+
+#define TEL_COOKIE_FILE "telemetry-cookie"
+
+/*
+ * Loads the anonymous id from <state_dir>/telemetry-cookie, creating it
+ * (0600, O_EXCL|O_NOFOLLOW) when missing and replacing it atomically when
+ * it does not hold a UUID.  When the path is anything but a regular file
+ * (directory, symlink, fifo) it is left alone and a fresh random id for
+ * this execution is returned with *lasting = 0.  Returns TEL_OK, or
+ * TEL_ERR_NOSTATE when nothing could be read or written (then out is a
+ * fresh random id and *lasting = 0, so the caller may still proceed).
+ */
+int tel__cookie_load(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lasting);
+/* Removes the cookie if it is a regular file.  TEL_OK when gone. */
+int tel__cookie_delete(const char *state_dir);
+
+/* ------------------------------------------------------------------ queue.c */
+
+typedef struct tel_queue tel_queue;
+
+typedef struct tel_caps {
+    uint64_t max_events;      /* default 10,000 */
+    uint64_t max_bytes;       /* default 4 MiB, sum of record sizes */
+    uint64_t max_age_ms;      /* default 30 days */
+} tel_caps;
+
+#define TEL_CAPS_DEFAULT_EVENTS 10000u
+#define TEL_CAPS_DEFAULT_BYTES (4u * 1024u * 1024u)
+#define TEL_CAPS_DEFAULT_AGE_MS (30ull * 24 * 3600 * 1000)
+
+#define TEL_QUEUE_DIR "telemetry"
+
+/* Opening modes. */
+#define TEL_Q_CREATE 1        /* create the directory and files if missing */
+#define TEL_Q_READONLY 2      /* never write (tel show, tel status) */
+
+/*
+ * Opens the queue in <state_dir>/telemetry/.  A file that is not a valid
+ * LMDB environment is renamed aside (data.mdb.corrupt-<ms>) and a fresh
+ * queue started.  caps may be NULL for the defaults.  Returns TEL_OK,
+ * TEL_ERR_NOTFOUND (no queue and no TEL_Q_CREATE), TEL_ERR_NOSTATE or
+ * TEL_ERR_IO.
+ */
+int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps, int mode);
+void tel__queue_close(tel_queue *q);
+
+/* One encoded record to append. */
+typedef struct tel_rec {
+    const uint8_t *data;
+    size_t len;
+    uint64_t ts_ms;
+} tel_rec;
+
+/*
+ * Appends n records in one write transaction, in order, after evicting the
+ * oldest events that the caps require (counted as dropped).  The queue
+ * never refuses for being full.  Returns TEL_OK when every record is
+ * durably stored (per the queue's sync mode) or a negative error, in which
+ * case none is.
+ */
+int tel__queue_append(tel_queue *q, const tel_rec *recs, size_t n);
+
+typedef struct tel_queue_stats {
+    uint64_t count;
+    uint64_t bytes;
+    uint64_t oldest_ts_ms;    /* 0 when empty */
+    uint64_t dropped;         /* dropped since the last accepted batch */
+    uint64_t first_seq, last_seq;
+} tel_queue_stats;
+
+int tel__queue_stats(tel_queue *q, tel_queue_stats *out);
+
+/*
+ * Calls fn for up to max_count records with seq >= from_seq, oldest first,
+ * stopping before the byte total would pass max_bytes (at least one record
+ * is always given) or when fn returns non-zero.  The data pointer is valid
+ * only during the call: the read transaction ends before this returns.
+ */
+typedef int (*tel_queue_fn)(void *ud, uint64_t seq, const uint8_t *data, size_t len);
+int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t max_bytes,
+                    tel_queue_fn fn, void *ud);
+
+/*
+ * Deletes records first..last (inclusive; missing ones are fine) and
+ * subtracts `dropped_acked` from the dropped counter, in one transaction.
+ */
+int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked);
+/* Adds n to the dropped counter (poison batches). */
+int tel__queue_add_dropped(tel_queue *q, uint64_t n);
+/* Deletes every record and resets the dropped counter and sync state. */
+int tel__queue_purge(tel_queue *q);
+
+/*
+ * Small named values next to the queue (endpoint, token recorded by the
+ * host, the pending batch, backoff state).  get copies at most cap bytes
+ * and sets *len to the stored length; TEL_ERR_NOTFOUND when absent.
+ * put with val == NULL deletes the key.
+ */
+int tel__queue_meta_get(tel_queue *q, const char *key, void *buf, size_t cap, size_t *len);
+int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t len);
+
+/* The queue directory path, for lock files and logs beside it. */
+const char *tel__queue_dir(const tel_queue *q);
+
+/* ---------------------------------------------------------------- context.c */
+
+/* Fills ctx with os, arch, CPU count and CI facts of this process.  Strings
+ * are static.  App fields are left as they were. */
+void tel__context_detect(tel_ctx *ctx);
+
+/* Returns the CI vendor id ("github_actions", ...) when a known vendor's
+ * variable is set, "" when only a generic CI variable is set, NULL when
+ * not in CI. */
+const char *tel__ci_vendor(void);
+/* Number of vendors in the compiled table (for tests). */
+size_t tel__ci_vendor_count(void);
+
+/* --------------------------------------------------------------- sanitize.c */
+
+/*
+ * Copies `in` to out (always NUL-terminated, truncated to size) with
+ * every path, home directory, user name, host name, e-mail address, URL
+ * credential and long hex/base64 run replaced by a placeholder.
+ */
+void tel__sanitize(const char *in, char *out, size_t size);
+
+/* ------------------------------------------------------------------ sha256.c */
+
+void tel__sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* The project id: hex sha256(salt "\n" normalised origin) of the git
+ * repository around `cwd`; returns TEL_OK or TEL_ERR_NOTFOUND (no git
+ * origin).  Reads .git/config directly; runs no process. */
+int tel__project_id(const char *salt, const char *cwd, char out[65]);
+
+/* ------------------------------------------------------------------ spawn.c */
+
+/*
+ * Starts `tel-sync --app <app>` detached.  The binary is $TEL_SYNC_PATH
+ * when set, else the compiled-in TEL_SYNC_BIN.  Returns TEL_OK or
+ * TEL_ERR_IO; never waits for the child.
+ */
+int tel__spawn_sync(const char *app);
+
+#endif

@@ -1,0 +1,294 @@
+/*
+ * tel.h - anonymous, opt-out usage telemetry for command-line programs.
+ *
+ * A host program records events with one call.  Each event is appended,
+ * as MessagePack, to a crash-safe LMDB queue in the user's state directory
+ * ($XDG_STATE_HOME/<app>/telemetry/).  Nothing here touches the network:
+ * delivery is the job of the separate `tel-sync` program, which the host
+ * may start detached with tel_spawn_sync() as it finishes.
+ *
+ * Conventions
+ *  - Every function that can fail returns an int: TEL_OK (0) or a positive
+ *    non-error status on success, a negative tel_error on failure.
+ *    tel_strerror() names any of them; tel_last_error() gives the detail of
+ *    the last failure on the calling thread.
+ *  - The library never aborts, exits, prints (unless logging was asked
+ *    for), blocks on the network or waits for a child process.
+ *  - Strings passed in are copied unless a function says otherwise; the
+ *    caller keeps ownership of what it passed.
+ *  - A tel handle is not thread-safe: use one per thread, or serialise.
+ *    Several processes may use the same queue at once.
+ */
+#ifndef TEL_H
+#define TEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(TEL_STATIC_BUILD)
+#define TEL_API __attribute__((visibility("default")))
+#else
+#define TEL_API
+#endif
+
+#define TEL_VERSION_MAJOR 0
+#define TEL_VERSION_MINOR 1
+#define TEL_VERSION_PATCH 0
+#define TEL_VERSION "0.1.0"
+
+/*
+ * Error and status codes.  The list only grows at the end; values are
+ * never renumbered.
+ */
+typedef enum tel_error {
+    TEL_OK = 0,              /* done */
+    TEL_DISABLED = 1,        /* telemetry is off: nothing stored, not an error */
+    TEL_ERR_INVALID = -1,    /* an argument is malformed (app, event or key name) */
+    TEL_ERR_LIMIT = -2,      /* an event breaks a size or count limit */
+    TEL_ERR_NOSTATE = -3,    /* no usable state directory (no HOME, read-only, not a directory) */
+    TEL_ERR_IO = -4,         /* the queue could not be read or written */
+    TEL_ERR_NOMEM = -5,      /* out of memory */
+    TEL_ERR_CORRUPT = -6,    /* stored or received bytes do not decode */
+    TEL_ERR_BUSY = -7,       /* another process holds what was asked for (a sync lock) */
+    TEL_ERR_CONFIG = -8,     /* the user's telemetry.conf is malformed */
+    TEL_ERR_STATE = -9,      /* the call is not valid in the handle's current state */
+    TEL_ERR_NOTFOUND = -10   /* nothing by that name (no queue yet, no such app) */
+} tel_error;
+
+/* Returns a static, one-line description of a tel_error code. */
+TEL_API const char *tel_strerror(int code);
+
+/*
+ * Returns the detail of the last failure on this thread ("event name
+ * 'a b' has a space at byte 1"), or "" when there was none.  The string
+ * is owned by the library and valid until the next tel call on this thread.
+ * It never holds a path, a user name or a token.
+ */
+TEL_API const char *tel_last_error(void);
+
+/* The library's version string, e.g. "0.1.0". */
+TEL_API const char *tel_version(void);
+
+/* ---------------------------------------------------------------------
+ * Event properties
+ * ------------------------------------------------------------------ */
+
+typedef enum tel_type {
+    TEL_T_NIL = 0,
+    TEL_T_BOOL = 1,
+    TEL_T_INT = 2,
+    TEL_T_FLOAT = 3,
+    TEL_T_STR = 4
+} tel_type;
+
+/*
+ * One typed property.  Keys are 1-64 bytes of printable ASCII without
+ * spaces; string values are at most 1 KiB of UTF-8.  The strings are only
+ * read during the call that receives them.
+ */
+typedef struct tel_prop {
+    const char *key;
+    tel_type type;
+    union {
+        int b;
+        int64_t i;
+        double f;
+        const char *s;
+    } v;
+} tel_prop;
+
+#define TEL_NIL(k)      { (k), TEL_T_NIL,   { 0 } }
+#define TEL_BOOL(k, x)  { (k), TEL_T_BOOL,  { .b = (x) } }
+#define TEL_INT(k, x)   { (k), TEL_T_INT,   { .i = (x) } }
+#define TEL_FLOAT(k, x) { (k), TEL_T_FLOAT, { .f = (x) } }
+#define TEL_STR(k, x)   { (k), TEL_T_STR,   { .s = (x) } }
+
+/*
+ * TEL_PROPS(p1, p2, ...) expands to "array, count" for the emit calls:
+ *     tel_emit("mycli", "deploy", TEL_PROPS(TEL_INT("services", 3)));
+ */
+#define TEL_PROPS(...) \
+    ((const tel_prop[]){ __VA_ARGS__ }), \
+    (sizeof((const tel_prop[]){ __VA_ARGS__ }) / sizeof(tel_prop))
+
+/* Limits checked on every event; an event over any of them is refused
+ * whole with TEL_ERR_LIMIT or TEL_ERR_INVALID, never truncated. */
+#define TEL_MAX_NAME 64
+#define TEL_MAX_PROPS 32
+#define TEL_MAX_KEY 64
+#define TEL_MAX_STRING 1024
+#define TEL_MAX_EVENT 4096
+
+/* ---------------------------------------------------------------------
+ * The one call
+ * ------------------------------------------------------------------ */
+
+/*
+ * Records one event for `app` with no set-up: resolves the user's policy,
+ * opens the queue, appends, closes.  Returns TEL_OK when the event is
+ * durably queued, TEL_DISABLED when the user opted out (nothing stored),
+ * or a negative tel_error.  A host recording several events in one run
+ * should open a handle instead; it saves re-opening the queue.
+ */
+TEL_API int tel_emit(const char *app, const char *event,
+                     const tel_prop *props, size_t nprops);
+
+/* ---------------------------------------------------------------------
+ * Options and handles
+ * ------------------------------------------------------------------ */
+
+typedef struct tel_options tel_options;
+typedef struct tel tel;
+
+/* Where a setting came from; the strongest source wins (see policy). */
+typedef enum tel_source {
+    TEL_SRC_BUILTIN = 0,   /* compiled-in default */
+    TEL_SRC_HOST = 1,      /* what the host program passed through tel_options */
+    TEL_SRC_CONFIG = 2,    /* the user's telemetry.conf */
+    TEL_SRC_ENV = 3,       /* <APP>_TELEMETRY_* or DO_NOT_TRACK */
+    TEL_SRC_FLAG = 4       /* an explicit command-line flag of the host or of tel */
+} tel_source;
+
+/* Callback for audit logging: one line (no newline), valid only during the
+ * call.  Tokens never appear in it. */
+typedef void (*tel_log_fn)(void *userdata, const char *line);
+
+/*
+ * Creates an options object for `app` (1-64 of [a-z0-9._-], not starting
+ * with '.').  Returns NULL on a bad app name or no memory, with the reason
+ * in tel_last_error().  Freed by tel_open() (which always takes ownership)
+ * or by tel_options_free().
+ */
+TEL_API tel_options *tel_options_new(const char *app);
+TEL_API void tel_options_free(tel_options *opts);
+
+/* The host's own version string (at most 64 bytes, recorded in context). */
+TEL_API int tel_options_set_app_version(tel_options *opts, const char *version);
+/* The host's collector URL and bearer token, recorded for tel-sync at the
+ * host's level of precedence (the user's config and environment override). */
+TEL_API int tel_options_set_endpoint(tel_options *opts, const char *url);
+TEL_API int tel_options_set_token(tel_options *opts, const char *token);
+/*
+ * The host's --no-telemetry flag: enabled = 0 turns telemetry off for this
+ * run at flag level.  enabled = 1 only says what the host defaults to; any
+ * opt-out from the user still wins.
+ */
+TEL_API int tel_options_set_enabled(tel_options *opts, int enabled, tel_source src);
+/* Audit logging of every recorded event through `fn` (NULL: stderr). */
+TEL_API int tel_options_set_logging(tel_options *opts, int on, tel_log_fn fn, void *userdata);
+/* Queue caps; 0 keeps the default (10,000 events, 4 MiB, 30 days). */
+TEL_API int tel_options_set_caps(tel_options *opts, uint64_t max_events,
+                                 uint64_t max_bytes, uint64_t max_age_seconds);
+/*
+ * Opt into a project id: sha256(salt, normalised git origin URL of the
+ * working directory) in hex, added to every event's context.  Off unless
+ * called; the salt should be a constant of the host program.
+ */
+TEL_API int tel_options_set_project_salt(tel_options *opts, const char *salt);
+/* Homebrew's rule: record nothing until tel_notice_shown() was called once. */
+TEL_API int tel_options_set_require_notice(tel_options *opts, int on);
+
+/*
+ * Opens a handle: resolves policy, and (when enabled) prepares the state
+ * directory, the cookie and the queue.  Always takes ownership of `opts`,
+ * even on failure.  On success *out is a handle to release with
+ * tel_close().  When telemetry is disabled the call still succeeds, returns
+ * TEL_DISABLED and gives a handle whose emits are no-ops; what was queued
+ * before is purged.  On failure *out is NULL.
+ */
+TEL_API int tel_open(tel **out, tel_options *opts);
+
+/* Releases the handle; a batch still open is committed first. */
+TEL_API void tel_close(tel *h);
+
+/* Non-zero when this handle records events. */
+TEL_API int tel_enabled(const tel *h);
+
+/*
+ * Records one event.  Outside a batch the event is durable on return.
+ * Inside tel_batch_begin()/tel_batch_commit() it is buffered in memory and
+ * written with the batch.
+ */
+TEL_API int tel_emit_event(tel *h, const char *event,
+                           const tel_prop *props, size_t nprops);
+
+/*
+ * Buffers every following tel_emit_event() until tel_batch_commit(), which
+ * appends them all in one transaction (one sync).  Use it for bursts; no
+ * lock is held on the queue between the two calls.
+ */
+TEL_API int tel_batch_begin(tel *h);
+TEL_API int tel_batch_commit(tel *h);
+
+/* ---------------------------------------------------------------------
+ * Command lifecycle
+ * ------------------------------------------------------------------ */
+
+/* Where an option was given.  Only option names are recorded, never values. */
+typedef struct tel_option_use {
+    const char *name;   /* "force", "output": the option's name, not its value */
+    int from_env;       /* 1 when set through an environment variable */
+} tel_option_use;
+
+/*
+ * Records "command.started" for `command` (e.g. "deploy" or "db migrate")
+ * with the names of the options used, and starts the duration clock.
+ */
+TEL_API int tel_command_started(tel *h, const char *command,
+                                const tel_option_use *options, size_t noptions);
+
+/*
+ * Records "command.exited" with the exit code and the duration in ms since
+ * tel_command_started().  `error_class` (e.g. "ConfigError") and
+ * `error_message` may be NULL; they are recorded only when debug telemetry
+ * is on, and the message is sanitised first (paths, user names, e-mail
+ * addresses, URLs with credentials and long tokens removed).
+ */
+TEL_API int tel_command_exited(tel *h, int exit_code,
+                               const char *error_class, const char *error_message);
+
+/* ---------------------------------------------------------------------
+ * Delivery, notice and user controls
+ * ------------------------------------------------------------------ */
+
+/*
+ * Starts a detached tel-sync for this app (own session, stdio on
+ * /dev/null, no inherited descriptors) if telemetry is on, something is
+ * queued, no backoff is pending and none was started in the last
+ * `min_interval_s` seconds (0: 600).  Does not wait for it.  Returns TEL_OK
+ * when one was started, TEL_DISABLED when there was nothing to do.
+ */
+TEL_API int tel_spawn_sync(tel *h, unsigned min_interval_s);
+
+/*
+ * Non-zero when the first-run notice is due: telemetry on, not in CI, and
+ * not yet marked shown for this app.  The host prints its notice on
+ * stderr and calls tel_notice_shown().
+ */
+TEL_API int tel_notice_due(tel *h);
+TEL_API int tel_notice_shown(tel *h);
+
+/*
+ * Persist the user's choice in $XDG_CONFIG_HOME/<app>/telemetry.conf
+ * (enabled = true|false), keeping the file's other lines.  Disabling also
+ * purges the queue.
+ */
+TEL_API int tel_set_enabled(const char *app, int enabled);
+
+/* Deletes the cookie and purges the queue: the next event gets a new id. */
+TEL_API int tel_forget(const char *app);
+
+/* A one-line text describing the host's recorded events, for a host's
+ * `telemetry status` command: state, deciding source, queue depth. The
+ * text is written into buf (always NUL-terminated). */
+TEL_API int tel_status_line(const char *app, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TEL_H */

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Makes sure the Debian packages tel needs are present.
+#   scripts/deps.sh build|test|bench|fuzz ...
+# As root, installs what is missing with apt-get; otherwise prints the
+# exact install line and exits 1.
+set -u
+pkgs=""
+for set in "$@"; do
+    case "$set" in
+    build) pkgs="$pkgs gcc make pkg-config liblmdb-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev" ;;
+    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps" ;;
+    bench) pkgs="$pkgs libsqlite3-dev valgrind hyperfine" ;;
+    fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    *) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
+    esac
+done
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q $missing >/dev/null 2>&1; then
+        apt-get update -q >/dev/null 2>&1
+        apt-get install -y -q $missing >/dev/null || { echo "deps: apt-get install$missing failed" >&2; exit 1; }
+    fi
+    exit 0
+fi
+echo "tel needs these Debian packages; install them with:" >&2
+echo "  sudo apt-get install -y$missing" >&2
+exit 1

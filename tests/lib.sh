@@ -1,0 +1,33 @@
+# tests/lib.sh - sourced by the shell tests.
+#
+# Gives each test a private HOME (so XDG paths land in a temp dir), the
+# built tools on PATH, and helpers that print "ok NAME" / "FAIL NAME: why".
+set -u
+: "${TEL_BUILD:?run through tests/run.sh or make check}"
+T_FAILS=0
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tel-test.XXXXXX")
+trap 't_cleanup' EXIT
+t_cleanup() {
+    for p in $(jobs -p 2>/dev/null); do kill "$p" 2>/dev/null; done
+    chmod -R u+rwx "$T_TMP" 2>/dev/null
+    rm -rf "$T_TMP"
+}
+export HOME="$T_TMP/home"
+mkdir -p "$HOME"
+unset XDG_STATE_HOME XDG_CONFIG_HOME DO_NOT_TRACK CI GITHUB_ACTIONS GITLAB_CI BUILDKITE TF_BUILD JENKINS_URL CIRCLECI TRAVIS
+STATE="$HOME/.local/state"
+CONF="$HOME/.config"
+
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; T_FAILS=$((T_FAILS + 1)); }
+# check NAME CMD...: passes when CMD exits 0
+check() { n="$1"; shift; if "$@" >/dev/null 2>&1; then ok "$n"; else fail "$n" "command failed: $*"; fi; }
+# check_not NAME CMD...: passes when CMD exits non-zero
+check_not() { n="$1"; shift; if "$@" >/dev/null 2>&1; then fail "$n" "command succeeded: $*"; else ok "$n"; fi; }
+# check_eq NAME GOT WANT
+check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "got '$2', want '$3'"; fi; }
+# check_rc NAME WANT CMD...: passes when CMD exits with WANT
+check_rc() { n="$1"; w="$2"; shift 2; "$@" >/dev/null 2>&1; r=$?; check_eq "$n" "$r" "$w"; }
+# free_port: an unused loopback TCP port
+free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+t_done() { exit $((T_FAILS > 0)); }
