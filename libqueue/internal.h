@@ -153,6 +153,7 @@ typedef struct tel_caps {
     uint64_t max_events;      /* default 10,000 */
     uint64_t max_bytes;       /* default 4 MiB, sum of record sizes */
     uint64_t max_age_ms;      /* default 30 days */
+    int full_sync;            /* 1: sync the meta page too on every commit */
 } tel_caps;
 
 #define TEL_CAPS_DEFAULT_EVENTS 10000u

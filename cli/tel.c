@@ -1,0 +1,491 @@
+/*
+ * cli/tel.c - `tel`: record, show and control an app's telemetry.
+ *
+ * tel is a host like any other: it links libtel only (no libcurl, no
+ * zlib), so `tel emit` from a shell script costs what an emit costs in C.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "internal.h"
+#include "policy.h"
+#include "syncstate.h"
+
+/* Exit code of `tel emit` when the event could not be queued. */
+#define EXIT_NOT_QUEUED 1
+
+static const char usage_text[] =
+    "Usage: tel COMMAND --app APP [OPTIONS]\n"
+    "\n"
+    "Record, inspect and control the anonymous usage telemetry of APP.\n"
+    "\n"
+    "Commands:\n"
+    "  emit EVENT [KEY=VALUE ...]   queue one event; values are typed: integer,\n"
+    "                               decimal, true/false, anything else a string\n"
+    "  show                         print the queued events as JSON lines, oldest first\n"
+    "  status                       state, deciding setting, cookie, queue and sync state\n"
+    "  enable                       turn telemetry on in the user's telemetry.conf\n"
+    "  disable                      turn it off there, and purge the queue\n"
+    "  forget                       delete the anonymous cookie and purge the queue\n"
+    "\n"
+    "Options:\n"
+    "  -a, --app APP            the program whose telemetry this is (required)\n"
+    "      --app-version V      (emit) the program's version, recorded in the context\n"
+    "      --endpoint URL       (emit) collector URL recorded for tel-sync\n"
+    "      --token T            (emit) bearer token recorded for tel-sync\n"
+    "      --json               (status) one JSON object instead of text\n"
+    "  -h, --help               show this help and exit\n"
+    "  -V, --version            show the version and exit\n"
+    "\n"
+    "Exit status:\n"
+    "  0  done; for emit also when telemetry is disabled (nothing to do)\n"
+    "  1  the event could not be queued, or the state could not be read or changed\n"
+    "  2  bad usage: unknown option, bad app or event name, malformed KEY=VALUE,\n"
+    "     an event over a limit; nothing was stored\n";
+
+enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON };
+
+static const struct option long_opts[] = {
+    { "app", required_argument, NULL, 'a' },
+    { "app-version", required_argument, NULL, OPT_APP_VERSION },
+    { "endpoint", required_argument, NULL, OPT_ENDPOINT },
+    { "token", required_argument, NULL, OPT_TOKEN },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
+typedef struct args {
+    const char *command;
+    const char *app;
+    const char *app_version;
+    const char *endpoint;
+    const char *token;
+    int json;
+    char **rest;
+    int nrest;
+} args;
+
+/* ---------------------------------------------------------------- emit */
+
+/*
+ * Types a command-line value the way a shell user means it: 42 is an
+ * integer, 1.5 a decimal, true/false a boolean, anything else a string.
+ */
+static void type_value(const char *s, tel_prop *p)
+{
+    char *end;
+    if (*s) {
+        errno = 0;
+        long long i = strtoll(s, &end, 10);
+        if (!*end && !errno && (s[0] != '+')) {
+            p->type = TEL_T_INT;
+            p->v.i = i;
+            return;
+        }
+        errno = 0;
+        double f = strtod(s, &end);
+        if (!*end && !errno && isfinite(f) && strpbrk(s, "0123456789") && !strpbrk(s, "xXnN")) {
+            p->type = TEL_T_FLOAT;
+            p->v.f = f;
+            return;
+        }
+    }
+    if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+        p->type = TEL_T_BOOL;
+        p->v.b = s[0] == 't';
+        return;
+    }
+    p->type = TEL_T_STR;
+    p->v.s = s;
+}
+
+static int cmd_emit(const args *a)
+{
+    if (a->nrest < 1)
+        return cli_usage_error("emit: missing EVENT");
+    const char *event = a->rest[0];
+    size_t n = (size_t)(a->nrest - 1);
+    if (n > TEL_MAX_PROPS)
+        return cli_usage_error("emit: %zu properties, at most %d allowed", n, TEL_MAX_PROPS);
+    tel_prop props[TEL_MAX_PROPS];
+    for (size_t i = 0; i < n; i++) {
+        char *kv = a->rest[i + 1];
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv)
+            return cli_usage_error("emit: property %zu is not KEY=VALUE", i + 1);
+        *eq = '\0';
+        props[i].key = kv;
+        type_value(eq + 1, &props[i]);
+    }
+    int rc = tel__event_check(event, props, n);
+    if (rc != TEL_OK)
+        return cli_usage_error("emit: %s", tel_last_error());
+    if (a->endpoint && tel__endpoint_check(a->endpoint) != TEL_OK)
+        return cli_usage_error("emit: --endpoint: %s", tel_last_error());
+
+    tel_options *o = tel_options_new(a->app);
+    if (!o)
+        return cli_usage_error("%s", tel_last_error());
+    if ((a->app_version && tel_options_set_app_version(o, a->app_version) != TEL_OK) ||
+        (a->endpoint && tel_options_set_endpoint(o, a->endpoint) != TEL_OK) ||
+        (a->token && tel_options_set_token(o, a->token) != TEL_OK)) {
+        tel_options_free(o);
+        return cli_usage_error("emit: %s", tel_last_error());
+    }
+    tel *h;
+    rc = tel_open(&h, o);
+    if (rc == TEL_ERR_CONFIG) {
+        /* A broken config counts as an opt-out; say so, but it is not a
+         * failure of this command. */
+        cli_error("telemetry is off: %s", tel_last_error());
+        tel_close(h);
+        return EXIT_OK;
+    }
+    if (rc < 0) {
+        cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_NOT_QUEUED;
+    }
+    if (rc == TEL_OK)
+        rc = tel_emit_event(h, event, props, n);
+    tel_close(h);
+    if (rc < 0) {
+        cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_NOT_QUEUED;
+    }
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- show */
+
+typedef struct show_ctx {
+    tel_buf line;
+    uint64_t last_seq;
+    size_t seen;
+    int write_failed;
+} show_ctx;
+
+static int show_one(void *ud, uint64_t seq, const uint8_t *data, size_t len)
+{
+    show_ctx *c = ud;
+    tel_record r;
+    c->last_seq = seq;
+    c->seen++;
+    tel_buf_clear(&c->line);
+    if (tel__record_decode(&r, data, len) != TEL_OK) {
+        printf("{\"seq\":%llu,\"error\":\"undecodable record\"}\n", (unsigned long long)seq);
+        return 0;
+    }
+    if (tel__record_json(&r, &c->line) != TEL_OK || tel_buf_append(&c->line, "\n", 1) != 0) {
+        c->write_failed = 1;
+        return 1;
+    }
+    if (fwrite(c->line.p, 1, c->line.len, stdout) != c->line.len) {
+        c->write_failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int open_existing(const char *app, tel_queue **q, char *dir, size_t size)
+{
+    *q = NULL;
+    int rc = tel__state_dir(app, dir, size);
+    if (rc != TEL_OK)
+        return rc;
+    rc = tel__queue_open(q, dir, NULL, TEL_Q_READONLY);
+    if (rc == TEL_ERR_NOTFOUND) {
+        *q = NULL;
+        return TEL_OK;
+    }
+    return rc;
+}
+
+static int cmd_show(const args *a)
+{
+    if (a->nrest)
+        return cli_usage_error("show: unexpected argument");
+    char dir[TEL_PATH_MAX];
+    tel_queue *q;
+    int rc = open_existing(a->app, &q, dir, sizeof dir);
+    if (rc != TEL_OK) {
+        cli_error("cannot read the queue: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_FAIL;
+    }
+    if (!q)
+        return EXIT_OK;
+    show_ctx c = { TEL_BUF_INIT, 0, 0, 0 };
+    /* Pages of 1000 keep each read transaction short, so a producer or
+     * tel-sync working on the queue meanwhile is never held up. */
+    uint64_t from = 0;
+    for (;;) {
+        c.seen = 0;
+        rc = tel__queue_scan(q, from, 1000, SIZE_MAX, show_one, &c);
+        if (rc != TEL_OK || c.write_failed || c.seen < 1000)
+            break;
+        from = c.last_seq + 1;
+    }
+    tel_buf_free(&c.line);
+    tel__queue_close(q);
+    if (fflush(stdout) != 0 || c.write_failed) {
+        cli_error("cannot write the output");
+        return EXIT_FAIL;
+    }
+    if (rc != TEL_OK) {
+        cli_error("cannot read the queue: %s", tel_last_error());
+        return EXIT_FAIL;
+    }
+    return c.write_failed ? EXIT_FAIL : EXIT_OK;
+}
+
+/* -------------------------------------------------------------- status */
+
+static const char *cookie_state(const char *dir)
+{
+    char path[TEL_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" TEL_COOKIE_FILE, dir);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return "absent";
+    if (!S_ISREG(st.st_mode))
+        return "no lasting id";
+    return "present";
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+static int cmd_status(const args *a)
+{
+    if (a->nrest)
+        return cli_usage_error("status: unexpected argument");
+    tel_policy p;
+    int prc = tel__policy_resolve(&p, a->app, NULL, NULL);
+    int token_set = p.token[0] != '\0';
+    explicit_bzero(p.token, sizeof p.token);
+    char conferr[256] = "";
+    if (prc == TEL_ERR_CONFIG)
+        snprintf(conferr, sizeof conferr, "%s", tel_last_error());
+
+    char dir[TEL_PATH_MAX] = "";
+    tel_queue *q = NULL;
+    int qrc = open_existing(a->app, &q, dir, sizeof dir);
+    tel_queue_stats s = { 0 };
+    tel_backoff b;
+    int have_backoff = 0;
+    tel_last_sync ls;
+    int have_last = 0;
+    char host_endpoint[1024] = "";
+    if (q) {
+        tel__queue_stats(q, &s);
+        have_backoff = tel__backoff_load(q, &b) == TEL_OK;
+        have_last = tel__last_sync_load(q, &ls) == TEL_OK;
+        size_t len = 0;
+        if (tel__queue_meta_get(q, "endpoint", host_endpoint, sizeof host_endpoint - 1, &len) == TEL_OK)
+            host_endpoint[len < sizeof host_endpoint - 1 ? len : sizeof host_endpoint - 1] = '\0';
+        tel__queue_close(q);
+    }
+    /* The endpoint tel-sync would use: the host's recorded one counts
+     * when nothing stronger than the built-in default is set. */
+    const char *endpoint = p.endpoint;
+    const char *endpoint_src = tel__source_name(p.endpoint_src);
+    if (p.endpoint_src <= TEL_SRC_HOST && host_endpoint[0]) {
+        endpoint = host_endpoint;
+        endpoint_src = "host";
+    }
+    uint64_t now = tel__now_ms();
+    uint64_t age_s = s.count && s.oldest_ts_ms && now > s.oldest_ts_ms ? (now - s.oldest_ts_ms) / 1000 : 0;
+    const char *cookie = dir[0] ? cookie_state(dir) : "absent";
+    int deferred = have_backoff && b.until_ms > now;
+
+    if (a->json) {
+        printf("{\"app\":");
+        json_str(a->app);
+        printf(",\"enabled\":%s,\"decided_by\":\"%s\",\"reason\":", p.enabled ? "true" : "false",
+               tel__source_name(p.enabled_src));
+        json_str(p.enabled_why);
+        printf(",\"config_error\":");
+        if (conferr[0])
+            json_str(conferr);
+        else
+            printf("null");
+        printf(",\"debug\":%s,\"logging\":%s,\"inspect\":%s", p.debug ? "true" : "false",
+               p.logging ? "true" : "false", p.inspect[0] ? "true" : "false");
+        printf(",\"endpoint\":");
+        json_str(endpoint);
+        printf(",\"endpoint_source\":\"%s\",\"token_set\":%s", endpoint_src, token_set ? "true" : "false");
+        printf(",\"state_dir\":");
+        json_str(dir);
+        printf(",\"cookie\":\"%s\"", cookie);
+        printf(",\"queue\":{\"events\":%llu,\"bytes\":%llu,\"oldest_age_s\":%llu,\"dropped\":%llu,\"readable\":%s}",
+               (unsigned long long)s.count, (unsigned long long)s.bytes, (unsigned long long)age_s,
+               (unsigned long long)s.dropped, qrc == TEL_OK ? "true" : "false");
+        printf(",\"sync\":{\"deferred\":%s", deferred ? "true" : "false");
+        if (have_backoff) {
+            printf(",\"retry_after_s\":%llu,\"attempts\":%u,\"last_status\":%d,\"last_error\":",
+                   (unsigned long long)(deferred ? (b.until_ms - now + 999) / 1000 : 0), b.attempt, b.status);
+            json_str(b.reason);
+        }
+        if (have_last)
+            printf(",\"last_sent_ms\":%llu,\"last_sent_events\":%u", (unsigned long long)ls.at_ms, ls.events);
+        printf("}}\n");
+    } else {
+        printf("app:         %s\n", a->app);
+        printf("telemetry:   %s (decided by %s%s%s)\n", p.enabled ? "on" : "off",
+               tel__source_name(p.enabled_src), p.enabled_why[0] ? ": " : "", p.enabled_why);
+        if (conferr[0])
+            printf("config:      error: %s\n", conferr);
+        if (p.debug)
+            printf("debug:       on (events are logged, never sent)\n");
+        if (p.logging)
+            printf("logging:     on\n");
+        if (p.inspect[0])
+            printf("inspect:     on (tel-sync writes batches to a file instead of sending)\n");
+        printf("endpoint:    %s (%s)%s\n", endpoint, endpoint_src, token_set ? ", token set" : "");
+        printf("state:       %s\n", dir[0] ? dir : "(no home directory)");
+        printf("cookie:      %s\n", cookie);
+        if (qrc != TEL_OK)
+            printf("queue:       unreadable: %s\n", tel_strerror(qrc));
+        else
+            printf("queue:       %llu events, %llu bytes, oldest %llus ago, %llu dropped\n",
+                   (unsigned long long)s.count, (unsigned long long)s.bytes,
+                   (unsigned long long)age_s, (unsigned long long)s.dropped);
+        if (have_backoff && deferred)
+            printf("sync:        deferred for %llus after %u failed attempt%s (last: %s)\n",
+                   (unsigned long long)((b.until_ms - now + 999) / 1000), b.attempt,
+                   b.attempt == 1 ? "" : "s", b.reason);
+        else if (have_last) {
+            time_t t = (time_t)(ls.at_ms / 1000);
+            struct tm tm;
+            char when[32];
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            printf("sync:        last batch of %u events accepted at %s\n", ls.events, when);
+        } else
+            printf("sync:        nothing sent yet\n");
+    }
+    return qrc == TEL_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+/* ----------------------------------------------------- enable, disable */
+
+static int cmd_set(const args *a, int enabled)
+{
+    if (a->nrest)
+        return cli_usage_error("%s: unexpected argument", a->command);
+    int rc = tel_set_enabled(a->app, enabled);
+    if (rc < 0) {
+        cli_error("cannot %s telemetry: %s: %s", a->command, tel_strerror(rc), tel_last_error());
+        return EXIT_FAIL;
+    }
+    if (enabled) {
+        /* Say so when a stronger opt-out still keeps it off. */
+        tel_policy p;
+        tel__policy_resolve(&p, a->app, NULL, NULL);
+        explicit_bzero(p.token, sizeof p.token);
+        if (!p.enabled)
+            cli_error("enabled in telemetry.conf, but still off because of %s", p.enabled_why);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_forget(const args *a)
+{
+    if (a->nrest)
+        return cli_usage_error("forget: unexpected argument");
+    int rc = tel_forget(a->app);
+    if (rc < 0) {
+        cli_error("cannot forget: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+    cli_prog = "tel";
+    args a = { 0 };
+    int c;
+    while ((c = getopt_long(argc, argv, "+a:hV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage_text, stdout); return EXIT_OK;
+        case 'V': return cli_version();
+        case 'a': a.app = optarg; break;
+        default: return cli_usage_error("unknown option");
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("missing COMMAND (emit, show, status, enable, disable, forget)");
+    a.command = argv[optind];
+    optind++;
+    /* Options may follow the command, among its operands. */
+    int nargc = argc - optind + 1;
+    char **nargv = argv + optind - 1;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(nargc, nargv, "a:hV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(usage_text, stdout); return EXIT_OK;
+        case 'V': return cli_version();
+        case 'a': a.app = optarg; break;
+        case OPT_APP_VERSION: a.app_version = optarg; break;
+        case OPT_ENDPOINT: a.endpoint = optarg; break;
+        case OPT_TOKEN: a.token = optarg; break;
+        case OPT_JSON: a.json = 1; break;
+        case ':': return cli_usage_error("option '%s' needs a value", nargv[optind - 1]);
+        default: return cli_usage_error("unknown option '%s'", nargv[optind - 1]);
+        }
+    }
+    a.rest = nargv + optind;
+    a.nrest = nargc - optind;
+
+    static const char *const commands[] = { "emit", "show", "status", "enable", "disable", "forget" };
+    int known = 0;
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        known |= strcmp(a.command, commands[i]) == 0;
+    if (!known)
+        return cli_usage_error("unknown command '%.32s'", a.command);
+    if (!a.app)
+        return cli_usage_error("%s: missing --app APP", a.command);
+    if (tel__app_check(a.app) != TEL_OK)
+        return cli_usage_error("%s", tel_last_error());
+    if (strcmp(a.command, "emit") != 0 && (a.app_version || a.endpoint || a.token))
+        return cli_usage_error("%s: --app-version, --endpoint and --token go with emit", a.command);
+    if (strcmp(a.command, "status") != 0 && a.json)
+        return cli_usage_error("%s: --json goes with status", a.command);
+
+    if (strcmp(a.command, "emit") == 0)
+        return cmd_emit(&a);
+    if (strcmp(a.command, "show") == 0)
+        return cmd_show(&a);
+    if (strcmp(a.command, "status") == 0)
+        return cmd_status(&a);
+    if (strcmp(a.command, "enable") == 0)
+        return cmd_set(&a, 1);
+    if (strcmp(a.command, "disable") == 0)
+        return cmd_set(&a, 0);
+    return cmd_forget(&a);
+}

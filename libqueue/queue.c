@@ -1,0 +1,650 @@
+/*
+ * libqueue/queue.c - the crash-safe event queue, an LMDB environment in
+ * <state>/telemetry/.
+ *
+ *   telemetry/
+ *   +-- data.mdb     B-trees "events" and "meta"
+ *   +-- lock.mdb     LMDB's reader table and writer mutex (no data)
+ *
+ *   "events": key = sequence number, 8 bytes big-endian (so byte order is
+ *             numeric order and appends go to the right edge of the tree);
+ *             value = one record, exactly as format/SPEC.md describes.
+ *   "meta":   key = short ASCII name, value = a small binary value:
+ *             "next"    u64 next sequence number (never reused, even after
+ *                       a purge, so an old pending batch can never match
+ *                       new events)
+ *             "bytes"   u64 sum of the stored record sizes
+ *             "dropped" u64 events dropped locally since the last
+ *                       accepted batch
+ *             other keys belong to the host settings and tel-sync.
+ *
+ * Every commit writes the data pages and fdatasync()s them; by default the
+ * meta page is written but not synced (MDB_NOMETASYNC), which halves the
+ * syncs per event.  A killed process loses nothing either way, because a
+ * commit is complete in the page cache before it returns; a power cut may
+ * take back the last commit, never corrupt the tree.  README.md explains
+ * the measurement behind that choice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The map is virtual address space, not disk: the file only grows as
+ * pages are used.  64 MiB holds the 4 MiB default cap many times over
+ * (copy-on-write needs free pages for old readers), and hosts that raise
+ * the byte cap get a map sized from it. */
+#define MAP_MIN (64ull * 1024 * 1024)
+
+struct tel_queue {
+    MDB_env *env;
+    MDB_dbi events;
+    MDB_dbi meta;
+    tel_caps caps;
+    int readonly;
+    char dir[TEL_PATH_MAX];
+};
+
+static void put_u64be(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64be(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+static int lmdb_fail(int rc, const char *what)
+{
+    if (rc == ENOMEM)
+        return tel__fail(TEL_ERR_NOMEM, "queue: out of memory (%s)", what);
+    if (rc == EACCES || rc == EROFS || rc == EPERM)
+        return tel__fail(TEL_ERR_NOSTATE, "queue: %s: %s", what, mdb_strerror(rc));
+    return tel__fail(TEL_ERR_IO, "queue: %s: %s", what, mdb_strerror(rc));
+}
+
+/* ---------------------------------------------------------------- meta */
+
+static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
+{
+    MDB_val k = { strlen(key), (void *)key }, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    *out = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != 8)
+        return 0; /* a damaged counter restarts from zero rather than failing */
+    *out = get_u64be(v.mv_data);
+    return 0;
+}
+
+static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t val)
+{
+    uint8_t b[8];
+    put_u64be(b, val);
+    MDB_val k = { strlen(key), (void *)key }, v = { 8, b };
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* ------------------------------------------------------------- opening */
+
+/*
+ * LMDB maps data.mdb and trusts it: a file cut short would turn a read
+ * past its end into SIGBUS inside the host.  So before trusting a file we
+ * check its header ourselves, and after opening we check that the file
+ * really holds every page the meta page claims.
+ */
+static int data_header_ok(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 1 : 0;
+    struct stat st;
+    uint8_t hdr[24];
+    int ok = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (st.st_size == 0)
+            ok = 1; /* LMDB initialises an empty file */
+        else if (st.st_size >= 4096 && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr) {
+            /* page header (16 bytes on 64-bit), then the meta magic and
+             * format version, both native-endian uint32. */
+            uint32_t magic, version;
+            memcpy(&magic, hdr + 16, 4);
+            memcpy(&version, hdr + 20, 4);
+            ok = magic == 0xBEEFC0DEu && version == 1;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+static int env_size_ok(MDB_env *env, const char *data_path)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+        return 0;
+    if (stat(data_path, &fst) != 0)
+        return 0;
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    return (uint64_t)fst.st_size >= need;
+}
+
+static void move_aside(const char *path)
+{
+    char aside[TEL_PATH_MAX + 64];
+    snprintf(aside, sizeof aside, "%s.corrupt-%llu", path,
+             (unsigned long long)tel__now_ms());
+    if (rename(path, aside) != 0)
+        unlink(path);
+}
+
+static int try_open(tel_queue *q, int mode, int *bad_data)
+{
+    char data_path[TEL_PATH_MAX + 16], lock_path[TEL_PATH_MAX + 16];
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", q->dir);
+    snprintf(lock_path, sizeof lock_path, "%s/lock.mdb", q->dir);
+    *bad_data = 0;
+    /* LMDB opens its files by name and would follow a planted symlink to
+     * write somewhere else; the link itself is removed, its target never
+     * touched.  (A symlinked data.mdb fails data_header_ok and is moved
+     * aside as damage.) */
+    struct stat lst;
+    if (lstat(lock_path, &lst) == 0 && !S_ISREG(lst.st_mode) && !q->readonly)
+        unlink(lock_path);
+    if (!data_header_ok(data_path)) {
+        *bad_data = 1;
+        return MDB_INVALID;
+    }
+
+    int rc = mdb_env_create(&q->env);
+    if (rc)
+        return rc;
+    uint64_t map = q->caps.max_bytes * 16;
+    if (map < MAP_MIN)
+        map = MAP_MIN;
+    mdb_env_set_mapsize(q->env, (size_t)map);
+    mdb_env_set_maxdbs(q->env, 2);
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    if (!q->caps.full_sync)
+        flags |= MDB_NOMETASYNC;
+    if (mode & TEL_Q_READONLY)
+        flags |= MDB_RDONLY;
+    rc = mdb_env_open(q->env, q->dir, flags, 0600);
+    if (rc == 0 && !env_size_ok(q->env, data_path)) {
+        *bad_data = 1;
+        rc = MDB_CORRUPTED;
+    }
+    if (rc == 0) {
+        MDB_txn *txn;
+        unsigned dflags = (mode & TEL_Q_READONLY) ? 0 : MDB_CREATE;
+        rc = mdb_txn_begin(q->env, NULL, (mode & TEL_Q_READONLY) ? MDB_RDONLY : 0, &txn);
+        if (rc == 0) {
+            rc = mdb_dbi_open(txn, "events", dflags, &q->events);
+            if (rc == 0)
+                rc = mdb_dbi_open(txn, "meta", dflags, &q->meta);
+            if (rc == 0)
+                rc = mdb_txn_commit(txn);
+            else
+                mdb_txn_abort(txn);
+            if (rc == MDB_INCOMPATIBLE)
+                *bad_data = 1;
+        }
+    }
+    if (rc != 0) {
+        mdb_env_close(q->env);
+        q->env = NULL;
+    }
+    return rc;
+}
+
+static int is_damage(int rc)
+{
+    return rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
+           rc == MDB_PANIC || rc == MDB_INCOMPATIBLE || rc == MDB_BAD_DBI ||
+           rc == EINVAL;
+}
+
+int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps, int mode)
+{
+    *out = NULL;
+    tel_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return tel__fail(TEL_ERR_NOMEM, "queue: out of memory");
+    q->caps.max_events = caps && caps->max_events ? caps->max_events : TEL_CAPS_DEFAULT_EVENTS;
+    q->caps.max_bytes = caps && caps->max_bytes ? caps->max_bytes : TEL_CAPS_DEFAULT_BYTES;
+    q->caps.max_age_ms = caps && caps->max_age_ms ? caps->max_age_ms : TEL_CAPS_DEFAULT_AGE_MS;
+    q->caps.full_sync = caps ? caps->full_sync : 0;
+    q->readonly = (mode & TEL_Q_READONLY) != 0;
+    if ((size_t)snprintf(q->dir, sizeof q->dir, "%s/" TEL_QUEUE_DIR, state_dir) >= sizeof q->dir) {
+        free(q);
+        return tel__fail(TEL_ERR_NOSTATE, "queue: state path too long");
+    }
+
+    struct stat st;
+    int have_dir = lstat(q->dir, &st) == 0;
+    int lstat_errno = errno;
+    if (!have_dir || !S_ISDIR(st.st_mode)) {
+        if (!(mode & TEL_Q_CREATE) || q->readonly) {
+            free(q);
+            if (!have_dir && lstat_errno == ENOENT)
+                return tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet");
+            return tel__fail(TEL_ERR_NOSTATE, "queue: the queue path is not a directory");
+        }
+        int rc = tel__mkdir_private(q->dir);
+        if (rc != TEL_OK) {
+            free(q);
+            return rc;
+        }
+        if (lstat(q->dir, &st) != 0) {
+            free(q);
+            return tel__fail(TEL_ERR_NOSTATE, "queue: the queue directory vanished");
+        }
+    }
+    /* Someone else's directory could be read or swapped under us: refuse
+     * it.  Our own with loose permissions is tightened. */
+    if (st.st_uid != geteuid()) {
+        free(q);
+        return tel__fail(TEL_ERR_NOSTATE, "queue: the queue directory belongs to another user");
+    }
+    if ((st.st_mode & 077) && !q->readonly)
+        chmod(q->dir, 0700);
+
+    int bad_data = 0;
+    int rc = try_open(q, mode, &bad_data);
+    /*
+     * A damaged queue must never take the host down or stop telemetry for
+     * good: the broken file is kept beside the queue for a human to look
+     * at, and a fresh queue starts.  A bad lock file holds no events, so
+     * it is replaced first; the data file goes only if that was not it.
+     */
+    for (int attempt = 0; rc != 0 && is_damage(rc) && !q->readonly && attempt < 2; attempt++) {
+        char path[TEL_PATH_MAX + 16];
+        if (bad_data || attempt == 1) {
+            snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+            move_aside(path);
+        }
+        snprintf(path, sizeof path, "%s/lock.mdb", q->dir);
+        unlink(path);
+        rc = try_open(q, mode, &bad_data);
+    }
+    if (rc != 0) {
+        int code = (rc == ENOENT && q->readonly) ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet")
+                                                 : lmdb_fail(rc, "open");
+        free(q);
+        return code;
+    }
+    if (!q->readonly) {
+        int dead = 0;
+        mdb_reader_check(q->env, &dead);
+    }
+    *out = q;
+    return TEL_OK;
+}
+
+void tel__queue_close(tel_queue *q)
+{
+    if (!q)
+        return;
+    if (q->env)
+        mdb_env_close(q->env);
+    free(q);
+}
+
+const char *tel__queue_dir(const tel_queue *q)
+{
+    return q->dir;
+}
+
+/* -------------------------------------------------------------- append */
+
+/* The time of a stored record, or 0 if it does not decode (it is then the
+ * first to go: an undecodable record can never be delivered anyway). */
+static uint64_t record_ts(const MDB_val *v)
+{
+    tel_record r;
+    if (tel__record_decode(&r, v->mv_data, v->mv_size) != TEL_OK)
+        return 0;
+    return r.ts_ms;
+}
+
+/*
+ * Drops the oldest records until `incoming` more events of `incoming_bytes`
+ * fit, and every record older than the age cap.  `force` drops at least
+ * that many more, to free pages when the map is full.
+ */
+static int evict(tel_queue *q, MDB_txn *txn, uint64_t incoming, uint64_t incoming_bytes,
+                 uint64_t force, uint64_t *bytes, uint64_t *dropped)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, q->events, &st);
+    if (rc)
+        return rc;
+    uint64_t count = st.ms_entries;
+    uint64_t now = tel__now_ms();
+    uint64_t cutoff = now > q->caps.max_age_ms ? now - q->caps.max_age_ms : 0;
+    MDB_cursor *cur;
+    rc = mdb_cursor_open(txn, q->events, &cur);
+    if (rc)
+        return rc;
+    MDB_val k, v;
+    while (count > 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        int over = count + incoming > q->caps.max_events ||
+                   *bytes + incoming_bytes > q->caps.max_bytes || force > 0;
+        if (!over && record_ts(&v) >= cutoff)
+            break;
+        *bytes = *bytes > v.mv_size ? *bytes - v.mv_size : 0;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            break;
+        count--;
+        (*dropped)++;
+        if (force)
+            force--;
+    }
+    mdb_cursor_close(cur);
+    if (count == 0)
+        *bytes = 0; /* resynchronise the counter whenever the queue empties */
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t force)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    uint64_t next, bytes, dropped, incoming_bytes = 0;
+    if ((rc = meta_get_u64(txn, q->meta, "next", &next)) ||
+        (rc = meta_get_u64(txn, q->meta, "bytes", &bytes)) ||
+        (rc = meta_get_u64(txn, q->meta, "dropped", &dropped)))
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        incoming_bytes += recs[i].len;
+
+    /* A burst larger than the caps keeps only its newest events, just as
+     * if they had been appended one by one. */
+    size_t skip = 0;
+    while (skip < n && (n - skip > q->caps.max_events || incoming_bytes > q->caps.max_bytes)) {
+        incoming_bytes -= recs[skip].len;
+        skip++;
+        dropped++;
+    }
+    if ((rc = evict(q, txn, n - skip, incoming_bytes, force, &bytes, &dropped)))
+        goto out;
+
+    if (next == 0)
+        next = 1;
+    for (size_t i = skip; i < n; i++) {
+        uint8_t kb[8];
+        put_u64be(kb, next);
+        MDB_val k = { 8, kb }, v = { recs[i].len, (void *)recs[i].data };
+        rc = mdb_put(txn, q->events, &k, &v, MDB_APPEND);
+        if (rc == MDB_KEYEXIST) {
+            /* "next" fell behind the tree (restored from an old copy):
+             * fall back to an ordinary insert after the last key. */
+            MDB_cursor *cur;
+            MDB_val lk, lv;
+            if ((rc = mdb_cursor_open(txn, q->events, &cur)))
+                goto out;
+            rc = mdb_cursor_get(cur, &lk, &lv, MDB_LAST);
+            if (rc == 0 && lk.mv_size == 8)
+                next = get_u64be(lk.mv_data) + 1;
+            mdb_cursor_close(cur);
+            put_u64be(kb, next);
+            rc = mdb_put(txn, q->events, &k, &v, MDB_APPEND);
+        }
+        if (rc)
+            goto out;
+        next++;
+        bytes += recs[i].len;
+    }
+    if ((rc = meta_put_u64(txn, q->meta, "next", next)) ||
+        (rc = meta_put_u64(txn, q->meta, "bytes", bytes)) ||
+        (rc = meta_put_u64(txn, q->meta, "dropped", dropped)))
+        goto out;
+    return mdb_txn_commit(txn);
+out:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int tel__queue_append(tel_queue *q, const tel_rec *recs, size_t n)
+{
+    if (q->readonly)
+        return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
+    if (n == 0)
+        return TEL_OK;
+    int rc = append_txn(q, recs, n, 0);
+    /*
+     * The map filling up means the caps were set larger than the map can
+     * hold with LMDB's copy-on-write overhead.  A full queue is never the
+     * host's problem: drop a growing share of the oldest events and retry.
+     */
+    for (uint64_t force = 64; rc == MDB_MAP_FULL && force <= (1u << 20); force *= 4)
+        rc = append_txn(q, recs, n, force);
+    if (rc)
+        return lmdb_fail(rc, "append");
+    return TEL_OK;
+}
+
+/* --------------------------------------------------------------- reads */
+
+int tel__queue_stats(tel_queue *q, tel_queue_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return lmdb_fail(rc, "stats");
+    MDB_stat st;
+    if ((rc = mdb_stat(txn, q->events, &st)) == 0) {
+        out->count = st.ms_entries;
+        meta_get_u64(txn, q->meta, "bytes", &out->bytes);
+        meta_get_u64(txn, q->meta, "dropped", &out->dropped);
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, q->events, &cur)) == 0) {
+            MDB_val k, v;
+            if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8) {
+                out->first_seq = get_u64be(k.mv_data);
+                out->oldest_ts_ms = record_ts(&v);
+                if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+                    out->last_seq = get_u64be(k.mv_data);
+            }
+            mdb_cursor_close(cur);
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc ? lmdb_fail(rc, "stats") : TEL_OK;
+}
+
+int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t max_bytes,
+                    tel_queue_fn fn, void *ud)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return lmdb_fail(rc, "scan");
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, q->events, &cur))) {
+        mdb_txn_abort(txn);
+        return lmdb_fail(rc, "scan");
+    }
+    uint8_t kb[8];
+    put_u64be(kb, from_seq);
+    MDB_val k = { 8, kb }, v;
+    size_t count = 0, bytes = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && count < max_count) {
+        if (k.mv_size != 8)
+            break;
+        if (count > 0 && bytes + v.mv_size > max_bytes)
+            break;
+        count++;
+        bytes += v.mv_size;
+        if (fn(ud, get_u64be(k.mv_data), v.mv_data, v.mv_size))
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_fail(rc, "scan");
+    return TEL_OK;
+}
+
+/* ------------------------------------------------------------- deletes */
+
+int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked)
+{
+    if (q->readonly)
+        return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    if (rc)
+        return lmdb_fail(rc, "delete");
+    uint64_t bytes, dropped;
+    MDB_cursor *cur = NULL;
+    if ((rc = meta_get_u64(txn, q->meta, "bytes", &bytes)) ||
+        (rc = meta_get_u64(txn, q->meta, "dropped", &dropped)) ||
+        (rc = mdb_cursor_open(txn, q->events, &cur)))
+        goto out;
+    uint8_t kb[8];
+    put_u64be(kb, first);
+    MDB_val k = { 8, kb }, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == 8 && get_u64be(k.mv_data) <= last) {
+        bytes = bytes > v.mv_size ? bytes - v.mv_size : 0;
+        if ((rc = mdb_cursor_del(cur, 0)))
+            goto out;
+        /* After a delete LMDB leaves the cursor on the following record,
+         * and MDB_NEXT returns that one rather than skipping it. */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto out;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    MDB_stat st;
+    if ((rc = mdb_stat(txn, q->events, &st)))
+        goto out;
+    if (st.ms_entries == 0)
+        bytes = 0;
+    dropped = dropped > dropped_acked ? dropped - dropped_acked : 0;
+    if ((rc = meta_put_u64(txn, q->meta, "bytes", bytes)) ||
+        (rc = meta_put_u64(txn, q->meta, "dropped", dropped)))
+        goto out;
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_fail(rc, "delete") : TEL_OK;
+out:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return lmdb_fail(rc, "delete");
+}
+
+int tel__queue_add_dropped(tel_queue *q, uint64_t n)
+{
+    if (q->readonly)
+        return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    if (rc)
+        return lmdb_fail(rc, "count dropped");
+    uint64_t dropped;
+    if ((rc = meta_get_u64(txn, q->meta, "dropped", &dropped)) ||
+        (rc = meta_put_u64(txn, q->meta, "dropped", dropped + n))) {
+        mdb_txn_abort(txn);
+        return lmdb_fail(rc, "count dropped");
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_fail(rc, "count dropped") : TEL_OK;
+}
+
+int tel__queue_purge(tel_queue *q)
+{
+    if (q->readonly)
+        return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    if (rc)
+        return lmdb_fail(rc, "purge");
+    /* Emptying the tree keeps "next": sequence numbers are never reused.
+     * Everything tel-sync kept about the old events (pending batch,
+     * backoff) goes, so nothing from before the purge lingers. */
+    uint64_t next;
+    if ((rc = meta_get_u64(txn, q->meta, "next", &next)) ||
+        (rc = mdb_drop(txn, q->events, 0)))
+        goto out;
+    static const char *const sync_keys[] = { "pending", "backoff", "last_sync" };
+    for (size_t i = 0; i < sizeof sync_keys / sizeof *sync_keys; i++) {
+        MDB_val k = { strlen(sync_keys[i]), (void *)sync_keys[i] };
+        rc = mdb_del(txn, q->meta, &k, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            goto out;
+    }
+    if ((rc = meta_put_u64(txn, q->meta, "bytes", 0)) ||
+        (rc = meta_put_u64(txn, q->meta, "dropped", 0)) ||
+        (rc = meta_put_u64(txn, q->meta, "next", next ? next : 1)))
+        goto out;
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_fail(rc, "purge") : TEL_OK;
+out:
+    mdb_txn_abort(txn);
+    return lmdb_fail(rc, "purge");
+}
+
+/* ---------------------------------------------------------------- meta */
+
+int tel__queue_meta_get(tel_queue *q, const char *key, void *buf, size_t cap, size_t *len)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return lmdb_fail(rc, "read setting");
+    MDB_val k = { strlen(key), (void *)key }, v;
+    rc = mdb_get(txn, q->meta, &k, &v);
+    if (rc == 0) {
+        if (len)
+            *len = v.mv_size;
+        memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+    }
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return TEL_ERR_NOTFOUND;
+    return rc ? lmdb_fail(rc, "read setting") : TEL_OK;
+}
+
+int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t len)
+{
+    if (q->readonly)
+        return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    if (rc)
+        return lmdb_fail(rc, "write setting");
+    MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
+    rc = val ? mdb_put(txn, q->meta, &k, &v, 0) : mdb_del(txn, q->meta, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return lmdb_fail(rc, "write setting");
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? lmdb_fail(rc, "write setting") : TEL_OK;
+}

@@ -1,0 +1,64 @@
+/*
+ * libqueue/spawn.c - starts tel-sync detached from the host.
+ *
+ * posix_spawn (vfork underneath) costs the host a fraction of a
+ * millisecond however large it is, where fork would copy its page tables.
+ * The child gets its own session, so closing the terminal does not stop
+ * it; /dev/null for stdio, so it can never write into the host's output
+ * or hold a pipe of the host's open; and no other inherited descriptor.
+ * The host never waits for it.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#ifndef TEL_SYNC_BIN
+#define TEL_SYNC_BIN "/usr/local/bin/tel-sync"
+#endif
+
+extern char **environ;
+
+int tel__spawn_sync(const char *app)
+{
+    const char *bin = getenv("TEL_SYNC_PATH");
+    if (!bin || bin[0] != '/')
+        bin = TEL_SYNC_BIN;
+    char *argv[] = { (char *)bin, "--app", (char *)app, "--quiet", NULL };
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return tel__fail(TEL_ERR_NOMEM, "spawn: out of memory");
+    if (posix_spawnattr_init(&attr) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return tel__fail(TEL_ERR_NOMEM, "spawn: out of memory");
+    }
+    int rc = 0;
+    rc |= posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    rc |= posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    rc |= posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    rc |= posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+
+    /* Signals the host blocked or ignored are not tel-sync's business. */
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    rc |= posix_spawnattr_setsigmask(&attr, &none);
+    rc |= posix_spawnattr_setsigdefault(&attr, &all);
+    rc |= posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                              POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    if (rc == 0)
+        rc = posix_spawn(&pid, bin, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0)
+        return tel__fail(TEL_ERR_IO, "spawn: cannot start tel-sync (%s)", strerror(rc));
+    return TEL_OK;
+}

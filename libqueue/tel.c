@@ -1,0 +1,672 @@
+/*
+ * libqueue/tel.c - the public API: options, handles, emits, the command
+ * lifecycle helpers and the user controls.
+ *
+ * Everything here runs inside the host program, on its critical path, so
+ * it does only local work: environment and config reads, one cookie read,
+ * one LMDB transaction per emit (or per batch).  No network, no DNS, no
+ * waiting for a child.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "syncstate.h"
+
+#define NOTICE_FILE "telemetry-notice"
+
+struct tel_options {
+    char app[TEL_MAX_NAME + 1];
+    char app_version[65];
+    char *endpoint;
+    char *token;
+    char *salt;
+    int enabled;
+    tel_source enabled_src;
+    int logging;
+    tel_log_fn log_fn;
+    void *log_ud;
+    tel_caps caps;
+    int require_notice;
+};
+
+/* A record buffered by tel_batch_begin(). */
+typedef struct pending_rec {
+    size_t off;
+    size_t len;
+    uint64_t ts;
+} pending_rec;
+
+struct tel {
+    char app[TEL_MAX_NAME + 1];
+    char app_version[65];
+    char project[65];
+    tel_policy policy;
+    int enabled;
+    int waiting_notice;       /* require_notice and the notice not shown yet */
+    tel_log_fn log_fn;
+    void *log_ud;
+    char state_dir[TEL_PATH_MAX];
+    tel_queue *q;
+    uint8_t anon[TEL_ID_LEN];
+    uint8_t exec[TEL_ID_LEN];
+    int events_recorded;
+    tel_ctx ctx;
+
+    char command[TEL_MAX_STRING + 1];
+    int command_started;
+    uint64_t command_start_ms;
+
+    int in_batch;
+    tel_buf batch;
+    pending_rec *brecs;
+    size_t nbrecs, cap_brecs;
+};
+
+/* ------------------------------------------------------------- options */
+
+static int copy_str(char **dst, const char *src, size_t max, const char *what)
+{
+    if (src && strlen(src) > max)
+        return tel__fail(TEL_ERR_INVALID, "%s is longer than %zu bytes", what, max);
+    char *c = NULL;
+    if (src && !(c = strdup(src)))
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    free(*dst);
+    *dst = c;
+    return TEL_OK;
+}
+
+tel_options *tel_options_new(const char *app)
+{
+    if (tel__app_check(app) != TEL_OK)
+        return NULL;
+    tel_options *o = calloc(1, sizeof *o);
+    if (!o) {
+        tel__fail(TEL_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    strcpy(o->app, app);
+    o->enabled = -1;
+    o->enabled_src = TEL_SRC_HOST;
+    o->logging = -1;
+    return o;
+}
+
+void tel_options_free(tel_options *o)
+{
+    if (!o)
+        return;
+    free(o->endpoint);
+    if (o->token) {
+        explicit_bzero(o->token, strlen(o->token));
+        free(o->token);
+    }
+    free(o->salt);
+    free(o);
+}
+
+int tel_options_set_app_version(tel_options *o, const char *version)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (!version) {
+        o->app_version[0] = '\0';
+        return TEL_OK;
+    }
+    size_t n = strlen(version);
+    if (n > 64)
+        return tel__fail(TEL_ERR_INVALID, "app version is longer than 64 bytes");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)version[i] < 0x21 || (unsigned char)version[i] > 0x7e)
+            return tel__fail(TEL_ERR_INVALID, "app version has a space or control character at byte %zu", i);
+    memcpy(o->app_version, version, n + 1);
+    return TEL_OK;
+}
+
+int tel_options_set_endpoint(tel_options *o, const char *url)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    return copy_str(&o->endpoint, url && *url ? url : NULL, 1023, "endpoint");
+}
+
+int tel_options_set_token(tel_options *o, const char *token)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    return copy_str(&o->token, token && *token ? token : NULL, 511, "token");
+}
+
+int tel_options_set_enabled(tel_options *o, int enabled, tel_source src)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (src != TEL_SRC_HOST && src != TEL_SRC_FLAG)
+        return tel__fail(TEL_ERR_INVALID, "a host sets 'enabled' as TEL_SRC_HOST or TEL_SRC_FLAG");
+    o->enabled = enabled ? 1 : 0;
+    o->enabled_src = src;
+    return TEL_OK;
+}
+
+int tel_options_set_logging(tel_options *o, int on, tel_log_fn fn, void *userdata)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    o->logging = on ? 1 : 0;
+    o->log_fn = fn;
+    o->log_ud = userdata;
+    return TEL_OK;
+}
+
+int tel_options_set_caps(tel_options *o, uint64_t max_events, uint64_t max_bytes,
+                         uint64_t max_age_seconds)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (max_age_seconds > UINT64_MAX / 1000)
+        return tel__fail(TEL_ERR_INVALID, "max age is too large");
+    o->caps.max_events = max_events;
+    o->caps.max_bytes = max_bytes;
+    o->caps.max_age_ms = max_age_seconds * 1000;
+    return TEL_OK;
+}
+
+int tel_options_set_project_salt(tel_options *o, const char *salt)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    return copy_str(&o->salt, salt && *salt ? salt : NULL, 256, "project salt");
+}
+
+int tel_options_set_require_notice(tel_options *o, int on)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    o->require_notice = on ? 1 : 0;
+    return TEL_OK;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static int notice_path(const tel *h, char *out, size_t size)
+{
+    return (size_t)snprintf(out, size, "%s/" NOTICE_FILE, h->state_dir) < size ? 0 : -1;
+}
+
+static int notice_recorded(const tel *h)
+{
+    char path[TEL_PATH_MAX + 32];
+    struct stat st;
+    return notice_path(h, path, sizeof path) == 0 && lstat(path, &st) == 0;
+}
+
+/* Opens the queue of an app only if it exists, and empties it. */
+static int purge_existing(const char *state_dir)
+{
+    char path[TEL_PATH_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/" TEL_QUEUE_DIR "/data.mdb", state_dir);
+    if (lstat(path, &st) != 0)
+        return TEL_OK;
+    tel_queue *q;
+    int rc = tel__queue_open(&q, state_dir, NULL, 0);
+    if (rc == TEL_ERR_NOTFOUND)
+        return TEL_OK;
+    if (rc != TEL_OK)
+        return rc;
+    tel_queue_stats s;
+    rc = tel__queue_stats(q, &s);
+    if (rc == TEL_OK && (s.count > 0 || s.dropped > 0))
+        rc = tel__queue_purge(q);
+    tel__queue_close(q);
+    return rc;
+}
+
+static void log_line(tel *h, const char *line)
+{
+    if (h->log_fn)
+        h->log_fn(h->log_ud, line);
+    else
+        fprintf(stderr, "%s telemetry: %s\n", h->app, line);
+}
+
+/*
+ * Records the host's endpoint and token beside the queue for tel-sync,
+ * only when they differ from what is there: most runs write nothing.
+ */
+static void record_host_settings(tel *h, const char *endpoint, const char *token)
+{
+    static const char *const keys[2] = { "endpoint", "token" };
+    const char *vals[2] = { endpoint, token };
+    for (int i = 0; i < 2; i++) {
+        if (!vals[i])
+            continue;
+        char cur[1024];
+        size_t len = 0;
+        size_t want = strlen(vals[i]);
+        int rc = tel__queue_meta_get(h->q, keys[i], cur, sizeof cur, &len);
+        if (rc == TEL_OK && len == want && memcmp(cur, vals[i], want) == 0)
+            continue;
+        tel__queue_meta_put(h->q, keys[i], vals[i], want);
+    }
+}
+
+/* ---------------------------------------------------------------- open */
+
+int tel_open(tel **out, tel_options *o)
+{
+    if (!out) {
+        tel_options_free(o);
+        return tel__fail(TEL_ERR_INVALID, "no output handle");
+    }
+    *out = NULL;
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    tel__clear_error();
+    tel *h = calloc(1, sizeof *h);
+    if (!h) {
+        tel_options_free(o);
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    }
+    strcpy(h->app, o->app);
+    strcpy(h->app_version, o->app_version);
+    h->log_fn = o->log_fn;
+    h->log_ud = o->log_ud;
+
+    tel_host_settings host = { o->enabled, o->enabled_src, o->endpoint, o->token, o->logging };
+    int prc = tel__policy_resolve(&h->policy, h->app, &host, NULL);
+    h->enabled = h->policy.enabled;
+    int rc = tel__state_dir(h->app, h->state_dir, sizeof h->state_dir);
+
+    if (!h->enabled) {
+        /* Disabled means nothing is kept: a queue filled before the user
+         * opted out is emptied now. */
+        if (rc == TEL_OK)
+            purge_existing(h->state_dir);
+        tel_options_free(o);
+        *out = h;
+        if (prc == TEL_ERR_CONFIG)
+            return TEL_ERR_CONFIG;
+        return TEL_DISABLED;
+    }
+    if (rc == TEL_OK)
+        rc = tel__mkdir_private(h->state_dir);
+    int lasting = 0;
+    if (rc == TEL_OK)
+        rc = tel__cookie_load(h->state_dir, h->anon, &lasting);
+    if (rc == TEL_OK)
+        rc = tel__queue_open(&h->q, h->state_dir, &o->caps, TEL_Q_CREATE);
+    if (rc != TEL_OK) {
+        tel_options_free(o);
+        free(h);
+        return rc;
+    }
+    if (tel__uuid4(h->exec) != 0) {
+        tel_options_free(o);
+        tel_close(h);
+        return tel__fail(TEL_ERR_IO, "no random numbers available");
+    }
+    tel__context_detect(&h->ctx);
+    h->ctx.app = h->app;
+    h->ctx.app_version = h->app_version[0] ? h->app_version : NULL;
+    if (o->salt) {
+        char cwd[TEL_PATH_MAX];
+        if (getcwd(cwd, sizeof cwd) && tel__project_id(o->salt, cwd, h->project) == TEL_OK)
+            h->ctx.project = h->project;
+    }
+    h->waiting_notice = o->require_notice && !notice_recorded(h);
+    record_host_settings(h, o->endpoint, o->token);
+    tel_options_free(o);
+    *out = h;
+    return TEL_OK;
+}
+
+void tel_close(tel *h)
+{
+    if (!h)
+        return;
+    if (h->in_batch)
+        tel_batch_commit(h);
+    tel__queue_close(h->q);
+    tel_buf_free(&h->batch);
+    free(h->brecs);
+    explicit_bzero(h->policy.token, sizeof h->policy.token);
+    free(h);
+}
+
+int tel_enabled(const tel *h)
+{
+    return h && h->enabled && !h->waiting_notice;
+}
+
+/* ---------------------------------------------------------------- emit */
+
+static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    int rc = tel__event_check(event, props, nprops);
+    if (rc != TEL_OK)
+        return rc;
+    if (!h->enabled || h->waiting_notice)
+        return TEL_DISABLED;
+
+    tel_event_in ev;
+    memset(&ev, 0, sizeof ev);
+    /* The execution id is the id of the run's first event, so the events
+     * of one run are linked without a second random number per event. */
+    if (h->events_recorded == 0)
+        memcpy(ev.id, h->exec, TEL_ID_LEN);
+    else if (tel__uuid4(ev.id) != 0)
+        return tel__fail(TEL_ERR_IO, "no random numbers available");
+    memcpy(ev.exec, h->exec, TEL_ID_LEN);
+    ev.ts_ms = tel__now_ms();
+    ev.name = event;
+    ev.props = props;
+    ev.nprops = nprops;
+    ev.anon = h->anon;
+    ev.ctx = &h->ctx;
+
+    uint8_t buf[TEL_MAX_EVENT];
+    size_t len;
+    if ((rc = tel__record_encode(&ev, buf, sizeof buf, &len)) != TEL_OK)
+        return rc;
+
+    if (h->policy.logging || h->policy.debug) {
+        tel_record r;
+        tel_buf line = TEL_BUF_INIT;
+        if (tel__record_decode(&r, buf, len) == TEL_OK &&
+            tel_buf_puts(&line, h->policy.debug ? "debug, not stored: " : "recorded: ") == 0 &&
+            tel__record_json(&r, &line) == TEL_OK && tel_buf_append(&line, "", 1) == 0)
+            log_line(h, (const char *)line.p);
+        tel_buf_free(&line);
+    }
+    /* Debug telemetry is for looking, never for sending. */
+    if (h->policy.debug) {
+        h->events_recorded++;
+        return TEL_OK;
+    }
+
+    if (h->in_batch) {
+        if (h->nbrecs == h->cap_brecs) {
+            size_t ncap = h->cap_brecs ? h->cap_brecs * 2 : 64;
+            pending_rec *n = realloc(h->brecs, ncap * sizeof *n);
+            if (!n)
+                return tel__fail(TEL_ERR_NOMEM, "out of memory");
+            h->brecs = n;
+            h->cap_brecs = ncap;
+        }
+        size_t off = h->batch.len;
+        if (tel_buf_append(&h->batch, buf, len) != 0)
+            return tel__fail(TEL_ERR_NOMEM, "out of memory");
+        h->brecs[h->nbrecs++] = (pending_rec){ off, len, ev.ts_ms };
+        h->events_recorded++;
+        return TEL_OK;
+    }
+    tel_rec rec = { buf, len, ev.ts_ms };
+    rc = tel__queue_append(h->q, &rec, 1);
+    if (rc == TEL_OK)
+        h->events_recorded++;
+    return rc;
+}
+
+int tel_emit_event(tel *h, const char *event, const tel_prop *props, size_t nprops)
+{
+    return emit(h, event, props, nprops);
+}
+
+int tel_emit(const char *app, const char *event, const tel_prop *props, size_t nprops)
+{
+    /* Check the event before touching the disk: a bad call costs nothing. */
+    int rc = tel__event_check(event, props, nprops);
+    if (rc != TEL_OK)
+        return rc;
+    tel_options *o = tel_options_new(app);
+    if (!o)
+        return TEL_ERR_INVALID;
+    tel *h;
+    rc = tel_open(&h, o);
+    if (rc < 0 && !h)
+        return rc;
+    if (rc == TEL_OK)
+        rc = emit(h, event, props, nprops);
+    tel_close(h);
+    return rc;
+}
+
+int tel_batch_begin(tel *h)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (h->in_batch)
+        return tel__fail(TEL_ERR_STATE, "a batch is already open");
+    h->in_batch = 1;
+    h->nbrecs = 0;
+    tel_buf_clear(&h->batch);
+    return TEL_OK;
+}
+
+int tel_batch_commit(tel *h)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!h->in_batch)
+        return tel__fail(TEL_ERR_STATE, "no batch is open");
+    h->in_batch = 0;
+    if (h->nbrecs == 0 || !h->q)
+        return h->enabled ? TEL_OK : TEL_DISABLED;
+    tel_rec *recs = malloc(h->nbrecs * sizeof *recs);
+    if (!recs)
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < h->nbrecs; i++)
+        recs[i] = (tel_rec){ h->batch.p + h->brecs[i].off, h->brecs[i].len, h->brecs[i].ts };
+    int rc = tel__queue_append(h->q, recs, h->nbrecs);
+    free(recs);
+    h->nbrecs = 0;
+    tel_buf_clear(&h->batch);
+    return rc;
+}
+
+/* ---------------------------------------------------- command lifecycle */
+
+static int option_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+int tel_command_started(tel *h, const char *command, const tel_option_use *options,
+                        size_t noptions)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!command || !*command || strlen(command) > TEL_MAX_STRING)
+        return tel__fail(TEL_ERR_INVALID, "command name must be 1-%d bytes", TEL_MAX_STRING);
+    /* Option names are joined into two strings, so a command with many
+     * options still fits the 32-property limit; each name is checked to
+     * be a name, so a value passed by mistake is refused, not recorded. */
+    char cli[TEL_MAX_STRING + 1] = "", env[TEL_MAX_STRING + 1] = "";
+    for (size_t i = 0; i < noptions; i++) {
+        if (!option_name_ok(options[i].name))
+            return tel__fail(TEL_ERR_INVALID, "option %zu is not a name (1-64 of [A-Za-z0-9_.-])", i);
+        char *dst = options[i].from_env ? env : cli;
+        size_t used = strlen(dst), add = strlen(options[i].name) + (used ? 1 : 0);
+        if (used + add > TEL_MAX_STRING)
+            return tel__fail(TEL_ERR_LIMIT, "option names exceed %d bytes", TEL_MAX_STRING);
+        if (used)
+            strcat(dst, ",");
+        strcat(dst, options[i].name);
+    }
+    snprintf(h->command, sizeof h->command, "%s", command);
+    h->command_started = 1;
+    h->command_start_ms = tel__mono_ms();
+    tel_prop props[3];
+    size_t n = 0;
+    props[n++] = (tel_prop)TEL_STR("command", h->command);
+    if (cli[0])
+        props[n++] = (tel_prop)TEL_STR("options", cli);
+    if (env[0])
+        props[n++] = (tel_prop)TEL_STR("env_options", env);
+    return emit(h, "command.started", props, n);
+}
+
+int tel_command_exited(tel *h, int exit_code, const char *error_class, const char *error_message)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    tel_prop props[6];
+    size_t n = 0;
+    char clean[512];
+    if (h->command_started)
+        props[n++] = (tel_prop)TEL_STR("command", h->command);
+    props[n++] = (tel_prop)TEL_INT("exit_code", exit_code);
+    props[n++] = (tel_prop)TEL_BOOL("success", exit_code == 0);
+    if (h->command_started)
+        props[n++] = (tel_prop)TEL_INT("duration_ms", (int64_t)(tel__mono_ms() - h->command_start_ms));
+    /* Error details can carry anything the program printed; they leave
+     * the host only in debug telemetry, which is never sent, and even
+     * then sanitised. */
+    if (h->policy.debug && error_class && option_name_ok(error_class))
+        props[n++] = (tel_prop)TEL_STR("error_class", error_class);
+    if (h->policy.debug && error_message) {
+        tel__sanitize(error_message, clean, sizeof clean);
+        props[n++] = (tel_prop)TEL_STR("error", clean);
+    }
+    return emit(h, "command.exited", props, n);
+}
+
+/* ------------------------------------------------------ delivery, notice */
+
+int tel_spawn_sync(tel *h, unsigned min_interval_s)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!h->enabled || h->waiting_notice || h->policy.debug || !h->q)
+        return TEL_DISABLED;
+    if (h->in_batch)
+        tel_batch_commit(h);
+    tel_queue_stats s;
+    if (tel__queue_stats(h->q, &s) != TEL_OK || s.count == 0)
+        return TEL_DISABLED;
+    /* A collector that asked us to wait is not asked again early. */
+    tel_backoff b;
+    if (tel__backoff_load(h->q, &b) == TEL_OK && b.until_ms > tel__now_ms())
+        return TEL_DISABLED;
+    if (min_interval_s == 0)
+        min_interval_s = 600;
+    /* The stamp's mtime says when a sync was last started; a stat is all
+     * a typical run pays. */
+    char stamp[TEL_PATH_MAX + 32];
+    snprintf(stamp, sizeof stamp, "%s/spawn.stamp", tel__queue_dir(h->q));
+    struct stat st;
+    time_t now = time(NULL);
+    if (lstat(stamp, &st) == 0 && st.st_mtime <= now && now - st.st_mtime < (time_t)min_interval_s)
+        return TEL_DISABLED;
+    int fd = open(stamp, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tel__fail(TEL_ERR_IO, "cannot write the sync stamp");
+    futimens(fd, NULL);
+    close(fd);
+    return tel__spawn_sync(h->app);
+}
+
+int tel_notice_due(tel *h)
+{
+    if (!h || !h->enabled || h->ctx.ci)
+        return 0;
+    return !notice_recorded(h);
+}
+
+int tel_notice_shown(tel *h)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!h->enabled)
+        return TEL_DISABLED;
+    char path[TEL_PATH_MAX + 32];
+    if (notice_path(h, path, sizeof path) != 0)
+        return tel__fail(TEL_ERR_NOSTATE, "state path too long");
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tel__fail(TEL_ERR_NOSTATE, "cannot record that the notice was shown");
+    char line[32];
+    int n = snprintf(line, sizeof line, "%llu\n", (unsigned long long)tel__now_ms());
+    int ok = write(fd, line, (size_t)n) == n;
+    close(fd);
+    h->waiting_notice = 0;
+    return ok ? TEL_OK : tel__fail(TEL_ERR_IO, "cannot record that the notice was shown");
+}
+
+/* ------------------------------------------------------- user controls */
+
+int tel_set_enabled(const char *app, int enabled)
+{
+    int rc = tel__app_check(app);
+    if (rc != TEL_OK)
+        return rc;
+    rc = tel__config_set(app, "enabled", enabled ? "true" : "false");
+    if (rc != TEL_OK || enabled)
+        return rc;
+    char dir[TEL_PATH_MAX];
+    if (tel__state_dir(app, dir, sizeof dir) != TEL_OK)
+        return TEL_OK;
+    return purge_existing(dir);
+}
+
+int tel_forget(const char *app)
+{
+    int rc = tel__app_check(app);
+    if (rc != TEL_OK)
+        return rc;
+    char dir[TEL_PATH_MAX];
+    if ((rc = tel__state_dir(app, dir, sizeof dir)) != TEL_OK)
+        return rc;
+    if ((rc = tel__cookie_delete(dir)) != TEL_OK)
+        return rc;
+    return purge_existing(dir);
+}
+
+int tel_status_line(const char *app, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return tel__fail(TEL_ERR_INVALID, "no buffer");
+    buf[0] = '\0';
+    int rc = tel__app_check(app);
+    if (rc != TEL_OK)
+        return rc;
+    tel_policy p;
+    int prc = tel__policy_resolve(&p, app, NULL, NULL);
+    explicit_bzero(p.token, sizeof p.token);
+    char dir[TEL_PATH_MAX];
+    uint64_t count = 0;
+    if (tel__state_dir(app, dir, sizeof dir) == TEL_OK) {
+        tel_queue *q;
+        tel_queue_stats s;
+        if (tel__queue_open(&q, dir, NULL, TEL_Q_READONLY) == TEL_OK) {
+            if (tel__queue_stats(q, &s) == TEL_OK)
+                count = s.count;
+            tel__queue_close(q);
+        }
+    }
+    snprintf(buf, size, "telemetry is %s (decided by %s%s%s)%s; %llu event%s queued",
+             p.enabled ? "on" : "off", tel__source_name(p.enabled_src),
+             p.enabled_why[0] ? ": " : "", p.enabled_why,
+             prc == TEL_ERR_CONFIG ? "; telemetry.conf has an error" : "",
+             (unsigned long long)count, count == 1 ? "" : "s");
+    return TEL_OK;
+}
