@@ -1,0 +1,337 @@
+/*
+ * libqueue/upload.c - gzip with zlib, one POST with libcurl.
+ *
+ * Everything a hostile or broken collector can do to us is bounded here:
+ * the time (connect and whole-request limits, no signals), the memory (a
+ * response body cap), where we go (no redirects, http and https only) and
+ * what we trust (peer and host verification are always on; there is
+ * deliberately no switch to turn them off).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <zlib.h>
+
+#include "upload.h"
+
+struct tel_upload {
+    CURL *curl;
+    char *endpoint;
+    char *token;              /* NULL when there is none; wiped on free */
+    tel_buf response;         /* at most TEL_UPLOAD_MAX_RESPONSE bytes */
+    int response_capped;      /* the collector sent more than we keep */
+    long retry_after;         /* from the final response's headers */
+};
+
+/* ------------------------------------------------------------------ gzip */
+
+int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    /* 16 + MAX_WBITS asks zlib for a gzip wrapper rather than a zlib one:
+     * Content-Encoding: gzip means RFC 1952, and collectors in every
+     * language decode it out of the box. */
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return TEL_ERR_NOMEM;
+
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += spans[i].len;
+    /* Reserving the bound up front usually makes this a single pass; the
+     * loop below still grows the buffer if zlib ever needs more. */
+    if (tel_buf_reserve(out, deflateBound(&zs, (uLong)total) + 64) != 0) {
+        deflateEnd(&zs);
+        return TEL_ERR_NOMEM;
+    }
+
+    int rc = TEL_OK;
+    for (size_t i = 0; i < n && rc == TEL_OK; i++) {
+        const uint8_t *p = spans[i].data;
+        size_t left = spans[i].len;
+        int last = (i + 1 == n);
+        do {
+            /* zlib counts in uInt; feed huge spans in slices. */
+            uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
+            zs.next_in = (Bytef *)p;
+            zs.avail_in = chunk;
+            int flush = (last && chunk == left) ? Z_FINISH : Z_NO_FLUSH;
+            int zr = Z_OK;
+            do {
+                if (out->cap - out->len < 64 && tel_buf_reserve(out, 64 * 1024) != 0) {
+                    rc = TEL_ERR_NOMEM;
+                    break;
+                }
+                size_t room = out->cap - out->len;
+                if (room > (1u << 30))
+                    room = 1u << 30;
+                zs.next_out = out->p + out->len;
+                zs.avail_out = (uInt)room;
+                zr = deflate(&zs, flush);
+                out->len += room - zs.avail_out;
+                if (zr == Z_STREAM_ERROR) {
+                    rc = TEL_ERR_IO;
+                    break;
+                }
+            } while (zs.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+            p += chunk;
+            left -= chunk;
+        } while (left > 0 && rc == TEL_OK);
+    }
+    if (n == 0 && rc == TEL_OK) {
+        /* An empty body still needs a valid (empty) gzip stream. */
+        zs.next_out = out->p + out->len;
+        zs.avail_out = (uInt)(out->cap - out->len);
+        if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
+            rc = TEL_ERR_IO;
+        else
+            out->len = out->cap - zs.avail_out;
+    }
+    deflateEnd(&zs);
+    return rc;
+}
+
+/* ----------------------------------------------------------- Retry-After */
+
+long tel__upload_retry_after(const char *value, size_t len, time_t now)
+{
+    while (len > 0 && (*value == ' ' || *value == '\t')) {
+        value++;
+        len--;
+    }
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t' ||
+                       value[len - 1] == '\r' || value[len - 1] == '\n'))
+        len--;
+    if (len == 0)
+        return -1;
+
+    size_t digits = 0;
+    while (digits < len && value[digits] >= '0' && value[digits] <= '9')
+        digits++;
+    if (digits == len) {
+        /* delta-seconds; a number too large to hold is still "very long",
+         * so it saturates at the cap rather than being thrown away. */
+        long v = 0;
+        for (size_t i = 0; i < len; i++) {
+            v = v * 10 + (value[i] - '0');
+            if (v > TEL_UPLOAD_MAX_RETRY_AFTER)
+                return TEL_UPLOAD_MAX_RETRY_AFTER;
+        }
+        return v;
+    }
+
+    /* An HTTP-date needs letters; curl_getdate is lenient enough to read
+     * other shapes of text as a date, so insist on the three that RFC 9110
+     * allows receivers to accept, which all start with a day name. */
+    if (len > 64 || !isalpha((unsigned char)value[0]))
+        return -1;
+    char tmp[65];
+    memcpy(tmp, value, len);
+    tmp[len] = '\0';
+    time_t when = curl_getdate(tmp, NULL);
+    if (when == (time_t)-1)
+        return -1;
+    if (when <= now)
+        return 0;
+    if (when - now > TEL_UPLOAD_MAX_RETRY_AFTER)
+        return TEL_UPLOAD_MAX_RETRY_AFTER;
+    return (long)(when - now);
+}
+
+/* ------------------------------------------------------------- transport */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    tel_upload *u = ud;
+    size_t n = size * nmemb;
+    size_t room = TEL_UPLOAD_MAX_RESPONSE - u->response.len;
+    if (n > room) {
+        /* Returning short makes curl stop the transfer.  The status line
+         * has been read by now, so the answer is still known. */
+        u->response_capped = 1;
+        tel_buf_append(&u->response, data, room);
+        return 0;
+    }
+    if (tel_buf_append(&u->response, data, n) != 0)
+        return 0;
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    tel_upload *u = ud;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+    /* Each new status line (an interim 1xx, then the final one) starts a
+     * fresh header block: only the final response's Retry-After counts. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        u->retry_after = -1;
+    else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0)
+        u->retry_after = tel__upload_retry_after(data + sizeof name - 1,
+                                                 n - (sizeof name - 1), time(NULL));
+    return n;
+}
+
+static int curl_ready;
+
+int tel__upload_new(tel_upload **out, const char *endpoint, const char *token)
+{
+    *out = NULL;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return tel__fail(TEL_ERR_IO, "libcurl could not start");
+        curl_ready = 1;
+    }
+    tel_upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    u->endpoint = strdup(endpoint);
+    u->token = (token && *token) ? strdup(token) : NULL;
+    u->curl = curl_easy_init();
+    if (!u->endpoint || (token && *token && !u->token) || !u->curl) {
+        tel__upload_free(u);
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    }
+
+    CURL *c = u->curl;
+    int bad = 0;
+    bad |= curl_easy_setopt(c, CURLOPT_URL, u->endpoint) != CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+#else
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK;
+#endif
+    bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    /* Without NOSIGNAL, libcurl's synchronous resolver uses SIGALRM for
+     * its timeout, which is unsafe and can fire into the rest of tel-sync. */
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "tel-sync/" TEL_VERSION) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, u) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, u) != CURLE_OK;
+    if (bad) {
+        tel__upload_free(u);
+        return tel__fail(TEL_ERR_IO, "libcurl refused an option");
+    }
+    *out = u;
+    return TEL_OK;
+}
+
+/* Frees a header list after overwriting every entry, because one of them
+ * carries the bearer token. */
+static void wipe_headers(struct curl_slist *h)
+{
+    for (struct curl_slist *p = h; p; p = p->next)
+        if (p->data)
+            memset(p->data, 0, strlen(p->data));
+    curl_slist_free_all(h);
+}
+
+void tel__upload_free(tel_upload *u)
+{
+    if (!u)
+        return;
+    if (u->curl)
+        curl_easy_cleanup(u->curl);
+    if (u->token) {
+        memset(u->token, 0, strlen(u->token));
+        free(u->token);
+    }
+    free(u->endpoint);
+    tel_buf_free(&u->response);
+    free(u);
+}
+
+static struct curl_slist *add_header(struct curl_slist *list, const char *h, int *bad)
+{
+    struct curl_slist *next = curl_slist_append(list, h);
+    if (!next) {
+        *bad = 1;
+        return list;
+    }
+    return next;
+}
+
+int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
+                     const void *gz, size_t len, uint64_t timeout_ms,
+                     tel_upload_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->retry_after = -1;
+    tel_buf_clear(&u->response);
+    u->response_capped = 0;
+    u->retry_after = -1;
+
+    char id[37];
+    char line[64];
+    tel__uuid_format(batch_id, id);
+    int bad = 0;
+    struct curl_slist *h = NULL;
+    h = add_header(h, "Content-Type: application/vnd.msgpack", &bad);
+    h = add_header(h, "Content-Encoding: gzip", &bad);
+    snprintf(line, sizeof line, "Idempotency-Key: %s", id);
+    h = add_header(h, line, &bad);
+    /* Empty values remove headers curl would add by itself: "Accept" says
+     * nothing we need, and "Expect: 100-continue" would cost a round trip
+     * (or a one-second stall) on every batch over a kilobyte. */
+    h = add_header(h, "Accept:", &bad);
+    h = add_header(h, "Expect:", &bad);
+    if (u->token) {
+        tel_buf auth = TEL_BUF_INIT;
+        if (tel_buf_printf(&auth, "Authorization: Bearer %s", u->token) != 0 ||
+            tel_buf_append(&auth, "", 1) != 0)
+            bad = 1;
+        else
+            h = add_header(h, (const char *)auth.p, &bad);
+        if (auth.p)
+            memset(auth.p, 0, auth.cap);
+        tel_buf_free(&auth);
+    }
+    if (bad) {
+        wipe_headers(h);
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    }
+
+    if (timeout_ms < 1)
+        timeout_ms = 1;
+    long total = timeout_ms < TEL_UPLOAD_REQUEST_MS ? (long)timeout_ms : TEL_UPLOAD_REQUEST_MS;
+    long connect = total < TEL_UPLOAD_CONNECT_MS ? total : TEL_UPLOAD_CONNECT_MS;
+    CURL *c = u->curl;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, gz);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect);
+
+    CURLcode cr = curl_easy_perform(c);
+
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t up = 0;
+    if (curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK && up > 0)
+        res->sent_bytes = (size_t)up;
+    /* The header list must outlive the transfer; the handle keeps only a
+     * pointer to it, so detach it before freeing. */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    wipe_headers(h);
+
+    if (cr == CURLE_OK || (cr == CURLE_WRITE_ERROR && u->response_capped && status > 0)) {
+        res->status = status;
+        res->retry_after = u->retry_after;
+        return TEL_OK;
+    }
+    /* Any other failure, even after a status line arrived, means we cannot
+     * know whether the collector kept the batch: report a network error so
+     * that the batch is retried under the same id. */
+    res->status = 0;
+    snprintf(res->error, sizeof res->error, "%s", curl_easy_strerror(cr));
+    return TEL_OK;
+}
