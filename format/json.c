@@ -1,0 +1,278 @@
+/*
+ * format/json.c - UUID text, UTF-8 checks, and the JSON view of a record
+ * that `tel show` and the collector print.
+ *
+ * The JSON is for people and for line-oriented tools, so it must always
+ * parse: every string is escaped, and bytes that are not UTF-8 (possible
+ * in a record written by another implementation) are shown as U+FFFD
+ * rather than passed through.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "text.h"
+
+size_t tel__utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    uint8_t lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
+    size_t len;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;              /* overlong below U+0800 */
+        else if (c == 0xed)
+            hi = 0x9f;              /* surrogates U+D800..U+DFFF */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;              /* overlong below U+10000 */
+        else if (c == 0xf4)
+            hi = 0x8f;              /* past U+10FFFF */
+    } else {
+        return 0;                   /* continuation byte, 0xc0/0xc1, 0xf5.. */
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+int tel__utf8_valid(const char *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = tel__utf8_seq(p + i, n - i);
+        if (k == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+void tel__uuid_format(const uint8_t id[TEL_ID_LEN], char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    char *w = out;
+    for (int i = 0; i < TEL_ID_LEN; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *w++ = '-';
+        *w++ = hex[id[i] >> 4];
+        *w++ = hex[id[i] & 0x0f];
+    }
+    *w = '\0';
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tel__uuid_parse(const char *s, size_t len, uint8_t out[TEL_ID_LEN])
+{
+    uint8_t id[TEL_ID_LEN];
+    size_t j = 0;
+
+    if (!s || len != 36)
+        return -1;
+    for (size_t i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return -1;
+            i++;
+            continue;
+        }
+        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        id[j++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    /* out is only written on success, so a caller's id survives a bad
+     * cookie file. */
+    memcpy(out, id, sizeof id);
+    return 0;
+}
+
+/* Appends s[0..n) as a quoted JSON string. */
+static int json_str(tel_buf *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *p = (const uint8_t *)s;
+
+    /* Worst case: every byte becomes a six-byte \u00XX escape. */
+    if (n > (SIZE_MAX - 2) / 6 || tel_buf_reserve(out, 6 * n + 2) != 0)
+        return -1;
+    uint8_t *w = out->p + out->len;
+    *w++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c == '"' || c == '\\') {
+            *w++ = '\\';
+            *w++ = c;
+            i++;
+        } else if (c < 0x20) {
+            memcpy(w, "\\u00", 4);
+            w[4] = (uint8_t)hex[c >> 4];
+            w[5] = (uint8_t)hex[c & 0x0f];
+            w += 6;
+            i++;
+        } else if (c < 0x80) {
+            *w++ = c;
+            i++;
+        } else {
+            size_t k = tel__utf8_seq(p + i, n - i);
+            if (k == 0) {
+                memcpy(w, "\xef\xbf\xbd", 3);   /* U+FFFD, one per bad byte */
+                w += 3;
+                i++;
+            } else {
+                memcpy(w, p + i, k);
+                w += k;
+                i += k;
+            }
+        }
+    }
+    *w++ = '"';
+    out->len = (size_t)(w - out->p);
+    return 0;
+}
+
+static int json_tstr(tel_buf *out, tel_str s)
+{
+    return json_str(out, s.p ? s.p : "", s.len);
+}
+
+static int json_uuid(tel_buf *out, const uint8_t *id)
+{
+    char text[37];
+    if (!id)
+        return tel_buf_puts(out, "null");
+    tel__uuid_format(id, text);
+    return tel_buf_printf(out, "\"%s\"", text);
+}
+
+/*
+ * The shortest of %.15g, %.16g and %.17g that reads back as the same
+ * double, so 0.1 shows as 0.1 and every value still round-trips.  A locale
+ * with a decimal comma (the host may have called setlocale) would make
+ * invalid JSON, so a comma is turned back into a point.
+ */
+static int json_double(tel_buf *out, double d)
+{
+    char text[40];
+    if (!isfinite(d))
+        return tel_buf_puts(out, "null");
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(text, sizeof text, "%.*g", prec, d);
+        if (strtod(text, NULL) == d)
+            break;
+    }
+    for (char *c = text; *c; c++)
+        if (*c == ',')
+            *c = '.';
+    return tel_buf_puts(out, text);
+}
+
+/* ISO-8601 UTC with milliseconds, or null past the year 9999, where the
+ * four-digit form ends. */
+static int json_time(tel_buf *out, uint64_t ms)
+{
+    struct tm tm;
+    time_t secs = (time_t)(ms / 1000);
+    if (ms / 1000 > 253402300799ull || !gmtime_r(&secs, &tm))
+        return tel_buf_puts(out, "null");
+    return tel_buf_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+static int json_value(tel_buf *out, const tel_val *v)
+{
+    switch (v->type) {
+    case TEL_T_NIL: return tel_buf_puts(out, "null");
+    case TEL_T_BOOL: return tel_buf_puts(out, v->v.b ? "true" : "false");
+    case TEL_T_INT: return tel_buf_printf(out, "%" PRId64, v->v.i);
+    case TEL_T_FLOAT: return json_double(out, v->v.f);
+    case TEL_T_STR: return json_tstr(out, v->v.s);
+    }
+    return tel_buf_puts(out, "null");
+}
+
+/* ,"key":"value" for a context string that is present. */
+static int json_opt(tel_buf *out, const char *key, tel_str s)
+{
+    if (!s.p)
+        return 0;
+    return tel_buf_printf(out, ",\"%s\":", key) | json_tstr(out, s);
+}
+
+int tel__record_json(const tel_record *r, tel_buf *out)
+{
+    size_t start = out->len;
+    int bad = 0;
+
+    /* Failures are collected rather than checked one by one: a failed
+     * append leaves the buffer as it was, and the whole object is taken
+     * back below, so nothing half-written is ever left behind. */
+    bad |= tel_buf_puts(out, "{\"id\":");
+    bad |= json_uuid(out, r->id);
+    bad |= tel_buf_printf(out, ",\"ts\":%" PRIu64 ",\"time\":", r->ts_ms);
+    bad |= json_time(out, r->ts_ms);
+    bad |= tel_buf_puts(out, ",\"name\":");
+    bad |= json_tstr(out, r->name);
+    bad |= tel_buf_puts(out, ",\"exec\":");
+    bad |= json_uuid(out, r->exec);
+    bad |= tel_buf_puts(out, ",\"anon\":");
+    bad |= json_uuid(out, r->anon);
+    bad |= tel_buf_puts(out, ",\"props\":{");
+    for (size_t i = 0; i < r->nprops && i < TEL_MAX_PROPS; i++) {
+        if (i)
+            bad |= tel_buf_puts(out, ",");
+        bad |= json_tstr(out, r->keys[i]);
+        bad |= tel_buf_puts(out, ":");
+        bad |= json_value(out, &r->vals[i]);
+    }
+    bad |= tel_buf_puts(out, "},\"context\":{\"app\":");
+    bad |= json_tstr(out, r->app);
+    bad |= json_opt(out, "app_version", r->app_version);
+    bad |= json_opt(out, "lib_version", r->lib_version);
+    bad |= json_opt(out, "os", r->os);
+    bad |= json_opt(out, "arch", r->arch);
+    if (r->cpus > 0)
+        bad |= tel_buf_printf(out, ",\"cpus\":%" PRId64, r->cpus);
+    bad |= tel_buf_puts(out, r->ci ? ",\"ci\":true" : ",\"ci\":false");
+    bad |= json_opt(out, "ci_vendor", r->ci_vendor);
+    bad |= json_opt(out, "project", r->project);
+    bad |= tel_buf_puts(out, "}}");
+
+    if (bad) {
+        out->len = start;
+        return tel__fail(TEL_ERR_NOMEM, "out of memory while rendering an event as JSON");
+    }
+    return TEL_OK;
+}

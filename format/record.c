@@ -1,0 +1,562 @@
+/*
+ * format/record.c - checks, encodes and decodes one event record.
+ *
+ * Encoding runs in the host on every event, so it works in the caller's
+ * fixed buffer and measures each string once.  Decoding runs on bytes
+ * that may come from a damaged queue or from anyone on the network, so
+ * it goes through the bounded reader of mp.h and checks every rule of
+ * SPEC.md, not only what it needs.
+ */
+#include <math.h>
+#include <msgpack.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mp.h"
+#include "text.h"
+
+/* Context strings are the library's own (os, arch, vendor ids) or short
+ * host facts (a version); the bound keeps a record's size predictable. */
+#define CTX_MAX_STRING TEL_MAX_STRING
+#define APP_MAX 64
+
+/* ------------------------------------------------------------------ checks */
+
+static int name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == ':' || c == '-';
+}
+
+static int key_char(unsigned char c)
+{
+    return c >= 0x21 && c <= 0x7e;
+}
+
+/* The app rule of BRIEF.md: 1-64 of [a-z0-9._-], not starting with '.'. */
+static int app_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > APP_MAX || s[0] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int tel__event_name_valid(const char *name, size_t len)
+{
+    if (!name)
+        return tel__fail(TEL_ERR_INVALID, "event name is missing");
+    if (len == 0)
+        return tel__fail(TEL_ERR_INVALID, "event name is empty");
+    if (len > TEL_MAX_NAME)
+        return tel__fail(TEL_ERR_LIMIT, "event name is longer than %d bytes", TEL_MAX_NAME);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (name_char(c))
+            continue;
+        /* A name is not a secret, but it may hold anything, so the bad
+         * byte is shown only when it prints as itself. */
+        if (c > 0x20 && c < 0x7f)
+            return tel__fail(TEL_ERR_INVALID,
+                             "event name has '%c' at byte %zu (allowed: A-Z a-z 0-9 _ . : -)", c, i);
+        if (c == ' ')
+            return tel__fail(TEL_ERR_INVALID, "event name has a space at byte %zu", i);
+        return tel__fail(TEL_ERR_INVALID,
+                         "event name has byte 0x%02x at byte %zu (allowed: A-Z a-z 0-9 _ . : -)", c, i);
+    }
+    return TEL_OK;
+}
+
+/*
+ * Checks an event and reports the lengths it measured, so that the
+ * encoder does not measure every string a second time.
+ */
+static int check_event(const char *name, const tel_prop *props, size_t nprops,
+                       size_t *name_len, uint16_t *key_len, uint16_t *str_len)
+{
+    size_t nlen = name ? strnlen(name, TEL_MAX_NAME + 1) : 0;
+    int rc = tel__event_name_valid(name, nlen);
+    if (rc != TEL_OK)
+        return rc;
+    *name_len = nlen;
+
+    if (nprops > TEL_MAX_PROPS)
+        return tel__fail(TEL_ERR_LIMIT, "event has %zu properties (at most %d)", nprops, TEL_MAX_PROPS);
+    if (nprops > 0 && !props)
+        return tel__fail(TEL_ERR_INVALID, "event has %zu properties but no array of them", nprops);
+
+    for (size_t i = 0; i < nprops; i++) {
+        const tel_prop *p = &props[i];
+        if (!p->key)
+            return tel__fail(TEL_ERR_INVALID, "property %zu has no key", i + 1);
+        size_t klen = strnlen(p->key, TEL_MAX_KEY + 1);
+        if (klen == 0)
+            return tel__fail(TEL_ERR_INVALID, "property %zu has an empty key", i + 1);
+        if (klen > TEL_MAX_KEY)
+            return tel__fail(TEL_ERR_LIMIT, "property %zu has a key longer than %d bytes", i + 1, TEL_MAX_KEY);
+        for (size_t j = 0; j < klen; j++)
+            if (!key_char((unsigned char)p->key[j]))
+                return tel__fail(TEL_ERR_INVALID,
+                                 "property %zu key has byte 0x%02x at byte %zu "
+                                 "(keys are printable ASCII without spaces)",
+                                 i + 1, (unsigned char)p->key[j], j);
+        for (size_t j = 0; j < i; j++)
+            if (key_len[j] == klen && memcmp(props[j].key, p->key, klen) == 0)
+                return tel__fail(TEL_ERR_INVALID, "property '%s' is given twice", p->key);
+        key_len[i] = (uint16_t)klen;
+
+        /* From here the key is known to be short printable ASCII, so it
+         * may be named; the value never is, it could be a secret. */
+        switch (p->type) {
+        case TEL_T_NIL:
+        case TEL_T_BOOL:
+        case TEL_T_INT:
+            break;
+        case TEL_T_FLOAT:
+            if (!isfinite(p->v.f))
+                return tel__fail(TEL_ERR_INVALID, "property '%s' is not a finite number (NaN or infinity)", p->key);
+            break;
+        case TEL_T_STR: {
+            if (!p->v.s)
+                return tel__fail(TEL_ERR_INVALID, "property '%s' is a string but its value is NULL", p->key);
+            size_t slen = strnlen(p->v.s, TEL_MAX_STRING + 1);
+            if (slen > TEL_MAX_STRING)
+                return tel__fail(TEL_ERR_LIMIT, "property '%s' has a string value longer than %d bytes",
+                                 p->key, TEL_MAX_STRING);
+            if (!tel__utf8_valid(p->v.s, slen))
+                return tel__fail(TEL_ERR_INVALID, "property '%s' has a string value that is not valid UTF-8",
+                                 p->key);
+            str_len[i] = (uint16_t)slen;
+            break;
+        }
+        default:
+            return tel__fail(TEL_ERR_INVALID, "property '%s' has unknown type %d", p->key, (int)p->type);
+        }
+    }
+    return TEL_OK;
+}
+
+int tel__event_check(const char *name, const tel_prop *props, size_t nprops)
+{
+    size_t name_len;
+    uint16_t key_len[TEL_MAX_PROPS], str_len[TEL_MAX_PROPS];
+    return check_event(name, props, nprops, &name_len, key_len, str_len);
+}
+
+/* One optional context string: absent, or at most CTX_MAX_STRING bytes of
+ * UTF-8.  *len is set for the encoder. */
+static int ctx_string(const char *s, const char *field, size_t *len)
+{
+    if (!s)
+        return TEL_OK;
+    *len = strnlen(s, CTX_MAX_STRING + 1);
+    if (*len > CTX_MAX_STRING)
+        return tel__fail(TEL_ERR_LIMIT, "context field '%s' is longer than %d bytes", field, CTX_MAX_STRING);
+    if (!tel__utf8_valid(s, *len))
+        return tel__fail(TEL_ERR_INVALID, "context field '%s' is not valid UTF-8", field);
+    return TEL_OK;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+/*
+ * msgpack-c's packer writes through a callback; this one fills the
+ * caller's fixed buffer.  It keeps counting after the space runs out, so
+ * that the error can say how large the record would have been.
+ */
+typedef struct fixed_out {
+    uint8_t *p;
+    size_t cap;
+    size_t len;
+} fixed_out;
+
+static int fixed_write(void *data, const char *buf, size_t n)
+{
+    fixed_out *o = data;
+    size_t at = o->len;
+    o->len += n;
+    if (n > o->cap || at > o->cap - n)
+        return -1;
+    memcpy(o->p + at, buf, n);
+    return 0;
+}
+
+static void pack_key(msgpack_packer *pk, const char *key)
+{
+    msgpack_pack_str_with_body(pk, key, strlen(key));
+}
+
+static void pack_id(msgpack_packer *pk, const uint8_t *id)
+{
+    msgpack_pack_bin_with_body(pk, id, TEL_ID_LEN);
+}
+
+/* The order of the context keys on the wire, fixed so that the same event
+ * always encodes to the same bytes. */
+enum { C_APP, C_AV, C_LV, C_OS, C_ARCH, C_CIV, C_PRJ, C_NSTR };
+static const char *const ctx_keys[C_NSTR] = { "app", "av", "lv", "os", "arch", "civ", "prj" };
+
+int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
+{
+    size_t name_len;
+    uint16_t key_len[TEL_MAX_PROPS], str_len[TEL_MAX_PROPS];
+    int rc = check_event(ev->name, ev->props, ev->nprops, &name_len, key_len, str_len);
+    if (rc != TEL_OK)
+        return rc;
+
+    const tel_ctx *c = ev->ctx;
+    if (!c || !c->app)
+        return tel__fail(TEL_ERR_INVALID, "event has no app in its context");
+    size_t app_len = strnlen(c->app, APP_MAX + 1);
+    if (!app_ok(c->app, app_len))
+        return tel__fail(TEL_ERR_INVALID, "context app name is not 1-64 of [a-z0-9._-] starting without '.'");
+    const char *cs[C_NSTR] = { c->app, c->app_version, c->lib_version, c->os, c->arch,
+                               c->ci_vendor, c->project };
+    size_t cl[C_NSTR] = { app_len };
+    for (int i = C_AV; i < C_NSTR; i++)
+        if ((rc = ctx_string(cs[i], ctx_keys[i], &cl[i])) != TEL_OK)
+            return rc;
+
+    fixed_out o = { buf, cap < TEL_MAX_EVENT ? cap : TEL_MAX_EVENT, 0 };
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &o, fixed_write);
+
+    /* Return values of the packer are not checked one by one: fixed_write
+     * refuses everything after the first overflow, and o.len tells. */
+    msgpack_pack_map(&pk, 7);
+    pack_key(&pk, "i");
+    pack_id(&pk, ev->id);
+    pack_key(&pk, "t");
+    msgpack_pack_uint64(&pk, ev->ts_ms);
+    pack_key(&pk, "n");
+    msgpack_pack_str_with_body(&pk, ev->name, name_len);
+
+    pack_key(&pk, "p");
+    msgpack_pack_map(&pk, ev->nprops);
+    for (size_t i = 0; i < ev->nprops; i++) {
+        const tel_prop *p = &ev->props[i];
+        msgpack_pack_str_with_body(&pk, p->key, key_len[i]);
+        switch (p->type) {
+        case TEL_T_NIL: msgpack_pack_nil(&pk); break;
+        case TEL_T_BOOL: p->v.b ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
+        case TEL_T_INT: msgpack_pack_int64(&pk, p->v.i); break;
+        case TEL_T_FLOAT: msgpack_pack_double(&pk, p->v.f); break;
+        case TEL_T_STR: msgpack_pack_str_with_body(&pk, p->v.s, str_len[i]); break;
+        }
+    }
+
+    pack_key(&pk, "x");
+    pack_id(&pk, ev->exec);
+    pack_key(&pk, "a");
+    if (ev->anon)
+        pack_id(&pk, ev->anon);
+    else
+        msgpack_pack_nil(&pk);
+
+    /* "ci" is always written; "cpu" only when known; strings when set. */
+    size_t nctx = 1 + (c->cpus > 0);
+    for (int i = 0; i < C_NSTR; i++)
+        nctx += cs[i] != NULL;
+    pack_key(&pk, "c");
+    msgpack_pack_map(&pk, nctx);
+    for (int i = C_APP; i <= C_ARCH; i++) {
+        if (!cs[i])
+            continue;
+        pack_key(&pk, ctx_keys[i]);
+        msgpack_pack_str_with_body(&pk, cs[i], cl[i]);
+    }
+    if (c->cpus > 0) {
+        pack_key(&pk, "cpu");
+        msgpack_pack_uint64(&pk, (uint64_t)c->cpus);
+    }
+    pack_key(&pk, "ci");
+    c->ci ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    for (int i = C_CIV; i < C_NSTR; i++) {
+        if (!cs[i])
+            continue;
+        pack_key(&pk, ctx_keys[i]);
+        msgpack_pack_str_with_body(&pk, cs[i], cl[i]);
+    }
+
+    if (o.len > o.cap) {
+        if (o.len > TEL_MAX_EVENT)
+            return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes (at most %d)", o.len, TEL_MAX_EVENT);
+        return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes but the buffer holds %zu", o.len, cap);
+    }
+    *len = o.len;
+    return TEL_OK;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+static int corrupt(const char *what)
+{
+    return tel__fail(TEL_ERR_CORRUPT, "record: %s", what);
+}
+
+/* Reads one value and insists on its kind. */
+static int read_kind(tel_mp *r, tel_mp_obj *o, tel_mp_kind kind)
+{
+    return tel__mp_next(r, o) == 0 && o->kind == kind ? 0 : -1;
+}
+
+static int read_id(tel_mp *r, const uint8_t **out)
+{
+    tel_mp_obj o;
+    if (read_kind(r, &o, TEL_MP_BIN) || o.len != TEL_ID_LEN)
+        return -1;
+    *out = o.data;
+    return 0;
+}
+
+static int read_str(tel_mp *r, tel_str *out, uint32_t max)
+{
+    tel_mp_obj o;
+    if (read_kind(r, &o, TEL_MP_STR) || o.len > max)
+        return -1;
+    out->p = (const char *)o.data;
+    out->len = o.len;
+    return 0;
+}
+
+/* A key of the record or context map: a short string.  Anything longer
+ * than any known key is returned as is and simply not recognised. */
+static int read_key(tel_mp *r, tel_str *key)
+{
+    return read_str(r, key, UINT32_MAX);
+}
+
+static int key_is(tel_str k, const char *name)
+{
+    size_t n = strlen(name);
+    return k.len == n && memcmp(k.p, name, n) == 0;
+}
+
+static int skip_unknown(tel_mp *r)
+{
+    int rc = tel__mp_skip(r, TEL_MP_MAX_DEPTH);
+    if (rc == TEL_MP_EDEEP)
+        return corrupt("an unknown field nests deeper than 32 levels");
+    return rc ? corrupt("an unknown field is truncated or malformed") : 0;
+}
+
+static int decode_props(tel_mp *r, tel_record *out)
+{
+    tel_mp_obj o;
+    if (read_kind(r, &o, TEL_MP_MAP))
+        return corrupt("field 'p' is not a map");
+    if (o.v.n > TEL_MAX_PROPS)
+        return corrupt("more than 32 properties");
+    out->nprops = o.v.n;
+    for (uint32_t i = 0; i < o.v.n; i++) {
+        tel_str *k = &out->keys[i];
+        tel_val *v = &out->vals[i];
+        if (read_str(r, k, TEL_MAX_KEY) || k->len == 0)
+            return corrupt("a property key is not a string of 1-64 bytes");
+        for (uint32_t j = 0; j < k->len; j++)
+            if (!key_char((unsigned char)k->p[j]))
+                return corrupt("a property key is not printable ASCII");
+        for (uint32_t j = 0; j < i; j++)
+            if (out->keys[j].len == k->len && memcmp(out->keys[j].p, k->p, k->len) == 0)
+                return corrupt("a property key appears twice");
+
+        tel_mp_obj x;
+        if (tel__mp_next(r, &x))
+            return corrupt("a property value is truncated or malformed");
+        switch (x.kind) {
+        case TEL_MP_NIL:
+            v->type = TEL_T_NIL;
+            break;
+        case TEL_MP_BOOL:
+            v->type = TEL_T_BOOL;
+            v->v.b = x.v.b;
+            break;
+        case TEL_MP_UINT:
+            if (x.v.u > (uint64_t)INT64_MAX)
+                return corrupt("a property integer is beyond the int64 range");
+            v->type = TEL_T_INT;
+            v->v.i = (int64_t)x.v.u;
+            break;
+        case TEL_MP_INT:
+            v->type = TEL_T_INT;
+            v->v.i = x.v.i;
+            break;
+        case TEL_MP_FLOAT:
+            if (!isfinite(x.v.f))
+                return corrupt("a property float is NaN or infinite");
+            v->type = TEL_T_FLOAT;
+            v->v.f = x.v.f;
+            break;
+        case TEL_MP_STR:
+            if (x.len > TEL_MAX_STRING)
+                return corrupt("a property string is longer than 1024 bytes");
+            v->type = TEL_T_STR;
+            v->v.s.p = (const char *)x.data;
+            v->v.s.len = x.len;
+            break;
+        default:
+            return corrupt("a property value has a type other than nil, bool, int, float or string");
+        }
+    }
+    return 0;
+}
+
+static int decode_context(tel_mp *r, tel_record *out)
+{
+    tel_mp_obj o;
+    unsigned seen = 0;
+    if (read_kind(r, &o, TEL_MP_MAP))
+        return corrupt("field 'c' is not a map");
+    for (uint32_t i = 0; i < o.v.n; i++) {
+        tel_str k;
+        tel_str *s = NULL;
+        unsigned bit;
+        if (read_key(r, &k))
+            return corrupt("a context key is not a string");
+        if (key_is(k, "app")) { s = &out->app; bit = 1; }
+        else if (key_is(k, "av")) { s = &out->app_version; bit = 2; }
+        else if (key_is(k, "lv")) { s = &out->lib_version; bit = 4; }
+        else if (key_is(k, "os")) { s = &out->os; bit = 8; }
+        else if (key_is(k, "arch")) { s = &out->arch; bit = 16; }
+        else if (key_is(k, "civ")) { s = &out->ci_vendor; bit = 32; }
+        else if (key_is(k, "prj")) { s = &out->project; bit = 64; }
+        else if (key_is(k, "cpu")) { bit = 128; }
+        else if (key_is(k, "ci")) { bit = 256; }
+        else {
+            int rc = skip_unknown(r);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (seen & bit)
+            return corrupt("a context key appears twice");
+        seen |= bit;
+
+        tel_mp_obj x;
+        if (s) {
+            if (read_str(r, s, CTX_MAX_STRING))
+                return corrupt("a context field is not a string of at most 1024 bytes");
+        } else if (bit == 128) {
+            if (read_kind(r, &x, TEL_MP_UINT) || x.v.u > (uint64_t)INT64_MAX)
+                return corrupt("context field 'cpu' is not an unsigned integer");
+            out->cpus = (int64_t)x.v.u;
+        } else {
+            if (read_kind(r, &x, TEL_MP_BOOL))
+                return corrupt("context field 'ci' is not a boolean");
+            out->ci = x.v.b;
+        }
+    }
+    if (!(seen & 1))
+        return corrupt("context has no 'app'");
+    if (!app_ok(out->app.p, out->app.len))
+        return corrupt("context 'app' is not 1-64 of [a-z0-9._-]");
+    return 0;
+}
+
+/* Bits of the record keys, to find duplicates and missing ones. */
+enum { R_I = 1, R_T = 2, R_N = 4, R_P = 8, R_X = 16, R_A = 32, R_C = 64,
+       R_REQUIRED = R_I | R_T | R_N | R_X | R_A | R_C };
+
+int tel__record_decode(tel_record *out, const void *buf, size_t len)
+{
+    tel_mp r;
+    tel_mp_obj o;
+    unsigned seen = 0;
+
+    if (!buf || len == 0)
+        return corrupt("empty");
+    if (len > TEL_MAX_EVENT)
+        return tel__fail(TEL_ERR_CORRUPT, "record: %zu bytes (at most %d)", len, TEL_MAX_EVENT);
+
+    /* Only the fixed fields need clearing; keys and vals are written up
+     * to nprops, and clearing all of them would cost more than decoding. */
+    out->id = out->exec = out->anon = NULL;
+    out->ts_ms = 0;
+    out->name = (tel_str){ NULL, 0 };
+    out->nprops = 0;
+    memset(&out->app, 0, offsetof(tel_record, raw) - offsetof(tel_record, app));
+    out->raw = buf;
+    out->raw_len = len;
+
+    tel__mp_init(&r, buf, len);
+    if (read_kind(&r, &o, TEL_MP_MAP))
+        return corrupt("not a map");
+    for (uint32_t i = 0; i < o.v.n; i++) {
+        tel_str k;
+        unsigned bit = 0;
+        if (read_key(&r, &k))
+            return corrupt("a key is not a string");
+        if (k.len == 1) {
+            switch (k.p[0]) {
+            case 'i': bit = R_I; break;
+            case 't': bit = R_T; break;
+            case 'n': bit = R_N; break;
+            case 'p': bit = R_P; break;
+            case 'x': bit = R_X; break;
+            case 'a': bit = R_A; break;
+            case 'c': bit = R_C; break;
+            }
+        }
+        if (!bit) {
+            int rc = skip_unknown(&r);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (seen & bit)
+            return corrupt("a key appears twice");
+        seen |= bit;
+
+        int rc = 0;
+        tel_mp_obj x;
+        switch (bit) {
+        case R_I:
+            if (read_id(&r, &out->id))
+                return corrupt("field 'i' is not 16 bytes of binary");
+            break;
+        case R_T:
+            if (read_kind(&r, &x, TEL_MP_UINT))
+                return corrupt("field 't' is not an unsigned integer");
+            out->ts_ms = x.v.u;
+            break;
+        case R_N:
+            if (read_str(&r, &out->name, TEL_MAX_NAME) || out->name.len == 0)
+                return corrupt("field 'n' is not a string of 1-64 bytes");
+            for (uint32_t j = 0; j < out->name.len; j++)
+                if (!name_char((unsigned char)out->name.p[j]))
+                    return corrupt("field 'n' has a byte outside [A-Za-z0-9_.:-]");
+            break;
+        case R_P:
+            rc = decode_props(&r, out);
+            break;
+        case R_X:
+            if (read_id(&r, &out->exec))
+                return corrupt("field 'x' is not 16 bytes of binary");
+            break;
+        case R_A: {
+            const uint8_t *save = r.p;
+            if (tel__mp_next(&r, &x) == 0 && x.kind == TEL_MP_NIL)
+                break;
+            r.p = save;
+            if (read_id(&r, &out->anon))
+                return corrupt("field 'a' is neither nil nor 16 bytes of binary");
+            break;
+        }
+        case R_C:
+            rc = decode_context(&r, out);
+            break;
+        }
+        if (rc)
+            return rc;
+    }
+    if ((seen & R_REQUIRED) != R_REQUIRED)
+        return corrupt("a required field (i, t, n, x, a or c) is missing");
+    if (tel__mp_left(&r) != 0)
+        return tel__fail(TEL_ERR_CORRUPT, "record: %zu bytes after the end of the map", tel__mp_left(&r));
+    return TEL_OK;
+}
