@@ -1,0 +1,748 @@
+/*
+ * tests/unit/test_policy.c - app names, paths, private directories, the
+ * precedence of settings, telemetry.conf reading and writing, and the
+ * endpoint rules.
+ *
+ * Every test runs under a fresh temporary HOME with the relevant
+ * environment variables cleared first, so the developer's own settings
+ * never leak into a result.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+#include "policy.h"
+
+#define APP "tapp"
+
+static char tmp_root[256];
+static int home_seq;
+
+static const char *const app_env[] = {
+    "TAPP_TELEMETRY_ENABLED", "TAPP_TELEMETRY_ENDPOINT", "TAPP_TELEMETRY_TOKEN",
+    "TAPP_TELEMETRY_LOGGING", "TAPP_TELEMETRY_DEBUG",    "TAPP_TELEMETRY_INSPECT",
+    "DO_NOT_TRACK",           "XDG_STATE_HOME",          "XDG_CONFIG_HOME",
+};
+
+/* A new empty HOME and none of our variables set. */
+static const char *fresh_home(void)
+{
+    static char home[512];
+    snprintf(home, sizeof home, "%s/home%d", tmp_root, ++home_seq);
+    mkdir(home, 0755);
+    setenv("HOME", home, 1);
+    for (size_t i = 0; i < sizeof app_env / sizeof app_env[0]; i++)
+        unsetenv(app_env[i]);
+    return home;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void write_conf(const char *text)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/.config", getenv("HOME"));
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/.config/" APP, getenv("HOME"));
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/.config/" APP "/telemetry.conf", getenv("HOME"));
+    write_file(path, text);
+}
+
+static char *read_text(const char *path)
+{
+    static char buf[8192];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+/* -------------------------------------------------------------- names */
+
+static void test_app_names(void)
+{
+    CHECK_GROUP("app_check");
+    CHECK_EQ_INT("plain name", tel__app_check("mycli"), TEL_OK);
+    CHECK_EQ_INT("all allowed characters", tel__app_check("my-app.cli_2"), TEL_OK);
+    char name[80];
+    memset(name, 'a', 64);
+    name[64] = '\0';
+    CHECK_EQ_INT("64 characters", tel__app_check(name), TEL_OK);
+    name[64] = 'a';
+    name[65] = '\0';
+    CHECK_EQ_INT("65 characters refused", tel__app_check(name), TEL_ERR_INVALID);
+    CHECK("65 characters: message gives the length", strstr(tel_last_error(), "65") != NULL);
+    CHECK("65 characters: message does not echo the name", strstr(tel_last_error(), "aaaaaaaa") == NULL);
+    CHECK_EQ_INT("empty refused", tel__app_check(""), TEL_ERR_INVALID);
+    CHECK_EQ_INT("NULL refused", tel__app_check(NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("'..' refused", tel__app_check(".."), TEL_ERR_INVALID);
+    CHECK_EQ_INT("'a/b' refused", tel__app_check("a/b"), TEL_ERR_INVALID);
+    CHECK("'a/b': message names the slash", strstr(tel_last_error(), "'/'") != NULL);
+    CHECK_EQ_INT("'../x' refused", tel__app_check("../x"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("'.hidden' refused", tel__app_check(".hidden"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("'UPPER' refused", tel__app_check("UPPER"), TEL_ERR_INVALID);
+    CHECK("'UPPER': message says upper-case", strstr(tel_last_error(), "upper-case") != NULL);
+    CHECK_EQ_INT("space refused", tel__app_check("a b"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("newline refused", tel__app_check("a\nb"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("non-ASCII refused", tel__app_check("caf\xc3\xa9"), TEL_ERR_INVALID);
+
+    CHECK_GROUP("env_name");
+    char env[128];
+    tel__env_name("my-app.cli", "ENABLED", env, sizeof env);
+    CHECK("my-app.cli -> MY_APP_CLI_TELEMETRY_ENABLED", strcmp(env, "MY_APP_CLI_TELEMETRY_ENABLED") == 0);
+    tel__env_name("mycli", "TOKEN", env, sizeof env);
+    CHECK("mycli -> MYCLI_TELEMETRY_TOKEN", strcmp(env, "MYCLI_TELEMETRY_TOKEN") == 0);
+    memset(env, 'x', sizeof env);
+    tel__env_name("my-app.cli", "ENABLED", env, 8);
+    CHECK("truncated and NUL-terminated", strcmp(env, "MY_APP_") == 0);
+}
+
+/* -------------------------------------------------------------- paths */
+
+static void test_paths(void)
+{
+    CHECK_GROUP("paths");
+    char out[PATH_MAX], want[PATH_MAX];
+    const char *home = fresh_home();
+
+    CHECK_EQ_INT("state dir from HOME", tel__state_dir("mycli", out, sizeof out), TEL_OK);
+    snprintf(want, sizeof want, "%s/.local/state/mycli", home);
+    CHECK("state dir is HOME/.local/state/mycli", strcmp(out, want) == 0);
+    CHECK_EQ_INT("config path from HOME", tel__config_path("mycli", out, sizeof out), TEL_OK);
+    snprintf(want, sizeof want, "%s/.config/mycli/telemetry.conf", home);
+    CHECK("config path is HOME/.config/mycli/telemetry.conf", strcmp(out, want) == 0);
+    CHECK_EQ_INT("state root", tel__state_root(out, sizeof out), TEL_OK);
+    snprintf(want, sizeof want, "%s/.local/state", home);
+    CHECK("state root is HOME/.local/state", strcmp(out, want) == 0);
+
+    setenv("XDG_STATE_HOME", "/xdg/state/", 1);
+    setenv("XDG_CONFIG_HOME", "/xdg/config", 1);
+    tel__state_dir("mycli", out, sizeof out);
+    CHECK("absolute XDG_STATE_HOME used", strcmp(out, "/xdg/state/mycli") == 0);
+    tel__config_path("mycli", out, sizeof out);
+    CHECK("absolute XDG_CONFIG_HOME used", strcmp(out, "/xdg/config/mycli/telemetry.conf") == 0);
+
+    setenv("XDG_STATE_HOME", "relative/state", 1);
+    setenv("XDG_CONFIG_HOME", "relative/config", 1);
+    tel__state_dir("mycli", out, sizeof out);
+    snprintf(want, sizeof want, "%s/.local/state/mycli", home);
+    CHECK("relative XDG_STATE_HOME ignored", strcmp(out, want) == 0);
+    tel__config_path("mycli", out, sizeof out);
+    snprintf(want, sizeof want, "%s/.config/mycli/telemetry.conf", home);
+    CHECK("relative XDG_CONFIG_HOME ignored", strcmp(out, want) == 0);
+    setenv("XDG_STATE_HOME", "", 1);
+    tel__state_dir("mycli", out, sizeof out);
+    snprintf(want, sizeof want, "%s/.local/state/mycli", home);
+    CHECK("empty XDG_STATE_HOME ignored", strcmp(out, want) == 0);
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("XDG_CONFIG_HOME");
+
+    CHECK_EQ_INT("bad app refused", tel__state_dir("../etc", out, sizeof out), TEL_ERR_INVALID);
+    CHECK_EQ_INT("path too long", tel__state_dir("mycli", out, 10), TEL_ERR_NOSTATE);
+    setenv("HOME", "relative/home", 1);
+    CHECK_EQ_INT("relative HOME refused", tel__state_dir("mycli", out, sizeof out), TEL_ERR_NOSTATE);
+    CHECK("relative HOME: message has no path", strstr(tel_last_error(), "relative/home") == NULL);
+    unsetenv("HOME");
+    CHECK_EQ_INT("no HOME refused", tel__state_dir("mycli", out, sizeof out), TEL_ERR_NOSTATE);
+    CHECK_EQ_INT("no HOME: config refused", tel__config_path("mycli", out, sizeof out), TEL_ERR_NOSTATE);
+    setenv("XDG_STATE_HOME", "/xdg/state", 1);
+    CHECK_EQ_INT("no HOME but absolute XDG_STATE_HOME", tel__state_dir("mycli", out, sizeof out), TEL_OK);
+    fresh_home();
+}
+
+static int mode_of(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return -1;
+    return (int)(st.st_mode & 07777);
+}
+
+static void test_mkdir_private(void)
+{
+    CHECK_GROUP("mkdir_private");
+    const char *home = fresh_home();
+    char p[PATH_MAX], q[PATH_MAX];
+    chmod(home, 0755);
+    mode_t old = umask(0);
+    snprintf(p, sizeof p, "%s/a/b/c", home);
+    CHECK_EQ_INT("creates nested dirs", tel__mkdir_private(p), TEL_OK);
+    CHECK_EQ_INT("leaf is 0700 under umask 000", mode_of(p), 0700);
+    snprintf(q, sizeof q, "%s/a", home);
+    CHECK_EQ_INT("new parent is 0700 under umask 000", mode_of(q), 0700);
+    CHECK_EQ_INT("existing parent (HOME) untouched", mode_of(home), 0755);
+    CHECK_EQ_INT("existing dir is fine", tel__mkdir_private(p), TEL_OK);
+    umask(0277);
+    snprintf(p, sizeof p, "%s/odd/umask", home);
+    CHECK_EQ_INT("umask 0277 still works", tel__mkdir_private(p), TEL_OK);
+    CHECK_EQ_INT("umask 0277: leaf is 0700", mode_of(p), 0700);
+    umask(0);
+
+    snprintf(p, sizeof p, "%s/shared", home);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/shared/new", home);
+    tel__mkdir_private(p);
+    snprintf(q, sizeof q, "%s/shared", home);
+    CHECK_EQ_INT("pre-existing parent keeps its mode", mode_of(q), 0755);
+
+    snprintf(p, sizeof p, "%s/target", home);
+    mkdir(p, 0755);
+    snprintf(q, sizeof q, "%s/link", home);
+    CHECK("symlink made", symlink(p, q) == 0);
+    CHECK_EQ_INT("symlink as last component refused", tel__mkdir_private(q), TEL_ERR_NOSTATE);
+    CHECK("message has no path", strstr(tel_last_error(), home) == NULL);
+    snprintf(q, sizeof q, "%s/link/sub", home);
+    CHECK_EQ_INT("symlink as existing parent is followed", tel__mkdir_private(q), TEL_OK);
+    snprintf(q, sizeof q, "%s/dangling", home);
+    CHECK("dangling symlink made", symlink("/nonexistent/tel-test", q) == 0);
+    CHECK_EQ_INT("dangling symlink as last component refused", tel__mkdir_private(q), TEL_ERR_NOSTATE);
+    CHECK("dangling symlink's target not created", access("/nonexistent/tel-test", F_OK) != 0);
+
+    snprintf(p, sizeof p, "%s/file", home);
+    write_file(p, "x");
+    CHECK_EQ_INT("regular file in the way refused", tel__mkdir_private(p), TEL_ERR_NOSTATE);
+    snprintf(p, sizeof p, "%s/file/sub", home);
+    CHECK_EQ_INT("regular file as parent refused", tel__mkdir_private(p), TEL_ERR_NOSTATE);
+    CHECK_EQ_INT("empty path refused", tel__mkdir_private(""), TEL_ERR_NOSTATE);
+    umask(old);
+}
+
+/* ---------------------------------------------------------- small bits */
+
+static void test_small(void)
+{
+    CHECK_GROUP("parse_bool");
+    const char *on[] = { "true", "1", "yes", "on", "TRUE", "Yes" };
+    const char *off[] = { "false", "0", "no", "off", "FALSE", "Off" };
+    const char *bad[] = { "", "2", "maybe", "truee", " true", "disable" };
+    for (size_t i = 0; i < 6; i++) {
+        char n[64];
+        snprintf(n, sizeof n, "'%s' is 1", on[i]);
+        CHECK_EQ_INT(n, tel__parse_bool(on[i]), 1);
+        snprintf(n, sizeof n, "'%s' is 0", off[i]);
+        CHECK_EQ_INT(n, tel__parse_bool(off[i]), 0);
+        snprintf(n, sizeof n, "'%s' is -1", bad[i]);
+        CHECK_EQ_INT(n, tel__parse_bool(bad[i]), -1);
+    }
+    CHECK_EQ_INT("NULL is -1", tel__parse_bool(NULL), -1);
+
+    CHECK_GROUP("source_name");
+    CHECK("builtin", strcmp(tel__source_name(TEL_SRC_BUILTIN), "builtin") == 0);
+    CHECK("host", strcmp(tel__source_name(TEL_SRC_HOST), "host") == 0);
+    CHECK("config", strcmp(tel__source_name(TEL_SRC_CONFIG), "config") == 0);
+    CHECK("env", strcmp(tel__source_name(TEL_SRC_ENV), "env") == 0);
+    CHECK("flag", strcmp(tel__source_name(TEL_SRC_FLAG), "flag") == 0);
+
+    CHECK_GROUP("default_endpoint");
+    CHECK("matches the build's TEL_DEFAULT_ENDPOINT", strcmp(tel__default_endpoint, TEL_DEFAULT_ENDPOINT) == 0);
+}
+
+/* ---------------------------------------------------------- precedence */
+
+static const char *const src_label[] = { "host", "config", "env", "flag" };
+
+/*
+ * Every subset of {host, config, env, flag} sets endpoint, token and
+ * logging to values of its own; the strongest source set must win for
+ * each, and with none set the built-in values stay.
+ */
+static void test_precedence_matrix(void)
+{
+    CHECK_GROUP("precedence");
+    for (int mask = 0; mask < 16; mask++) {
+        fresh_home();
+        tel_host_settings h = { -1, TEL_SRC_HOST, NULL, NULL, -1 };
+        tel_flag_settings f = { -1, NULL, NULL, -1 };
+        /* logging alternates 1, 0, 1, 0 with strength so the winner's
+         * value differs from the next one down. */
+        if (mask & 1) {
+            h.endpoint = "https://host.example/h";
+            h.token = "tok-host";
+            h.logging = 1;
+        }
+        if (mask & 2)
+            write_conf("endpoint = https://config.example/c\ntoken = tok-config\nlogging = false\n");
+        if (mask & 4) {
+            setenv("TAPP_TELEMETRY_ENDPOINT", "https://env.example/e", 1);
+            setenv("TAPP_TELEMETRY_TOKEN", "tok-env", 1);
+            setenv("TAPP_TELEMETRY_LOGGING", "1", 1);
+        }
+        if (mask & 8) {
+            f.endpoint = "https://flag.example/f";
+            f.token = "tok-flag";
+            f.logging = 0;
+        }
+        tel_policy p;
+        int rc = tel__policy_resolve(&p, APP, &h, &f);
+        int top = -1;
+        for (int k = 0; k < 4; k++)
+            if (mask & (1 << k))
+                top = k;
+        static const char *const ep[] = { "https://host.example/h", "https://config.example/c",
+                                          "https://env.example/e", "https://flag.example/f" };
+        static const char *const tk[] = { "tok-host", "tok-config", "tok-env", "tok-flag" };
+        static const tel_source sv[] = { TEL_SRC_HOST, TEL_SRC_CONFIG, TEL_SRC_ENV, TEL_SRC_FLAG };
+        char label[64] = "";
+        for (int k = 0; k < 4; k++)
+            if (mask & (1 << k)) {
+                strcat(label, label[0] ? "+" : "");
+                strcat(label, src_label[k]);
+            }
+        if (!label[0])
+            strcpy(label, "none");
+        char n[128];
+        snprintf(n, sizeof n, "%s: resolves", label);
+        CHECK_EQ_INT(n, rc, TEL_OK);
+        snprintf(n, sizeof n, "%s: endpoint from %s", label, top < 0 ? "builtin" : src_label[top]);
+        CHECK(n, strcmp(p.endpoint, top < 0 ? tel__default_endpoint : ep[top]) == 0 &&
+                     p.endpoint_src == (top < 0 ? TEL_SRC_BUILTIN : sv[top]));
+        snprintf(n, sizeof n, "%s: token from %s", label, top < 0 ? "builtin" : src_label[top]);
+        CHECK(n, strcmp(p.token, top < 0 ? "" : tk[top]) == 0 &&
+                     p.token_src == (top < 0 ? TEL_SRC_BUILTIN : sv[top]));
+        snprintf(n, sizeof n, "%s: logging from %s", label, top < 0 ? "builtin" : src_label[top]);
+        CHECK(n, p.logging == (top < 0 ? 0 : (top % 2 == 0)) &&
+                     p.logging_src == (top < 0 ? TEL_SRC_BUILTIN : sv[top]));
+        snprintf(n, sizeof n, "%s: still enabled", label);
+        CHECK(n, p.enabled == 1);
+    }
+}
+
+/*
+ * enabled: host, config, env and flag each unset, on or off (81 cases).
+ * Any "off" wins, named by the strongest source saying off; otherwise the
+ * strongest source saying "on" is named, or builtin.
+ */
+static void test_enabled_matrix(void)
+{
+    CHECK_GROUP("enabled");
+    static const tel_source sv[] = { TEL_SRC_HOST, TEL_SRC_CONFIG, TEL_SRC_ENV, TEL_SRC_FLAG };
+    int failures_before = check_failures;
+    int cases = 0;
+    for (int c = 0; c < 81; c++) {
+        int v[4], x = c;
+        for (int k = 0; k < 4; k++) {
+            v[k] = x % 3 - 1; /* -1 unset, 0 off, 1 on */
+            x /= 3;
+        }
+        fresh_home();
+        tel_host_settings h = { v[0], TEL_SRC_HOST, NULL, NULL, -1 };
+        tel_flag_settings f = { v[3], NULL, NULL, -1 };
+        if (v[1] >= 0)
+            write_conf(v[1] ? "# mine\nenabled = true\n" : "# mine\nenabled = false\n");
+        if (v[2] >= 0)
+            setenv("TAPP_TELEMETRY_ENABLED", v[2] ? "true" : "off", 1);
+        tel_policy p;
+        tel__policy_resolve(&p, APP, &h, &f);
+        int want_on = 1;
+        tel_source want_src = TEL_SRC_BUILTIN;
+        for (int k = 0; k < 4; k++)
+            if (v[k] == 0) {
+                want_on = 0;
+                want_src = sv[k];
+            }
+        if (want_on)
+            for (int k = 0; k < 4; k++)
+                if (v[k] == 1)
+                    want_src = sv[k];
+        char label[96];
+        snprintf(label, sizeof label, "host=%d config=%d env=%d flag=%d", v[0], v[1], v[2], v[3]);
+        cases++;
+        if (p.enabled != want_on || p.enabled_src != want_src) {
+            char n[160];
+            snprintf(n, sizeof n, "%s: enabled=%d from %s", label, want_on, tel__source_name(want_src));
+            CHECK(n, 0);
+        }
+        if (v[1] == 0 && v[2] != 0 && v[3] != 0)
+            if (strcmp(p.enabled_why, "telemetry.conf line 2") != 0) {
+                char n[160];
+                snprintf(n, sizeof n, "%s: why names telemetry.conf line 2", label);
+                CHECK(n, 0);
+            }
+    }
+    CHECK_EQ_INT("81 combinations, none wrong", cases - (check_failures - failures_before), 81);
+
+    fresh_home();
+    tel_host_settings hf = { 0, TEL_SRC_FLAG, NULL, NULL, -1 };
+    tel_flag_settings fon = { 1, NULL, NULL, -1 };
+    tel_policy p;
+    tel__policy_resolve(&p, APP, &hf, NULL);
+    CHECK("host --no-telemetry counts as a flag", !p.enabled && p.enabled_src == TEL_SRC_FLAG);
+    tel__policy_resolve(&p, APP, &hf, &fon);
+    CHECK("host --no-telemetry beats tel's own --enable flag", !p.enabled);
+    setenv("TAPP_TELEMETRY_ENABLED", "true", 1);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("env on is named", p.enabled && strcmp(p.enabled_why, "TAPP_TELEMETRY_ENABLED") == 0);
+    static const char *const offs[] = { "false", "0", "no", "off", "OFF", "disable" };
+    for (size_t i = 0; i < 6; i++) {
+        char n[96];
+        setenv("TAPP_TELEMETRY_ENABLED", offs[i], 1);
+        tel__policy_resolve(&p, APP, NULL, &fon);
+        snprintf(n, sizeof n, "ENABLED=%s disables, even against a flag", offs[i]);
+        CHECK(n, !p.enabled && p.enabled_src == TEL_SRC_ENV &&
+                     strcmp(p.enabled_why, "TAPP_TELEMETRY_ENABLED") == 0);
+    }
+    setenv("TAPP_TELEMETRY_ENABLED", "", 1);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("ENABLED= (empty) is unset", p.enabled && p.enabled_src == TEL_SRC_BUILTIN);
+    unsetenv("TAPP_TELEMETRY_ENABLED");
+}
+
+static void test_do_not_track(void)
+{
+    CHECK_GROUP("DO_NOT_TRACK");
+    static const struct {
+        const char *v;
+        int enabled;
+    } cases[] = { { "", 1 }, { "0", 1 }, { "false", 1 }, { "FALSE", 1 }, { "1", 0 }, { "yes", 0 },
+                  { "true", 0 }, { "anything", 0 } };
+    tel_flag_settings fon = { 1, NULL, NULL, -1 };
+    tel_host_settings hon = { 1, TEL_SRC_HOST, NULL, NULL, -1 };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fresh_home();
+        write_conf("enabled = true\n");
+        setenv("TAPP_TELEMETRY_ENABLED", "1", 1);
+        setenv("DO_NOT_TRACK", cases[i].v, 1);
+        tel_policy p;
+        tel__policy_resolve(&p, APP, &hon, &fon);
+        char n[96];
+        snprintf(n, sizeof n, "DO_NOT_TRACK='%s' -> %s against every other source saying on",
+                 cases[i].v, cases[i].enabled ? "enabled" : "disabled");
+        CHECK(n, p.enabled == cases[i].enabled);
+        if (!cases[i].enabled) {
+            snprintf(n, sizeof n, "DO_NOT_TRACK='%s' named as the reason", cases[i].v);
+            CHECK(n, p.enabled_src == TEL_SRC_ENV && strcmp(p.enabled_why, "DO_NOT_TRACK") == 0);
+        }
+    }
+    /* It is not per app: another app's resolve sees it too. */
+    fresh_home();
+    setenv("DO_NOT_TRACK", "1", 1);
+    tel_policy p;
+    tel__policy_resolve(&p, "other-app", NULL, NULL);
+    CHECK("applies to every app", !p.enabled);
+    unsetenv("DO_NOT_TRACK");
+}
+
+static void test_env_misc(void)
+{
+    CHECK_GROUP("env");
+    fresh_home();
+    tel_policy p;
+    setenv("TAPP_TELEMETRY_DEBUG", "1", 1);
+    setenv("TAPP_TELEMETRY_INSPECT", "/tmp/inspect.out", 1);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("DEBUG=1 sets debug", p.debug == 1);
+    CHECK("INSPECT sets the inspect path", strcmp(p.inspect, "/tmp/inspect.out") == 0);
+    setenv("TAPP_TELEMETRY_DEBUG", "0", 1);
+    unsetenv("TAPP_TELEMETRY_INSPECT");
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("DEBUG=0 leaves debug off", p.debug == 0);
+    CHECK("no INSPECT, empty path", p.inspect[0] == '\0');
+    unsetenv("TAPP_TELEMETRY_DEBUG");
+
+    setenv("MY_APP_CLI_TELEMETRY_ENABLED", "no", 1);
+    tel__policy_resolve(&p, "my-app.cli", NULL, NULL);
+    CHECK("dotted, dashed app reads MY_APP_CLI_TELEMETRY_ENABLED", !p.enabled);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("another app's variable does not count", p.enabled);
+    unsetenv("MY_APP_CLI_TELEMETRY_ENABLED");
+
+    setenv("TAPP_TELEMETRY_LOGGING", "maybe", 1);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("unparseable LOGGING is ignored", p.logging == 0 && p.logging_src == TEL_SRC_BUILTIN);
+    unsetenv("TAPP_TELEMETRY_LOGGING");
+
+    CHECK_EQ_INT("bad app name refused", tel__policy_resolve(&p, "../x", NULL, NULL), TEL_ERR_INVALID);
+    CHECK("bad app name counts as disabled", !p.enabled);
+
+    unsetenv("HOME");
+    CHECK_EQ_INT("no HOME: still resolves", tel__policy_resolve(&p, APP, NULL, NULL), TEL_OK);
+    CHECK("no HOME: enabled by default", p.enabled);
+    fresh_home();
+}
+
+/* -------------------------------------------------------------- config */
+
+static void test_config_parse(void)
+{
+    CHECK_GROUP("config");
+    tel_policy p;
+    const char *home = fresh_home();
+    CHECK_EQ_INT("missing file is fine", tel__policy_resolve(&p, APP, NULL, NULL), TEL_OK);
+
+    write_conf("# telemetry settings\n\n   # indented comment\n"
+               "  endpoint   =   \"https://c.example/x y\"  \r\n"
+               "token=\"  spaced  \"\n"
+               "logging = on\n"
+               "enabled = TRUE\n");
+    CHECK_EQ_INT("comments, blanks, quotes, CRLF parse", tel__policy_resolve(&p, APP, NULL, NULL), TEL_OK);
+    CHECK("quoted endpoint", strcmp(p.endpoint, "https://c.example/x y") == 0 && p.endpoint_src == TEL_SRC_CONFIG);
+    CHECK("quotes keep inner spaces", strcmp(p.token, "  spaced  ") == 0);
+    CHECK("logging = on", p.logging == 1 && p.logging_src == TEL_SRC_CONFIG);
+    CHECK("enabled = TRUE is an explicit on", p.enabled && p.enabled_src == TEL_SRC_CONFIG &&
+                                                 strcmp(p.enabled_why, "telemetry.conf line 7") == 0);
+
+    write_conf("endpoint =\ntoken = \"\"\n");
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("empty values leave the defaults", strcmp(p.endpoint, tel__default_endpoint) == 0 &&
+                                                 p.endpoint_src == TEL_SRC_BUILTIN && p.token[0] == '\0');
+
+    static const struct {
+        const char *text;
+        int line;
+        const char *msg;
+    } bad[] = {
+        { "enabled = true\nfoo = 1\n", 2, "unknown key 'foo'" },
+        { "# c\n\njust words\n", 3, "expected 'key = value'" },
+        { "enabled = perhaps\n", 1, "must be true or false" },
+        { "token = \"open\n", 1, "unterminated" },
+        { "= x\n", 1, "missing key" },
+        { "logging = 2\n", 1, "must be true or false" },
+        { "Enabled = false\n", 1, "unknown key 'Enabled'" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fresh_home();
+        setenv("TAPP_TELEMETRY_ENDPOINT", "https://env.example/e", 1);
+        write_conf(bad[i].text);
+        char n[128], want[64];
+        int rc = tel__policy_resolve(&p, APP, NULL, NULL);
+        snprintf(n, sizeof n, "bad file %zu: TEL_ERR_CONFIG", i + 1);
+        CHECK_EQ_INT(n, rc, TEL_ERR_CONFIG);
+        snprintf(want, sizeof want, "telemetry.conf line %d: ", bad[i].line);
+        snprintf(n, sizeof n, "bad file %zu: message names line %d", i + 1, bad[i].line);
+        CHECK(n, strncmp(tel_last_error(), want, strlen(want)) == 0);
+        snprintf(n, sizeof n, "bad file %zu: message says '%s'", i + 1, bad[i].msg);
+        CHECK(n, strstr(tel_last_error(), bad[i].msg) != NULL);
+        snprintf(n, sizeof n, "bad file %zu: message holds no path", i + 1);
+        CHECK(n, strchr(tel_last_error(), '/') == NULL);
+        snprintf(n, sizeof n, "bad file %zu: counts as disabled by config", i + 1);
+        CHECK(n, !p.enabled && p.enabled_src == TEL_SRC_CONFIG);
+        snprintf(n, sizeof n, "bad file %zu: other sources still fill the policy", i + 1);
+        CHECK(n, strcmp(p.endpoint, "https://env.example/e") == 0);
+    }
+    unsetenv("TAPP_TELEMETRY_ENDPOINT");
+
+    fresh_home();
+    write_conf("token = from-broken-file\nbogus\n");
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("a broken file's good lines are not used", p.token[0] == '\0');
+
+    /* Not a regular file. */
+    home = fresh_home();
+    char path[PATH_MAX], other[PATH_MAX];
+    snprintf(path, sizeof path, "%s/.config/" APP "/telemetry.conf", home);
+    write_conf("");
+    unlink(path);
+    mkdir(path, 0755);
+    CHECK_EQ_INT("directory in its place: error", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
+    CHECK("directory in its place: disabled", !p.enabled);
+    rmdir(path);
+    snprintf(other, sizeof other, "%s/elsewhere.conf", home);
+    write_file(other, "enabled = true\n");
+    CHECK("symlink made", symlink(other, path) == 0);
+    CHECK_EQ_INT("symlink: not followed, error", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
+    CHECK("symlink: disabled", !p.enabled);
+    CHECK("symlink: message holds no path", strchr(tel_last_error(), '/') == NULL);
+    unlink(path);
+    CHECK("fifo made", mkfifo(path, 0600) == 0);
+    CHECK_EQ_INT("fifo: error, no hang", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
+    unlink(path);
+
+    char *big = malloc(70 * 1024);
+    memset(big, '#', 70 * 1024 - 1);
+    big[70 * 1024 - 1] = '\0';
+    write_conf(big);
+    free(big);
+    CHECK_EQ_INT("over 64 KiB: error", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
+    CHECK("over 64 KiB: disabled", !p.enabled);
+
+    /* Relative XDG_CONFIG_HOME is ignored: the file under HOME counts. */
+    fresh_home();
+    write_conf("enabled = false\n");
+    setenv("XDG_CONFIG_HOME", "nowhere", 1);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("relative XDG_CONFIG_HOME: HOME/.config read", !p.enabled);
+    snprintf(path, sizeof path, "%s/xdgconf", tmp_root);
+    mkdir(path, 0755);
+    setenv("XDG_CONFIG_HOME", path, 1);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("absolute XDG_CONFIG_HOME: HOME/.config not read", p.enabled);
+    unsetenv("XDG_CONFIG_HOME");
+}
+
+static void test_config_set(void)
+{
+    CHECK_GROUP("config_set");
+    const char *home = fresh_home();
+    char path[PATH_MAX], dir[1024];
+    snprintf(dir, sizeof dir, "%s/.config/" APP, home);
+    snprintf(path, sizeof path, "%s/telemetry.conf", dir);
+    mode_t old = umask(0);
+
+    CHECK_EQ_INT("creates the file", tel__config_set(APP, "enabled", "false"), TEL_OK);
+    CHECK_EQ_INT("dir is 0700 under umask 000", mode_of(dir), 0700);
+    CHECK_EQ_INT("file is 0600 under umask 000", mode_of(path), 0600);
+    char *txt = read_text(path);
+    CHECK("content is the one line", txt && strcmp(txt, "enabled = false\n") == 0);
+    tel_policy p;
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("read back: disabled", !p.enabled && p.enabled_src == TEL_SRC_CONFIG);
+
+    write_file(path, "# keep me\nendpoint = https://mine.example/x\n\n"
+                     "enabled = false # stale\n# and me\nenabled = true\nlogging = on");
+    chmod(path, 0644);
+    CHECK_EQ_INT("rewrites", tel__config_set(APP, "enabled", "true"), TEL_OK);
+    txt = read_text(path);
+    CHECK("comments and other keys kept, first key line replaced, duplicates dropped",
+          txt && strcmp(txt, "# keep me\nendpoint = https://mine.example/x\n\nenabled = true\n"
+                             "# and me\nlogging = on\n") == 0);
+    CHECK_EQ_INT("rewritten file is 0600", mode_of(path), 0600);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("read back: enabled by config, endpoint kept",
+          p.enabled && p.enabled_src == TEL_SRC_CONFIG && strcmp(p.endpoint, "https://mine.example/x") == 0);
+
+    CHECK_EQ_INT("token with spaces", tel__config_set(APP, "token", " a b "), TEL_OK);
+    CHECK_EQ_INT("leading quote", tel__config_set(APP, "endpoint", "\"q\""), TEL_OK);
+    tel__policy_resolve(&p, APP, NULL, NULL);
+    CHECK("spaces survive the round trip", strcmp(p.token, " a b ") == 0);
+    CHECK("quotes survive the round trip", strcmp(p.endpoint, "\"q\"") == 0);
+
+    CHECK_EQ_INT("unknown key refused", tel__config_set(APP, "colour", "blue"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("newline in value refused", tel__config_set(APP, "token", "a\nenabled = true"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("non-boolean enabled refused", tel__config_set(APP, "enabled", "perhaps"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("bad app refused", tel__config_set("../x", "enabled", "false"), TEL_ERR_INVALID);
+
+    /* No temporary file is left behind. */
+    int leftovers = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        leftovers += strncmp(e->d_name, ".telemetry", 10) == 0;
+    if (d)
+        closedir(d);
+    CHECK_EQ_INT("no temporary files left", leftovers, 0);
+
+    /* A symlink in place of the file is not replaced. */
+    unlink(path);
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/real.conf", home);
+    write_file(other, "enabled = true\n");
+    symlink(other, path);
+    CHECK_EQ_INT("symlink in place refused", tel__config_set(APP, "enabled", "false"), TEL_ERR_IO);
+    struct stat st;
+    CHECK("symlink still a symlink", lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK("symlink target untouched", strcmp(read_text(other), "enabled = true\n") == 0);
+
+    unsetenv("HOME");
+    CHECK_EQ_INT("no HOME: NOSTATE", tel__config_set(APP, "enabled", "false"), TEL_ERR_NOSTATE);
+    fresh_home();
+    umask(old);
+}
+
+/* ------------------------------------------------------------ endpoint */
+
+static void test_endpoint(void)
+{
+    CHECK_GROUP("endpoint_check");
+    static const char *const good[] = {
+        "https://collector.example.com/v1/batch",
+        "https://collector.example.com",
+        "https://collector.example.com:8443/v1/batch?x=1",
+        "HTTPS://Collector.Example.com/x",
+        "http://127.0.0.1:8787/v1/batch",
+        "http://127.1.2.3/x",
+        "http://localhost:8080/",
+        "http://LOCALHOST/x",
+        "http://[::1]:9000/v1",
+        "https://[2001:db8::1]/v1",
+    };
+    static const char *const bad[] = {
+        "http://example.com/v1",
+        "http://128.0.0.1/x",
+        "http://localhost.example.com/x",
+        "http://[::2]/x",
+        "https://user:pass@collector.example.com/x",
+        "https://token@collector.example.com/x",
+        "http://user@127.0.0.1/x",
+        "ftp://collector.example.com/x",
+        "file:///etc/passwd",
+        "collector.example.com/v1",
+        "https://collector.example.com/a b",
+        "https://collector.example.com/a\tb",
+        "https://collector.example.com/\x01",
+        "https://",
+        "https://:443/x",
+        "https://host:99999/x",
+        "https://host:/x",
+        "https://host:12ab/x",
+        "https://[::1/x",
+        "",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char n[160];
+        snprintf(n, sizeof n, "accepts %s", good[i]);
+        CHECK_EQ_INT(n, tel__endpoint_check(good[i]), TEL_OK);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char n[160];
+        snprintf(n, sizeof n, "refuses bad endpoint %zu", i + 1);
+        CHECK_EQ_INT(n, tel__endpoint_check(bad[i]), TEL_ERR_INVALID);
+    }
+    CHECK_EQ_INT("refuses NULL", tel__endpoint_check(NULL), TEL_ERR_INVALID);
+    tel__endpoint_check("https://alice:s3cr3t-pw@collector.example.com/x");
+    CHECK("credentials not echoed", strstr(tel_last_error(), "s3cr3t") == NULL &&
+                                        strstr(tel_last_error(), "alice") == NULL);
+    tel__endpoint_check("http://example.com/private/path");
+    CHECK("http refusal names the host", strstr(tel_last_error(), "example.com") != NULL);
+    CHECK("http refusal does not echo the path", strstr(tel_last_error(), "private") == NULL);
+    tel__endpoint_check("ftp://x/y");
+    CHECK("scheme refusal names the scheme", strstr(tel_last_error(), "'ftp'") != NULL);
+}
+
+int main(void)
+{
+    snprintf(tmp_root, sizeof tmp_root, "%s/tel-policy.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(tmp_root) == NULL) {
+        printf("FAIL setup: mkdtemp\n");
+        return 1;
+    }
+    test_app_names();
+    test_paths();
+    test_mkdir_private();
+    test_small();
+    test_precedence_matrix();
+    test_enabled_matrix();
+    test_do_not_track();
+    test_env_misc();
+    test_config_parse();
+    test_config_set();
+    test_endpoint();
+    nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return check_exit();
+}
