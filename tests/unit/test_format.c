@@ -553,6 +553,22 @@ static void test_spec_example(void)
     CHECK_EQ_INT("length as in SPEC.md", len, wlen);
     CHECK("bytes as in SPEC.md", len == wlen && memcmp(buf, want, len) == 0);
 
+    /* The batch of section 11: the head, then the record unchanged. */
+    static const char head_hex[] =
+        "86 a1 76 01 a1 62 c4 10 0d 9e 8a 7b 6c 5d 4e 3f 8a 1b 2c 3d 4e 5f 6a 7b"
+        " a1 73 cf 00 00 01 a0 c4 51 56 60 a1 64 00 a1 61 c0 a1 65 91";
+    uint8_t head_want[64];
+    size_t head_len;
+    hex_to_bytes(head_hex, head_want, &head_len);
+    tel_batch_head h = { .sent_ms = 1790000060000ull, .dropped = 0, .anon = NULL, .nevents = 1 };
+    tel__uuid_parse("0d9e8a7b-6c5d-4e3f-8a1b-2c3d4e5f6a7b", 36, h.id);
+    tel_buf batch = TEL_BUF_INIT;
+    tel__batch_begin(&batch, &h);
+    CHECK("batch head as in SPEC.md", batch.len == head_len && memcmp(batch.p, head_want, head_len) == 0);
+    tel_buf_append(&batch, buf, len);
+    CHECK_EQ_INT("that batch decodes", tel__batch_decode(batch.p, batch.len, NULL, NULL, NULL), TEL_OK);
+    tel_buf_free(&batch);
+
     tel_record r;
     tel_buf js = TEL_BUF_INIT;
     tel__record_decode(&r, want, wlen);
