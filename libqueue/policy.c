@@ -92,12 +92,15 @@ static int conf_load(const char *path, char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    /* A symlink is followed: dotfile managers link config files into
+     * place, and reading the user's own file through a link gives away
+     * nothing.  What it points at must still be a small regular file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return TEL_ERR_NOTFOUND;
         if (errno == ELOOP)
-            return tel__fail(TEL_ERR_CONFIG, CONF_NAME " is a symlink; it is not followed");
+            return tel__fail(TEL_ERR_CONFIG, CONF_NAME " is a symlink loop");
         if (errno == EISDIR)
             return tel__fail(TEL_ERR_CONFIG, CONF_NAME " is a directory");
         return tel__fail(TEL_ERR_CONFIG, CONF_NAME " cannot be read (%s)", strerror(errno));
@@ -574,6 +577,19 @@ int tel__config_set(const char *app, const char *key, const char *value)
     rc = tel__mkdir_private(dir);
     if (rc != TEL_OK)
         return rc;
+    /* A config file linked into place by a dotfile manager is updated
+     * where it really lives, so the link keeps working. */
+    struct stat lst;
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        char real[TEL_PATH_MAX];
+        struct stat rst;
+        if (!realpath(path, real) || stat(real, &rst) != 0 || !S_ISREG(rst.st_mode) ||
+            strlen(real) >= sizeof path)
+            return tel__fail(TEL_ERR_IO, CONF_NAME " is a symlink to something that is not a file");
+        memcpy(path, real, strlen(real) + 1);
+        memcpy(dir, path, strlen(path) + 1);
+        *strrchr(dir, '/') = '\0';
+    }
 
     char *old = NULL;
     size_t oldlen = 0;

@@ -565,11 +565,18 @@ static void test_config_parse(void)
     CHECK("directory in its place: disabled", !p.enabled);
     rmdir(path);
     snprintf(other, sizeof other, "%s/elsewhere.conf", home);
-    write_file(other, "enabled = true\n");
+    write_file(other, "enabled = false\n");
     CHECK("symlink made", symlink(other, path) == 0);
-    CHECK_EQ_INT("symlink: not followed, error", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
-    CHECK("symlink: disabled", !p.enabled);
-    CHECK("symlink: message holds no path", strchr(tel_last_error(), '/') == NULL);
+    CHECK_EQ_INT("symlink to a file: followed", tel__policy_resolve(&p, APP, NULL, NULL), TEL_OK);
+    CHECK("symlink to a file: its opt-out counts", !p.enabled && p.enabled_src == TEL_SRC_CONFIG);
+    unlink(path);
+    CHECK("dangling symlink made", symlink("/nonexistent/tel.conf", path) == 0);
+    CHECK_EQ_INT("dangling symlink: no config", tel__policy_resolve(&p, APP, NULL, NULL), TEL_OK);
+    unlink(path);
+    CHECK("symlink to a directory made", symlink(home, path) == 0);
+    CHECK_EQ_INT("symlink to a directory: error", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
+    CHECK("symlink to a directory: disabled", !p.enabled);
+    CHECK("symlink to a directory: message holds no path", strchr(tel_last_error(), '/') == NULL);
     unlink(path);
     CHECK("fifo made", mkfifo(path, 0600) == 0);
     CHECK_EQ_INT("fifo: error, no hang", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
@@ -648,16 +655,21 @@ static void test_config_set(void)
         closedir(d);
     CHECK_EQ_INT("no temporary files left", leftovers, 0);
 
-    /* A symlink in place of the file is not replaced. */
+    /* A symlink in place of the file (a dotfile manager's) is kept, and
+     * the file it points at is what gets updated. */
     unlink(path);
     char other[PATH_MAX];
     snprintf(other, sizeof other, "%s/real.conf", home);
     write_file(other, "enabled = true\n");
     symlink(other, path);
-    CHECK_EQ_INT("symlink in place refused", tel__config_set(APP, "enabled", "false"), TEL_ERR_IO);
+    CHECK_EQ_INT("symlink in place: written through", tel__config_set(APP, "enabled", "false"), TEL_OK);
     struct stat st;
     CHECK("symlink still a symlink", lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
-    CHECK("symlink target untouched", strcmp(read_text(other), "enabled = true\n") == 0);
+    CHECK("symlink target updated", strcmp(read_text(other), "enabled = false\n") == 0);
+    unlink(path);
+    symlink("/nonexistent/tel.conf", path);
+    CHECK_EQ_INT("dangling symlink in place refused", tel__config_set(APP, "enabled", "false"), TEL_ERR_IO);
+    CHECK("dangling symlink's target not created", access("/nonexistent/tel.conf", F_OK) != 0);
 
     unsetenv("HOME");
     CHECK_EQ_INT("no HOME: NOSTATE", tel__config_set(APP, "enabled", "false"), TEL_ERR_NOSTATE);
