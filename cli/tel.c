@@ -352,8 +352,10 @@ static int cmd_status(const args *a)
         printf("}}\n");
     } else {
         printf("app:         %s\n", a->app);
+        /* "decided by env: MYCLI_TELEMETRY_ENABLED", but not "builtin: builtin" */
+        int why = p.enabled_why[0] && strcmp(p.enabled_why, tel__source_name(p.enabled_src)) != 0;
         printf("telemetry:   %s (decided by %s%s%s)\n", p.enabled ? "on" : "off",
-               tel__source_name(p.enabled_src), p.enabled_why[0] ? ": " : "", p.enabled_why);
+               tel__source_name(p.enabled_src), why ? ": " : "", why ? p.enabled_why : "");
         if (conferr[0])
             printf("config:      error: %s\n", conferr);
         if (p.debug)

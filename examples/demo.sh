@@ -36,10 +36,10 @@ fi
 echo "== tel-collect listening on 127.0.0.1:$port"
 
 echo "== running the example CLI (examples/mycli.c)"
+"$bin/mycli" --no-telemetry deploy   # records nothing (and would purge anything queued)
 "$bin/mycli" --force deploy
 "$bin/mycli" --output report.txt build
 "$bin/mycli" fail || true
-"$bin/mycli" --no-telemetry deploy   # this run records nothing
 echo
 echo "== tel status --app mycli"
 "$bin/tel" status --app mycli

@@ -663,9 +663,10 @@ int tel_status_line(const char *app, char *buf, size_t size)
             tel__queue_close(q);
         }
     }
+    int why = p.enabled_why[0] && strcmp(p.enabled_why, tel__source_name(p.enabled_src)) != 0;
     snprintf(buf, size, "telemetry is %s (decided by %s%s%s)%s; %llu event%s queued",
              p.enabled ? "on" : "off", tel__source_name(p.enabled_src),
-             p.enabled_why[0] ? ": " : "", p.enabled_why,
+             why ? ": " : "", why ? p.enabled_why : "",
              prc == TEL_ERR_CONFIG ? "; telemetry.conf has an error" : "",
              (unsigned long long)count, count == 1 ? "" : "s");
     return TEL_OK;
