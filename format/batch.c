@@ -21,10 +21,7 @@ static int buf_write(void *data, const char *p, size_t n)
     return tel_buf_append(data, p, n);
 }
 
-static int pack_key(msgpack_packer *pk, const char *key)
-{
-    return msgpack_pack_str_with_body(pk, key, strlen(key));
-}
+#define pack_key(pk, key) msgpack_pack_str_with_body((pk), (key), sizeof(key) - 1)
 
 int tel__batch_begin(tel_buf *out, const tel_batch_head *head)
 {

@@ -167,13 +167,36 @@ static int json_tstr(tel_buf *out, tel_str s)
     return json_str(out, s.p ? s.p : "", s.len);
 }
 
+/* Decimal without printf, which costs more than all the rest of a
+ * record's JSON together. */
+static int json_u64(tel_buf *out, uint64_t v, int negative)
+{
+    char text[24];
+    char *w = text + sizeof text;
+    do {
+        *--w = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative)
+        *--w = '-';
+    return tel_buf_append(out, w, (size_t)(text + sizeof text - w));
+}
+
+static int json_i64(tel_buf *out, int64_t v)
+{
+    /* -(INT64_MIN) does not fit: negate in unsigned arithmetic. */
+    return v < 0 ? json_u64(out, 0 - (uint64_t)v, 1) : json_u64(out, (uint64_t)v, 0);
+}
+
 static int json_uuid(tel_buf *out, const uint8_t *id)
 {
-    char text[37];
+    char text[38];
     if (!id)
         return tel_buf_puts(out, "null");
-    tel__uuid_format(id, text);
-    return tel_buf_printf(out, "\"%s\"", text);
+    text[0] = '"';
+    tel__uuid_format(id, text + 1);
+    text[37] = '"';
+    return tel_buf_append(out, text, sizeof text);
 }
 
 /*
@@ -206,9 +229,19 @@ static int json_time(tel_buf *out, uint64_t ms)
     time_t secs = (time_t)(ms / 1000);
     if (ms / 1000 > 253402300799ull || !gmtime_r(&secs, &tm))
         return tel_buf_puts(out, "null");
-    return tel_buf_printf(out, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"",
-                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                          tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ", filled digit by digit. */
+    char t[] = "\"0000-00-00T00:00:00.000Z\"";
+    const int fields[][3] = { { tm.tm_year + 1900, 1, 4 }, { tm.tm_mon + 1, 6, 2 }, { tm.tm_mday, 9, 2 },
+                              { tm.tm_hour, 12, 2 }, { tm.tm_min, 15, 2 }, { tm.tm_sec, 18, 2 },
+                              { (int)(ms % 1000), 21, 3 } };
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        int v = fields[f][0];
+        for (int d = fields[f][2] - 1; d >= 0; d--) {
+            t[fields[f][1] + d] = (char)('0' + v % 10);
+            v /= 10;
+        }
+    }
+    return tel_buf_append(out, t, sizeof t - 1);
 }
 
 static int json_value(tel_buf *out, const tel_val *v)
@@ -216,7 +249,7 @@ static int json_value(tel_buf *out, const tel_val *v)
     switch (v->type) {
     case TEL_T_NIL: return tel_buf_puts(out, "null");
     case TEL_T_BOOL: return tel_buf_puts(out, v->v.b ? "true" : "false");
-    case TEL_T_INT: return tel_buf_printf(out, "%" PRId64, v->v.i);
+    case TEL_T_INT: return json_i64(out, v->v.i);
     case TEL_T_FLOAT: return json_double(out, v->v.f);
     case TEL_T_STR: return json_tstr(out, v->v.s);
     }
@@ -228,7 +261,7 @@ static int json_opt(tel_buf *out, const char *key, tel_str s)
 {
     if (!s.p)
         return 0;
-    return tel_buf_printf(out, ",\"%s\":", key) | json_tstr(out, s);
+    return tel_buf_puts(out, ",\"") | tel_buf_puts(out, key) | tel_buf_puts(out, "\":") | json_tstr(out, s);
 }
 
 int tel__record_json(const tel_record *r, tel_buf *out)
@@ -241,7 +274,9 @@ int tel__record_json(const tel_record *r, tel_buf *out)
      * back below, so nothing half-written is ever left behind. */
     bad |= tel_buf_puts(out, "{\"id\":");
     bad |= json_uuid(out, r->id);
-    bad |= tel_buf_printf(out, ",\"ts\":%" PRIu64 ",\"time\":", r->ts_ms);
+    bad |= tel_buf_puts(out, ",\"ts\":");
+    bad |= json_u64(out, r->ts_ms, 0);
+    bad |= tel_buf_puts(out, ",\"time\":");
     bad |= json_time(out, r->ts_ms);
     bad |= tel_buf_puts(out, ",\"name\":");
     bad |= json_tstr(out, r->name);
@@ -263,8 +298,10 @@ int tel__record_json(const tel_record *r, tel_buf *out)
     bad |= json_opt(out, "lib_version", r->lib_version);
     bad |= json_opt(out, "os", r->os);
     bad |= json_opt(out, "arch", r->arch);
-    if (r->cpus > 0)
-        bad |= tel_buf_printf(out, ",\"cpus\":%" PRId64, r->cpus);
+    if (r->cpus > 0) {
+        bad |= tel_buf_puts(out, ",\"cpus\":");
+        bad |= json_i64(out, r->cpus);
+    }
     bad |= tel_buf_puts(out, r->ci ? ",\"ci\":true" : ",\"ci\":false");
     bad |= json_opt(out, "ci_vendor", r->ci_vendor);
     bad |= json_opt(out, "project", r->project);

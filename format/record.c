@@ -186,10 +186,8 @@ static int fixed_write(void *data, const char *buf, size_t n)
     return 0;
 }
 
-static void pack_key(msgpack_packer *pk, const char *key)
-{
-    msgpack_pack_str_with_body(pk, key, strlen(key));
-}
+/* Keys are string literals, so their length is known at compile time. */
+#define pack_key(pk, key) msgpack_pack_str_with_body((pk), (key), sizeof(key) - 1)
 
 static void pack_id(msgpack_packer *pk, const uint8_t *id)
 {
@@ -200,6 +198,7 @@ static void pack_id(msgpack_packer *pk, const uint8_t *id)
  * always encodes to the same bytes. */
 enum { C_APP, C_AV, C_LV, C_OS, C_ARCH, C_CIV, C_PRJ, C_NSTR };
 static const char *const ctx_keys[C_NSTR] = { "app", "av", "lv", "os", "arch", "civ", "prj" };
+static const uint8_t ctx_key_len[C_NSTR] = { 3, 2, 2, 2, 4, 3, 3 };
 
 int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
 {
@@ -267,7 +266,7 @@ int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t 
     for (int i = C_APP; i <= C_ARCH; i++) {
         if (!cs[i])
             continue;
-        pack_key(&pk, ctx_keys[i]);
+        msgpack_pack_str_with_body(&pk, ctx_keys[i], ctx_key_len[i]);
         msgpack_pack_str_with_body(&pk, cs[i], cl[i]);
     }
     if (c->cpus > 0) {
@@ -279,7 +278,7 @@ int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t 
     for (int i = C_CIV; i < C_NSTR; i++) {
         if (!cs[i])
             continue;
-        pack_key(&pk, ctx_keys[i]);
+        msgpack_pack_str_with_body(&pk, ctx_keys[i], ctx_key_len[i]);
         msgpack_pack_str_with_body(&pk, cs[i], cl[i]);
     }
 
@@ -331,11 +330,8 @@ static int read_key(tel_mp *r, tel_str *key)
     return read_str(r, key, UINT32_MAX);
 }
 
-static int key_is(tel_str k, const char *name)
-{
-    size_t n = strlen(name);
-    return k.len == n && memcmp(k.p, name, n) == 0;
-}
+/* name is a string literal: its length folds to a constant. */
+#define key_is(k, name) ((k).len == sizeof(name) - 1 && memcmp((k).p, (name), sizeof(name) - 1) == 0)
 
 static int skip_unknown(tel_mp *r)
 {

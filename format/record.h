@@ -104,7 +104,9 @@ typedef struct tel_record {
  */
 int tel__event_check(const char *name, const tel_prop *props, size_t nprops);
 
-/* Checks a name alone: 1-64 of [A-Za-z0-9_.:-]. */
+/* Checks a name alone: 1-64 of [A-Za-z0-9_.:-].  Like every check here it
+ * returns TEL_OK (0) when the name is good, else TEL_ERR_INVALID or
+ * TEL_ERR_LIMIT with the reason, so test it with `!= TEL_OK`. */
 int tel__event_name_valid(const char *name, size_t len);
 
 /*
@@ -157,7 +159,9 @@ typedef int (*tel_record_fn)(void *ud, const tel_record *r);
 /*
  * Decodes an uncompressed batch.  Checks the schema version, the limits,
  * every record, and that every record's anonymous id equals the batch's.
- * Calls fn (may be NULL) for each record in order.  Returns TEL_OK,
+ * Only once all of that holds does it call fn (may be NULL) for each
+ * record in order, so fn never sees part of a batch that is refused.
+ * head may be NULL; head->anon points into buf.  Returns TEL_OK,
  * TEL_ERR_CORRUPT (malformed; reason in tel_last_error()) or TEL_ERR_LIMIT
  * (more events or bytes than a batch may hold).
  */
