@@ -76,6 +76,20 @@ static int lmdb_fail(int rc, const char *what)
     return tel__fail(TEL_ERR_IO, "queue: %s: %s", what, mdb_strerror(rc));
 }
 
+/*
+ * Begins a transaction.  Another process with larger caps may have grown
+ * the file past the map this process opened with; LMDB then refuses every
+ * transaction with MDB_MAP_RESIZED until the process adopts the size now
+ * on disk (possible only while it has no transaction open, as here).
+ */
+static int txn_begin(tel_queue *q, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(q->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(q->env, 0) == 0)
+        rc = mdb_txn_begin(q->env, NULL, flags, txn);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- meta */
 
 static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
@@ -194,7 +208,7 @@ static int try_open(tel_queue *q, int mode, int *bad_data)
     if (rc == 0) {
         MDB_txn *txn;
         unsigned dflags = (mode & TEL_Q_READONLY) ? 0 : MDB_CREATE;
-        rc = mdb_txn_begin(q->env, NULL, (mode & TEL_Q_READONLY) ? MDB_RDONLY : 0, &txn);
+        rc = txn_begin(q, (mode & TEL_Q_READONLY) ? MDB_RDONLY : 0, &txn);
         if (rc == 0) {
             rc = mdb_dbi_open(txn, "events", dflags, &q->events);
             if (rc == 0)
@@ -367,7 +381,7 @@ static int evict(tel_queue *q, MDB_txn *txn, uint64_t incoming, uint64_t incomin
 static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t force)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    int rc = txn_begin(q, 0, &txn);
     if (rc)
         return rc;
     uint64_t next, bytes, dropped, incoming_bytes = 0;
@@ -433,6 +447,19 @@ int tel__queue_append(tel_queue *q, const tel_rec *recs, size_t n)
         return TEL_OK;
     int rc = append_txn(q, recs, n, 0);
     /*
+     * LMDB sizes the map to at least the data already in the file, so a
+     * queue filled under a host's larger caps can leave no room even to
+     * evict: pages freed in a transaction are reusable only after it
+     * commits.  Growing the map costs address space, not disk; the file
+     * grows only if the pages are used, and eviction then frees them.
+     */
+    if (rc == MDB_MAP_FULL) {
+        MDB_envinfo info;
+        if (mdb_env_info(q->env, &info) == 0 &&
+            mdb_env_set_mapsize(q->env, info.me_mapsize + MAP_MIN) == 0)
+            rc = append_txn(q, recs, n, 0);
+    }
+    /*
      * The map filling up means the caps were set larger than the map can
      * hold with LMDB's copy-on-write overhead.  A full queue is never the
      * host's problem: drop a growing share of the oldest events and retry.
@@ -450,7 +477,7 @@ int tel__queue_stats(tel_queue *q, tel_queue_stats *out)
 {
     memset(out, 0, sizeof *out);
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(q, MDB_RDONLY, &txn);
     if (rc)
         return lmdb_fail(rc, "stats");
     MDB_stat st;
@@ -478,7 +505,7 @@ int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t ma
                     tel_queue_fn fn, void *ud)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(q, MDB_RDONLY, &txn);
     if (rc)
         return lmdb_fail(rc, "scan");
     MDB_cursor *cur;
@@ -516,7 +543,7 @@ int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t drop
     if (q->readonly)
         return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    int rc = txn_begin(q, 0, &txn);
     if (rc)
         return lmdb_fail(rc, "delete");
     uint64_t bytes, dropped;
@@ -564,7 +591,7 @@ int tel__queue_add_dropped(tel_queue *q, uint64_t n)
     if (q->readonly)
         return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    int rc = txn_begin(q, 0, &txn);
     if (rc)
         return lmdb_fail(rc, "count dropped");
     uint64_t dropped;
@@ -582,7 +609,7 @@ int tel__queue_purge(tel_queue *q)
     if (q->readonly)
         return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    int rc = txn_begin(q, 0, &txn);
     if (rc)
         return lmdb_fail(rc, "purge");
     /* Emptying the tree keeps "next": sequence numbers are never reused.
@@ -615,7 +642,7 @@ out:
 int tel__queue_meta_get(tel_queue *q, const char *key, void *buf, size_t cap, size_t *len)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(q, MDB_RDONLY, &txn);
     if (rc)
         return lmdb_fail(rc, "read setting");
     MDB_val k = { strlen(key), (void *)key }, v;
@@ -636,7 +663,7 @@ int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t l
     if (q->readonly)
         return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
     MDB_txn *txn;
-    int rc = mdb_txn_begin(q->env, NULL, 0, &txn);
+    int rc = txn_begin(q, 0, &txn);
     if (rc)
         return lmdb_fail(rc, "write setting");
     MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
