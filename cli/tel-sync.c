@@ -45,6 +45,9 @@
 #define BACKOFF_CAP_MS (6ull * 3600 * 1000)
 #define BACKOFF_AUTH_MS (24ull * 3600 * 1000)
 #define BACKOFF_MAX_MS (24ull * 3600 * 1000)
+/* The queue is reopened after this many bytes of records were read, see
+ * drain(). */
+#define REMAP_BYTES (512 * 1024)
 /* A request is not started with less time than this left in the run. */
 #define MIN_REQUEST_MS 100
 /* Records of a batch leave room for the batch's own header under the
@@ -385,10 +388,13 @@ static int drop_poison(tel_queue *q, const batch *b, const char *app)
  * Sends batches until the queue is empty, the collector asks us to stop,
  * or the run's time is up.  Returns an exit code.
  */
-static int drain(tel_queue *q, batch *b, tel_upload *up, const char *app,
-                 uint64_t deadline, drain_stats *ds)
+static int drain(tel_queue **qp, const char *state, batch *b, tel_upload *up,
+                 const char *app, uint64_t deadline, drain_stats *ds)
 {
-    const char *qdir = tel__queue_dir(q);
+    tel_queue *q = *qp;
+    char qdir[TEL_PATH_MAX];
+    snprintf(qdir, sizeof qdir, "%s", tel__queue_dir(q));
+    size_t mapped = 0;
     tel_buf head = TEL_BUF_INIT, gz = TEL_BUF_INIT;
     size_t limit = TEL_BATCH_MAX_EVENTS;   /* lowered for the run after a 413 */
     int ignore_pending = 0;
@@ -478,6 +484,18 @@ static int drain(tel_queue *q, batch *b, tel_upload *up, const char *app,
             ds->batches++;
             ds->events += b->n;
             ds->wire += gz.len;
+            /* Every page LMDB's map has shown us stays in our resident set
+             * until unmapped, so a long drain would grow with the queue.
+             * Reopening now and then keeps the peak to a few batches. */
+            mapped += b->recs.len;
+            if (mapped >= REMAP_BYTES) {
+                tel__queue_close(q);
+                *qp = q = NULL;
+                if ((rc = tel__queue_open(qp, state, NULL, 0)) != TEL_OK)
+                    break;
+                q = *qp;
+                mapped = 0;
+            }
             if (!cleared_backoff) {
                 tel__queue_meta_put(q, TEL_META_BACKOFF, NULL, 0);
                 cleared_backoff = 1;
@@ -520,7 +538,7 @@ static int drain(tel_queue *q, batch *b, tel_upload *up, const char *app,
         complain("%s: %s", app, tel_last_error());
         code = EXIT_FAIL;
     }
-    if (ds->batches > 0) {
+    if (ds->batches > 0 && q) {
         tel_last_sync ls = { tel__now_ms(), (uint32_t)ds->events };
         char enc[TEL_SYNCSTATE_MAX];
         size_t len = tel__last_sync_encode(&ls, enc, sizeof enc);
@@ -679,7 +697,7 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
     memset(pol.token, 0, sizeof pol.token);
     drain_stats ds = { 0, 0, 0, 0 };
     uint64_t t0 = tel__mono_ms();
-    code = drain(q, b, up, app, deadline, &ds);
+    code = drain(&q, state, b, up, app, deadline, &ds);
     uint64_t ms = tel__mono_ms() - t0;
     say(1, "%s: sent %zu events in %zu batches (%zu bytes gzip) in %" PRIu64 " ms%s", app,
         ds.events, ds.batches, ds.wire, ms, ds.dropped ? ", some dropped" : "");
