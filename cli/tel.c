@@ -431,12 +431,15 @@ int main(int argc, char **argv)
     cli_prog = "tel";
     args a = { 0 };
     int c;
-    while ((c = getopt_long(argc, argv, "+a:hV", long_opts, NULL)) != -1) {
+    /* getopt's own messages would make a second error line. */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:a:hV", long_opts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(usage_text, stdout); return EXIT_OK;
         case 'V': return cli_version();
         case 'a': a.app = optarg; break;
-        default: return cli_usage_error("unknown option");
+        case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
@@ -448,7 +451,7 @@ int main(int argc, char **argv)
     char **nargv = argv + optind - 1;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(nargc, nargv, "a:hV", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(nargc, nargv, ":a:hV", long_opts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(usage_text, stdout); return EXIT_OK;
         case 'V': return cli_version();
