@@ -199,6 +199,35 @@ check_rc "400: next run exit 0" 0 tel-sync --app s400 --endpoint "$URL"
 check_eq "400: next accepted batch reports 3 dropped" "$(pyq "$OUT" '[(r["status"], r["dropped"]) for r in R]')" "[(400, 0), (200, 3)]"
 stop $CPID
 
+# A batch never carries two identities: deleting the cookie between events
+# makes the next batch start at the first event of the new identity.
+start_py ident
+emit ident 2 a
+rm -f "$STATE/ident/telemetry-cookie"
+emit ident 2 b
+check_rc "identities: exit 0" 0 tel-sync --app ident --endpoint "$URL"
+check_eq "identities: two batches, one anon each, no violations" \
+    "$(pyq "$OUT" '(len(OK), len(set(r["anon"] for r in OK)), sum(len(r["errors"]) for r in R))')" "(2, 2, 0)"
+check_eq "identities: each batch holds one cookie's events" \
+    "$(pyq "$OUT" 'sorted(sorted(e["props"]["seq"] for e in r["events"]) for r in OK)')" "[['a1', 'a2'], ['b1', 'b2']]"
+stop $CPID
+
+# A record that no longer decodes is poison: deleted, counted, never sent.
+start_py poison
+emit poison 3
+printf 'VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n 00000000000f4240\n c1c1c1\nDATA=END\n' |
+    mdb_load -s events "$STATE/poison/telemetry" 2>/dev/null
+entries() { mdb_stat -s events "$STATE/poison/telemetry" 2>/dev/null | sed -n 's/.*Entries: //p'; }
+check_eq "poison: injected" "$(entries)" 4
+check_rc "poison: exit 0" 0 tel-sync --app poison --endpoint "$URL"
+check_eq "poison: good events delivered, no violations" "$(pyq "$OUT" '(sum(len(r["events"]) for r in OK), sum(len(r["errors"]) for r in R))')" "(3, 0)"
+check_eq "poison: record deleted" "$(entries)" 0
+check_eq "poison: counted as dropped by the batch sent after" "$(pyq "$OUT" 'R[0]["dropped"]')" 1
+emit poison 1 later
+tel-sync --app poison --endpoint "$URL"
+check_eq "poison: the count is acknowledged once" "$(pyq "$OUT" 'R[-1]["dropped"]')" 0
+stop $CPID
+
 for code in 401 403 404; do
     start_py "s$code" --mode status --status $code
     emit "s$code" 2
