@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""tests/mkbatch.py - writes a gzip'd upload batch, built independently of
+libtel with python3-msgpack, from format/record.h's layout.
+
+    mkbatch.py -o FILE [--events N] [--anon UUID|none] [--batch-id UUID]
+               [--event-id UUID ...] [--name NAME] [--corrupt KIND]
+               [--bomb MIB]
+
+Prints the batch id on the first line of stdout, then one event id per
+line, as lowercase UUIDs, so that a test can post the file with the right
+Idempotency-Key and look for the events in the collector's output.
+
+--corrupt KIND makes a batch a collector must refuse:
+  version      schema version 99
+  mixed-anon   the last event carries another anonymous id than the batch
+  truncated    the MessagePack is cut in the middle (then gzip'd whole)
+  not-msgpack  gzip of bytes that are not a MessagePack map
+  gzip         bytes that are not gzip at all
+  gzip-cut     a valid gzip stream cut before its end
+--bomb MIB writes a gzip stream of MIB mebibytes of zeros instead of a
+batch: tiny on the wire, huge once inflated.
+"""
+import argparse
+import gzip
+import sys
+import time
+import uuid
+import zlib
+
+import msgpack
+
+
+def parse_uuid(text):
+    return uuid.UUID(text).bytes
+
+
+def record(event_id, name, anon, index):
+    # Keys and types as in format/record.h; a realistic context.
+    return {
+        "i": event_id,
+        "t": int(time.time() * 1000) - 1000 + index,
+        "n": name,
+        "p": {"index": index, "ok": True, "ratio": 0.5, "cmd": "deploy"},
+        "x": uuid.uuid4().bytes,
+        "a": anon,
+        "c": {
+            "app": "mkbatch",
+            "av": "1.2.3",
+            "lv": "0.1.0",
+            "os": "linux",
+            "arch": "x86_64",
+            "cpu": 4,
+            "ci": False,
+        },
+    }
+
+
+def bomb(path, mib):
+    # Streamed, so that making the bomb costs no more memory than opening it
+    # should.
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = bytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(comp.compress(chunk))
+        f.write(comp.flush())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-o", "--out", required=True)
+    ap.add_argument("--events", type=int, default=3)
+    ap.add_argument("--anon", default=None)
+    ap.add_argument("--batch-id", default=None)
+    ap.add_argument("--event-id", action="append", default=[])
+    ap.add_argument("--name", default="cmd.run")
+    ap.add_argument("--corrupt", default=None,
+                    choices=["version", "mixed-anon", "truncated", "not-msgpack",
+                             "gzip", "gzip-cut"])
+    ap.add_argument("--bomb", type=int, default=0)
+    opts = ap.parse_args()
+
+    batch_id = parse_uuid(opts.batch_id) if opts.batch_id else uuid.uuid4().bytes
+    if opts.bomb:
+        bomb(opts.out, opts.bomb)
+        print(uuid.UUID(bytes=batch_id))
+        return 0
+
+    if opts.anon == "none":
+        anon = None
+    elif opts.anon:
+        anon = parse_uuid(opts.anon)
+    else:
+        anon = uuid.uuid4().bytes
+
+    ids = [parse_uuid(e) for e in opts.event_id]
+    while len(ids) < opts.events:
+        ids.append(uuid.uuid4().bytes)
+    ids = ids[:opts.events]
+    events = [record(eid, opts.name, anon, i) for i, eid in enumerate(ids)]
+    if opts.corrupt == "mixed-anon" and events:
+        events[-1]["a"] = uuid.uuid4().bytes
+
+    batch = {
+        "v": 99 if opts.corrupt == "version" else 1,
+        "b": batch_id,
+        "s": int(time.time() * 1000),
+        "d": 0,
+        "a": anon,
+        "e": events,
+    }
+    raw = msgpack.packb(batch, use_bin_type=True)
+    if opts.corrupt == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif opts.corrupt == "not-msgpack":
+        raw = b"\xc1\xc1 this is not MessagePack \xc1"
+
+    body = gzip.compress(raw)
+    if opts.corrupt == "gzip":
+        body = b"this is not gzip, only text pretending to be a body\n"
+    elif opts.corrupt == "gzip-cut":
+        body = body[: len(body) - 12]
+
+    with open(opts.out, "wb") as f:
+        f.write(body)
+    print(uuid.UUID(bytes=batch_id))
+    for eid in ids:
+        print(uuid.UUID(bytes=eid))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
