@@ -236,6 +236,8 @@ typedef struct request {
     uint8_t key[TEL_ID_LEN];  /* Idempotency-Key */
     char key_str[37];
     uint64_t received_ms;
+    char suffix[96];          /* ,"batch":"<uuid>","received":<ms>}\n */
+    size_t suffix_len;
 
     tel_buf lines;            /* one JSON line per event, in order */
     ev_line *evs;
@@ -457,6 +459,20 @@ static int collect_event(void *ud, const tel_record *r)
         goto fail;
     if (!rq->evs && !(rq->evs = calloc(TEL_BATCH_MAX_EVENTS, sizeof *rq->evs)))
         goto fail;
+    ev_line *ev = &rq->evs[rq->nev];
+    memcpy(ev->id, r->id, TEL_ID_LEN);
+    ev->off = rq->lines.len;
+    ev->len = 0;
+    /* Re-sent events are common (every retry after a lost answer), and
+     * rendering is most of the cost of a batch: skip the ones already
+     * stored.  store() checks again under the same lock before writing,
+     * as another request may store the same id in between. */
+    pthread_mutex_lock(&store_lock);
+    ev->dup = idset_has(&seen_events, r->id);
+    pthread_mutex_unlock(&store_lock);
+    rq->nev++;
+    if (ev->dup)
+        return 0;
     size_t start = rq->lines.len;
     if (tel__record_json(r, &rq->lines) != TEL_OK)
         goto fail;
@@ -466,14 +482,9 @@ static int collect_event(void *ud, const tel_record *r)
         rq->lines.p[rq->lines.len - 1] != '}')
         goto fail;
     rq->lines.len--;
-    if (tel_buf_printf(&rq->lines, ",\"batch\":\"%s\",\"received\":%llu}\n",
-                       rq->key_str, (unsigned long long)rq->received_ms) != 0)
+    if (tel_buf_append(&rq->lines, rq->suffix, rq->suffix_len) != 0)
         goto fail;
-    ev_line *ev = &rq->evs[rq->nev++];
-    memcpy(ev->id, r->id, TEL_ID_LEN);
-    ev->off = start;
     ev->len = rq->lines.len - start;
-    ev->dup = 0;
     return 0;
 fail:
     rq->collect_failed = 1;
@@ -511,6 +522,8 @@ static void store(request *rq, const tel_batch_head *head)
             return;
         }
         for (size_t i = 0; i < rq->nev; i++) {
+            if (rq->evs[i].dup)
+                continue;
             if (idset_has(&local, rq->evs[i].id))
                 rq->evs[i].dup = 1;
             else
@@ -573,6 +586,10 @@ static void finish_batch(request *rq)
         return;
     }
     rq->received_ms = tel__now_ms();
+    /* The same tail ends every line of the batch: format it once. */
+    int n = snprintf(rq->suffix, sizeof rq->suffix, ",\"batch\":\"%s\",\"received\":%llu}\n",
+                     rq->key_str, (unsigned long long)rq->received_ms);
+    rq->suffix_len = (size_t)n;
     tel_batch_head head;
     int rc = tel__batch_decode(rq->raw.p, rq->raw.len, &head, collect_event, rq);
     if (rc == TEL_ERR_LIMIT) {
