@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "internal.h"
+#include "kv.h"
 #include "policy.h"
 #include "syncstate.h"
 
@@ -77,38 +78,6 @@ typedef struct args {
 
 /* ---------------------------------------------------------------- emit */
 
-/*
- * Types a command-line value the way a shell user means it: 42 is an
- * integer, 1.5 a decimal, true/false a boolean, anything else a string.
- */
-static void type_value(const char *s, tel_prop *p)
-{
-    char *end;
-    if (*s) {
-        errno = 0;
-        long long i = strtoll(s, &end, 10);
-        if (!*end && !errno && (s[0] != '+')) {
-            p->type = TEL_T_INT;
-            p->v.i = i;
-            return;
-        }
-        errno = 0;
-        double f = strtod(s, &end);
-        if (!*end && !errno && isfinite(f) && strpbrk(s, "0123456789") && !strpbrk(s, "xXnN")) {
-            p->type = TEL_T_FLOAT;
-            p->v.f = f;
-            return;
-        }
-    }
-    if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
-        p->type = TEL_T_BOOL;
-        p->v.b = s[0] == 't';
-        return;
-    }
-    p->type = TEL_T_STR;
-    p->v.s = s;
-}
-
 static int cmd_emit(const args *a)
 {
     if (a->nrest < 1)
@@ -125,7 +94,7 @@ static int cmd_emit(const args *a)
             return cli_usage_error("emit: property %zu is not KEY=VALUE", i + 1);
         *eq = '\0';
         props[i].key = kv;
-        type_value(eq + 1, &props[i]);
+        cli_kv_type(eq + 1, &props[i]);
     }
     int rc = tel__event_check(event, props, n);
     if (rc != TEL_OK)
