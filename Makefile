@@ -84,7 +84,7 @@ $(BUILD)/$(SONAME): $(LIB_OBJ) libqueue/tel.map
 
 $(BUILD)/bin/tel: $(BUILD)/obj/cli/tel.o $(BUILD)/obj/cli/kv.o $(BUILD)/obj/cli/common.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(CC) $(SANFLAGS) -o $@ $^ $(HOST_LIBS)
 
 $(BUILD)/bin/tel-sync: $(BUILD)/obj/cli/tel-sync.o $(BUILD)/obj/cli/common.o $(SYNC_OBJ) $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
