@@ -123,18 +123,40 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t val
  * check its header ourselves, and after opening we check that the file
  * really holds every page the meta page claims.
  */
-static int data_header_ok(const char *path)
+/*
+ * Returns 1 when the header is fine (or there is no file yet), 0 when the
+ * file is damaged, and -1 with *err set when it could not be looked at.
+ * The difference matters: a file we failed to read (EIO, EMFILE, EACCES
+ * for a moment) may hold every queued event, and moving it aside as
+ * damage would lose them all; only what we read and found wrong goes.
+ */
+static int data_header_ok(const char *path, int *err)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 1 : 0;
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 1;
+        if (errno == ELOOP)
+            return 0; /* a planted symlink: damage, see try_open */
+        *err = errno;
+        return -1;
+    }
     struct stat st;
     uint8_t hdr[24];
     int ok = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        *err = errno;
+        ok = -1;
+    } else if (S_ISREG(st.st_mode)) {
+        ssize_t got;
         if (st.st_size == 0)
             ok = 1; /* LMDB initialises an empty file */
-        else if (st.st_size >= 4096 && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr) {
+        else if (st.st_size < 4096)
+            ok = 0;
+        else if ((got = pread(fd, hdr, sizeof hdr, 0)) < 0) {
+            *err = errno;
+            ok = -1;
+        } else if (got == (ssize_t)sizeof hdr) {
             /* page header (16 bytes on 64-bit), then the meta magic and
              * format version, both native-endian uint32. */
             uint32_t magic, version;
@@ -147,15 +169,24 @@ static int data_header_ok(const char *path)
     return ok;
 }
 
-static int env_size_ok(MDB_env *env, const char *data_path)
+/* 1 when the file holds every page the meta page claims, 0 when it is
+ * short (damage), -1 with *err set when that could not be checked. */
+static int env_size_ok(MDB_env *env, const char *data_path, int *err)
 {
     MDB_envinfo info;
     MDB_stat st;
     struct stat fst;
-    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
-        return 0;
-    if (stat(data_path, &fst) != 0)
-        return 0;
+    int rc = mdb_env_info(env, &info);
+    if (rc == 0)
+        rc = mdb_env_stat(env, &st);
+    if (rc != 0) {
+        *err = rc;
+        return -1;
+    }
+    if (stat(data_path, &fst) != 0) {
+        *err = errno;
+        return -1;
+    }
     uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     return (uint64_t)fst.st_size >= need;
 }
@@ -182,7 +213,11 @@ static int try_open(tel_queue *q, int mode, int *bad_data)
     struct stat lst;
     if (lstat(lock_path, &lst) == 0 && !S_ISREG(lst.st_mode) && !q->readonly)
         unlink(lock_path);
-    if (!data_header_ok(data_path)) {
+    int err = EIO;
+    int hdr = data_header_ok(data_path, &err);
+    if (hdr < 0)
+        return err;
+    if (hdr == 0) {
         *bad_data = 1;
         return MDB_INVALID;
     }
@@ -201,9 +236,14 @@ static int try_open(tel_queue *q, int mode, int *bad_data)
     if (mode & TEL_Q_READONLY)
         flags |= MDB_RDONLY;
     rc = mdb_env_open(q->env, q->dir, flags, 0600);
-    if (rc == 0 && !env_size_ok(q->env, data_path)) {
-        *bad_data = 1;
-        rc = MDB_CORRUPTED;
+    if (rc == 0) {
+        int size_ok = env_size_ok(q->env, data_path, &err);
+        if (size_ok < 0) {
+            rc = err;
+        } else if (size_ok == 0) {
+            *bad_data = 1;
+            rc = MDB_CORRUPTED;
+        }
     }
     if (rc == 0) {
         MDB_txn *txn;
