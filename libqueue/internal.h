@@ -217,6 +217,20 @@ int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t ma
  * subtracts `dropped_acked` from the dropped counter, in one transaction.
  */
 int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked);
+
+/* A meta key to set (val != NULL) or delete (val == NULL). */
+typedef struct tel_meta_kv {
+    const char *key;
+    const void *val;
+    size_t len;
+} tel_meta_kv;
+
+/*
+ * tel__queue_delete plus meta changes, in the same transaction: tel-sync
+ * acknowledges a batch and records the next one with one sync, not two.
+ */
+int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked,
+                           const tel_meta_kv *kv, size_t nkv);
 /* Adds n to the dropped counter (poison batches). */
 int tel__queue_add_dropped(tel_queue *q, uint64_t n);
 /* Deletes every record and resets the dropped counter and sync state. */

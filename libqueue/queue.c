@@ -580,6 +580,12 @@ int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t ma
 
 int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked)
 {
+    return tel__queue_delete_meta(q, first, last, dropped_acked, NULL, 0);
+}
+
+int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked,
+                           const tel_meta_kv *kv, size_t nkv)
+{
     if (q->readonly)
         return tel__fail(TEL_ERR_STATE, "queue: opened read-only");
     MDB_txn *txn;
@@ -617,6 +623,14 @@ int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t drop
     if ((rc = meta_put_u64(txn, q->meta, "bytes", bytes)) ||
         (rc = meta_put_u64(txn, q->meta, "dropped", dropped)))
         goto out;
+    for (size_t i = 0; i < nkv; i++) {
+        MDB_val mk = { strlen(kv[i].key), (void *)kv[i].key }, mv = { kv[i].len, (void *)kv[i].val };
+        rc = kv[i].val ? mdb_put(txn, q->meta, &mk, &mv, 0) : mdb_del(txn, q->meta, &mk, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc)
+            goto out;
+    }
     rc = mdb_txn_commit(txn);
     return rc ? lmdb_fail(rc, "delete") : TEL_OK;
 out:
