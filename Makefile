@@ -108,9 +108,12 @@ $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c tests/unit/check.h $(wildcard libque
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $@
 
+TEL_VERSION_STR := $(shell sed -n 's/^\#define TEL_VERSION "\(.*\)"/\1/p' libqueue/tel.h)
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(TEL_VERSION_STR)|'
+
 $(BUILD)/tel.pc: libqueue/tel.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(shell sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' libqueue/tel.h)|' $< > $@
+	$(PC_SED) $< > $@
 
 # The suite runs twice: as built, then rebuilt and run under AddressSanitizer
 # and UndefinedBehaviorSanitizer.  The last line sums both runs.
@@ -150,7 +153,8 @@ install: all
 	install -m 0644 $(BUILD)/libtel.a $(DESTDIR)$(LIBDIR)/libtel.a
 	install -m 0755 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtel.so
-	install -m 0644 $(BUILD)/tel.pc $(DESTDIR)$(LIBDIR)/pkgconfig/tel.pc
+	$(PC_SED) libqueue/tel.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tel.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/tel.pc
 
 clean:
 	rm -rf build build-san build-fuzz

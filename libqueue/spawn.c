@@ -13,6 +13,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -24,9 +25,17 @@ extern char **environ;
 
 int tel__spawn_sync(const char *app)
 {
+    /* $TEL_SYNC_PATH (absolute) for tests and unusual installs; else the
+     * path chosen at build time; else, for a library installed under
+     * another prefix than it was built for, tel-sync on PATH. */
     const char *bin = getenv("TEL_SYNC_PATH");
+    int search = 0;
     if (!bin || bin[0] != '/')
         bin = TEL_SYNC_BIN;
+    if (access(bin, X_OK) != 0) {
+        bin = "tel-sync";
+        search = 1;
+    }
     char *argv[] = { (char *)bin, "--app", (char *)app, "--quiet", NULL };
 
     posix_spawn_file_actions_t fa;
@@ -55,7 +64,8 @@ int tel__spawn_sync(const char *app)
                                               POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
     if (rc == 0)
-        rc = posix_spawn(&pid, bin, &fa, &attr, argv, environ);
+        rc = search ? posix_spawnp(&pid, bin, &fa, &attr, argv, environ)
+                    : posix_spawn(&pid, bin, &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0)

@@ -1,0 +1,64 @@
+#!/bin/sh
+# The build's promises: the public header stands alone in strict C99 and
+# in C++, the shared library exports only the public API, and nothing a
+# host links (libtel, tel) pulls in libcurl or zlib.
+. "$(dirname "$0")/lib.sh"
+B=$TEL_BUILD
+
+cat >"$T_TMP/h.c" <<'C'
+#include <tel.h>
+int main(void)
+{
+    tel_prop p[] = { TEL_INT("n", 1), TEL_STR("s", "x"), TEL_BOOL("b", 1), TEL_FLOAT("f", 0.5), TEL_NIL("z") };
+    return tel_emit("header-test", "compiled", p, sizeof p / sizeof *p) == TEL_ERR_NOMEM;
+}
+C
+check "tel.h: strict C99, -pedantic -Werror" cc -std=c99 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.c" -o "$T_TMP/h.o"
+check "tel.h: C11" cc -std=c11 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.c" -o "$T_TMP/h11.o"
+printf '#include <tel.h>\nint main() { return tel_strerror(TEL_OK) == 0; }\n' >"$T_TMP/h.cc"
+if command -v c++ >/dev/null 2>&1; then
+    check "tel.h: C++ (extern \"C\")" c++ -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.cc" -o "$T_TMP/hcc.o"
+else
+    ok "tel.h: C++ (no C++ compiler here, skipped)"
+fi
+
+# Exports: every dynamic symbol of libtel.so is a public tel_ name, and
+# every public function of tel.h is exported.
+exported=$(nm -D --defined-only "$B/libtel.so.0" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort)
+bad=$(echo "$exported" | grep -v '^tel_[a-z]' || true)
+check_eq "libtel.so exports only tel_ names" "$bad" ""
+internal=$(echo "$exported" | grep '^tel__' || true)
+check_eq "libtel.so exports no internal tel__ names" "$internal" ""
+declared=$(sed -n 's/^TEL_API [^(]*[ *]\(tel_[a-z_]*\)(.*/\1/p' "$TEL_TOP/libqueue/tel.h" | sort)
+missing=$(for f in $declared; do echo "$exported" | grep -qx "$f" || echo "$f"; done)
+check_eq "every TEL_API function is exported" "$missing" ""
+[ "$(echo "$declared" | wc -l)" -ge 20 ] && ok "tel.h declares the API (parsed $(echo "$declared" | wc -l) functions)" || fail "tel.h declares the API" "parsed too few"
+
+# Light in the host.
+for f in "$B/libtel.so.0" "$B/bin/tel"; do
+    deps=$(ldd "$f" 2>/dev/null)
+    case "$deps" in *libcurl*|*libz.so*|*libssl*) fail "$(basename "$f") links no libcurl, zlib or OpenSSL" "$deps" ;;
+    *) ok "$(basename "$f") links no libcurl, zlib or OpenSSL" ;; esac
+done
+deps=$(ldd "$B/bin/tel-sync")
+case "$deps" in *libcurl*) ok "tel-sync is where libcurl lives" ;; *) fail "tel-sync is where libcurl lives" "$deps" ;; esac
+
+# A host built from the installed files with pkg-config, as a CLI author would.
+dest="$T_TMP/inst"
+san=""
+[ "${TEL_SANITIZED:-0}" = 1 ] && san="SANITIZE=address,undefined"
+if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr DESTDIR="$dest" >/dev/null 2>&1; then
+    ok "make install into DESTDIR"
+    for f in bin/tel bin/tel-sync bin/tel-collect include/tel.h lib/libtel.a lib/libtel.so lib/libtel.so.0 lib/pkgconfig/tel.pc; do
+        [ -e "$dest/usr/$f" ] && ok "installed $f" || fail "installed $f" "missing"
+    done
+    flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config --cflags --libs tel)
+    check "a host links with pkg-config --libs tel" cc "$T_TMP/h.c" $flags -Wl,-rpath,"$dest/usr/lib" -o "$T_TMP/host"
+    "$T_TMP/host"; check_eq "the host emits in one call" $? 0
+    check_eq "the event is queued" "$(tel show --app header-test | grep -c '"name":"compiled"')" 1
+    deps=$(ldd "$T_TMP/host")
+    case "$deps" in *libcurl*|*libz.so*) fail "the host links no libcurl or zlib" "$deps" ;; *) ok "the host links no libcurl or zlib" ;; esac
+else
+    fail "make install into DESTDIR" "make install failed"
+fi
+t_done
