@@ -159,6 +159,16 @@ static int should_fail(int op, int matches)
 
 /* ---------------------------------------------------------------- open */
 
+/* The mode argument exists only when the flags create a file. */
+#define OPEN_MODE(mode, flags)                                           \
+    mode_t mode = 0;                                                     \
+    if ((flags) & (O_CREAT | O_TMPFILE)) {                               \
+        va_list ap_;                                                     \
+        va_start(ap_, flags);                                            \
+        mode = (mode_t)va_arg(ap_, int);                                 \
+        va_end(ap_);                                                     \
+    }
+
 static int open_common(int (*real)(const char *, int, ...), const char *path, int flags,
                        mode_t mode)
 {
@@ -170,39 +180,21 @@ static int open_common(int (*real)(const char *, int, ...), const char *path, in
 int open(const char *path, int flags, ...)
 {
     REAL(int, open, const char *, int, ...);
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    OPEN_MODE(mode, flags);
     return open_common(real_open, path, flags, mode);
 }
 
 int open64(const char *path, int flags, ...)
 {
     REAL(int, open64, const char *, int, ...);
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    OPEN_MODE(mode, flags);
     return open_common(real_open64, path, flags, mode);
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
     REAL(int, openat, int, const char *, int, ...);
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    OPEN_MODE(mode, flags);
     if (should_fail(OP_OPEN, path_matches(path)))
         return -1;
     return real_openat(dirfd, path, flags, mode);
