@@ -291,7 +291,15 @@ int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps
         return tel__fail(TEL_ERR_NOSTATE, "queue: state path too long");
     }
 
+    /* tel__mkdir_private never follows a symlink in place of the app's
+     * state directory, so no emit can have queued anything through one;
+     * following it here would let tel-sync lock, log and delete in a
+     * queue somewhere else. */
     struct stat st;
+    if (lstat(state_dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+        free(q);
+        return tel__fail(TEL_ERR_NOSTATE, "queue: the state directory is a symlink");
+    }
     int have_dir = lstat(q->dir, &st) == 0;
     int lstat_errno = errno;
     if (!have_dir || !S_ISDIR(st.st_mode)) {
