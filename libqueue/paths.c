@@ -195,6 +195,14 @@ int tel__mkdir_private(const char *path)
                 return tel__fail(TEL_ERR_NOSTATE, "cannot create a directory (%s)", strerror(e));
             }
         }
+        /* An existing directory of ours that others may write to could
+         * have the cookie or the queue swapped under us: tighten it, as
+         * the queue tightens its own.  Someone else's is left alone (and
+         * refused further on where it matters). */
+        struct stat est;
+        if (fd >= 0 && last && fstat(fd, &est) == 0 && S_ISDIR(est.st_mode) &&
+            est.st_uid == geteuid() && (est.st_mode & 077))
+            make_private(dirfd, name);
         if (fd < 0) {
             int e = errno;
             close(dirfd);
