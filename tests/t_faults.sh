@@ -45,6 +45,7 @@ faulty() {
     LD_PRELOAD="$SHIM" FAULT_OP="$op" FAULT_ERRNO="$en" FAULT_AFTER="$af" FAULT_COUNT="$ct" \
         FAULT_PATH_SUBSTR="${FSUB:-telemetry/}" FAULT_LOG="$FLOG" "$@" >"$OUT" 2>"$ERR"
     RC=$?
+    cat "$ERR" >>"$T_TMP/all-errors"
 }
 nlines() { wc -l <"$1" | tr -d ' '; }
 injected() { cat "$FLOG" 2>/dev/null | grep -c "^$1\$"; }
@@ -257,7 +258,7 @@ for op in open write pwrite writev fdatasync mmap ftruncate; do
                     j=$((j + 1))
                 done
                 id="$op-$en-$af-$ct"
-                faulty "$op" "$en" "$af" "$ct" tel-sync --app fs --endpoint "$URL" --force --max-time 10
+                faulty "$op" "$en" "$af" "$ct" tel-sync --app fs --endpoint "$URL" --token tok-zq9f3 --force --max-time 10
                 runs=$((runs + 1))
                 if [ "$RC" -gt 128 ]; then sig="$sig $id:$RC($(head -c 200 "$ERR"))"; continue; fi
                 case "$RC" in
@@ -347,6 +348,16 @@ print(" ".join(sorted(json.loads(l)["props"]["p"] for l in open(sys.argv[1]) if 
 done
 check_eq "show/status under faults never changed data.mdb" "$(md5sum <"$STATE/fr/telemetry/data.mdb")" "$sum_before"
 check_eq "and the queue still shows every event" "$(props fr | tr '\n' ' ')" "$want"
+
+# -------------------------------------------------------------- privacy
+# The error lines written under every fault above: none may carry a path
+# (they would name the user's home), the user name, or the token.
+check "privacy: the fault runs wrote error lines (so the search has text)" test -s "$T_TMP/all-errors"
+for m in "$HOME" "$T_TMP" "$(id -un)" tok-zq9f3 "/telemetry" ".local/state"; do
+    [ "$m" = root ] && m="root/"   # "root" alone is a word an error may use
+    found=$(grep -cF -- "$m" "$T_TMP/all-errors")
+    check_eq "privacy: '$m' is in no error line under faults" "$found" 0
+done
 
 # ------------------------------------------------------------ power cuts
 # Every emit and every tel-sync here runs with the shim copying data.mdb
