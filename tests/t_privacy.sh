@@ -1,0 +1,195 @@
+#!/bin/sh
+# tests/t_privacy.sh - what never leaves the machine, and what never shows.
+#
+# The runs happen under a user name, host name, HOME, working directory,
+# option value and environment value that each carry a distinctive marker.
+# Then every byte tel keeps (the queue, the cookie, sent.log, the notice
+# file, everything under the state directory), every byte uploaded (raw
+# request heads and bodies kept by tests/rawsink.py, gunzipped), the
+# INSPECT output and tel-collect's JSON lines are searched for the
+# markers.  The collector token gets the same search over everything a
+# person or a log sees, and must still reach the collector's
+# Authorization header, so that the search is known to look where the
+# token would be.
+. "$TEL_TOP/tests/lib.sh"
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
+PY=/usr/bin/python3
+M=qx7pv
+TOK="tok-kw3tk9"
+
+wait_file() {
+    i=0
+    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+}
+
+PHOME="$T_TMP/${M}home"
+PCWD="$T_TMP/${M}cwd"
+mkdir -p "$PHOME" "$PCWD"
+PSTATE="$PHOME/.local/state/mycli"
+SECRET="/home/${M}user/secret-${M}sec.txt"
+
+# Background servers are stopped however the script ends.
+BG=""
+trap 'kill $BG 2>/dev/null; t_cleanup' EXIT
+SINK="$T_TMP/sink"
+$PY "$TEL_TOP/tests/rawsink.py" --ports 2 --port-file "$T_TMP/ports" --dir "$SINK" &
+BG="$BG $!"
+wait_file "$T_TMP/ports"
+SINK_URL="http://127.0.0.1:$(head -n 1 "$T_TMP/ports")/v1/batch"
+tel-collect -v --token "$TOK" --port 0 --port-file "$T_TMP/tc.port" --out "$T_TMP/tc.jsonl" 2>"$T_TMP/tc.err" &
+BG="$BG $!"
+wait_file "$T_TMP/tc.port"
+TC_URL="http://127.0.0.1:$(cat "$T_TMP/tc.port")/v1/batch"
+
+# A host name of our own needs a UTS namespace, which needs root.
+HOSTWRAP=""
+if unshare --uts sh -c "hostname ${M}host" 2>/dev/null; then
+    HOSTWRAP="unshare --uts sh -c 'hostname ${M}host && exec \"\$@\"' sh"
+    ok "host name set to ${M}host in a UTS namespace"
+else
+    ok "host name marker skipped (no UTS namespace here; the other markers still run)"
+fi
+
+# priv CMD...: runs CMD as the marked user, in the marked directory, with
+# the token and a marked environment value set.  The host's detached
+# tel-sync is turned into /bin/true so that the syncs below are the only
+# ones, and each sees the whole queue.
+priv() {
+    (cd "$PCWD" && eval "env HOME=\"$PHOME\" USER=${M}user LOGNAME=${M}user \
+        MYCLI_DEPLOY_TARGET=${M}env PROJECT_DIR=\"$PCWD\" \
+        MYCLI_TELEMETRY_TOKEN=$TOK TEL_SYNC_PATH=/bin/true $HOSTWRAP \"\$@\"")
+}
+
+# emit_all: the events of one round, through the host and through tel.
+emit_all() {
+    priv mycli --force --output "$SECRET" deploy >/dev/null 2>>"$T_TMP/host.err"
+    priv mycli --output "$SECRET" fail >/dev/null 2>>"$T_TMP/host.err"
+    priv env MYCLI_TELEMETRY_LOGGING=true mycli --output "$SECRET" build >/dev/null 2>>"$T_TMP/host.err"
+    priv tel emit --app mycli --app-version 1.0 cmd.run exit_code=0 ok=true dur=1.5 kind=plain \
+        2>>"$T_TMP/host.err"
+}
+
+# The wrapper really puts each marker where the programs will look.
+want="${M}user ${M}user $PCWD $PHOME"
+[ -n "$HOSTWRAP" ] && want="$want ${M}host"
+got=$(priv sh -c 'echo $USER $LOGNAME $(pwd) $HOME; [ -n "$1" ] && hostname' sh "$HOSTWRAP" | tr '\n' ' ')
+check_eq "the marked user, directory, HOME and host are in place" "${got% }" "$want"
+
+# ------------------------------------------ round 1: inspect, then the sink
+emit_all
+n1=$(HOME="$PHOME" tel show --app mycli | wc -l | tr -d ' ')
+check_eq "round 1: the host and tel queued 7 events" "$n1" 7
+check "the notice file was written (so it is searched below)" test -e "$PSTATE/telemetry-notice"
+priv env MYCLI_TELEMETRY_INSPECT="$T_TMP/inspect.out" tel-sync --app mycli --endpoint "$SINK_URL" -v -v \
+    >>"$T_TMP/sync.out" 2>&1
+check "INSPECT wrote the batches" test -s "$T_TMP/inspect.out"
+check_eq "INSPECT kept the queue" "$(HOME="$PHOME" tel show --app mycli | wc -l | tr -d ' ')" 7
+priv tel-sync --app mycli --endpoint "$SINK_URL" -v -v >>"$T_TMP/sync.out" 2>&1
+check_eq "round 1: tel-sync emptied the queue into the sink" \
+    "$(HOME="$PHOME" tel show --app mycli | wc -l | tr -d ' ')" 0
+nraw=$(ls "$SINK"/req-*.raw 2>/dev/null | wc -l | tr -d ' ')
+if [ "$nraw" -ge 1 ]; then ok "the sink kept $nraw gunzipped request bodies"; else fail "the sink kept request bodies" "none"; fi
+# The bodies are MessagePack, where a marker would sit as plain bytes; the
+# decoded events must also be all there, so the search covers them all.
+got=$($PY -c '
+import glob, msgpack, sys
+n = 0
+for f in glob.glob(sys.argv[1] + "/req-*.raw"):
+    n += len(msgpack.unpackb(open(f, "rb").read(), raw=False)["e"])
+print(n)' "$SINK" 2>&1)
+check_eq "the sink received all 7 events" "$got" 7
+
+# ------------------------------------------- round 2: through tel-collect
+emit_all
+priv tel-sync --app mycli --endpoint "$TC_URL" -v -v >>"$T_TMP/sync.out" 2>&1
+check_eq "round 2: tel-collect stored the 7 events" "$(wc -l <"$T_TMP/tc.jsonl" | tr -d ' ')" 7
+
+# ------------------------------------------------------------- the search
+# Everything under the state directory, whatever its name: data.mdb,
+# lock.mdb, the cookie, sent.log, the notice, the stamps and locks.
+STORED=$(find "$PHOME" -type f | sort)
+check "sent.log exists (so it is searched)" test -s "$PSTATE/telemetry/sent.log"
+UPLOADED=$(ls "$SINK"/req-* 2>/dev/null | grep -v '\.port$')
+SEEN="$T_TMP/inspect.out $T_TMP/tc.jsonl"
+markers="${M}user ${M}home ${M}cwd ${M}sec ${M}env $PHOME $PCWD $SECRET"
+[ -n "$HOSTWRAP" ] && markers="$markers ${M}host"
+for m in $markers $M; do
+    # shellcheck disable=SC2086
+    for set in STORED UPLOADED SEEN; do
+        eval "files=\$$set"
+        found=$(grep -laF -- "$m" $files 2>/dev/null | tr '\n' ' ')
+        check_eq "'$m' is in no $(echo $set | tr 'A-Z' 'a-z') byte" "$found" ""
+    done
+done
+# The search finds a marker where there is one: the option's value went to
+# the host's own stdout, never to tel, so plant one in a copy instead.
+cp "$T_TMP/inspect.out" "$T_TMP/planted"
+printf '%s\n' "$SECRET" >>"$T_TMP/planted"
+check "the search itself finds a planted marker" grep -qaF -- "${M}sec" "$T_TMP/planted"
+# What the host was asked is recorded as names: the option name "output"
+# arrived, its value did not.
+check "the option name 'output' was uploaded" grep -qaF '"options":"force,output"' "$T_TMP/tc.jsonl"
+
+# ---------------------------------------------------------------- the token
+# It travels in the Authorization header, and nowhere else.
+auth=$(cat "$SINK"/req-*.head 2>/dev/null | tr -d '\r' | grep -c "^Authorization: Bearer $TOK\$")
+if [ "$auth" -ge 1 ]; then ok "the token reached the collector as 'Authorization: Bearer'"
+else fail "the token reached the collector as 'Authorization: Bearer'" "in $auth request heads"; fi
+check_eq "tel-collect accepted it (a wrong token gets 401)" "$(grep -c ' 401' "$T_TMP/tc.err")" 0
+for f in "$SINK"/req-*.head; do
+    tr -d '\r' <"$f" | grep -v '^Authorization: ' >>"$T_TMP/heads-without-auth"
+done
+priv tel status --app mycli >"$T_TMP/status.txt" 2>&1
+priv tel status --app mycli --json >"$T_TMP/status.json" 2>&1
+check_eq "status --json says a token is set" \
+    "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["token_set"])' "$T_TMP/status.json" 2>&1)" True
+
+# Error paths that hold the token in hand: a collector answering 401, an
+# endpoint refused by policy, a config file broken on the token's line,
+# and a token too long to use.
+$PY "$TEL_TOP/tests/rawsink.py" --ports 1 --port-file "$T_TMP/ports401" --dir "$T_TMP/sink401" \
+    --status 401 --first 1000 &
+BG="$BG $!"
+wait_file "$T_TMP/ports401"
+U401="http://127.0.0.1:$(cat "$T_TMP/ports401")/v1/batch"
+priv tel emit --app mycli after.round 2>>"$T_TMP/errors.out"
+priv tel-sync --app mycli --endpoint "$U401" -v -v >>"$T_TMP/errors.out" 2>&1
+priv tel status --app mycli >>"$T_TMP/errors.out" 2>&1
+priv tel status --app mycli --json >>"$T_TMP/errors.out" 2>&1
+check "the 401 shows in tel status" grep -q '"last_status":401' "$T_TMP/errors.out"
+priv tel-sync --app mycli --endpoint http://192.0.2.1/v1/batch --force -v -v >>"$T_TMP/errors.out" 2>&1
+priv tel-sync --app mycli --token "$TOK" --endpoint http://192.0.2.1/v1/batch -v -v >>"$T_TMP/errors.out" 2>&1
+mkdir -p "$PHOME/.config/mycli"
+printf 'token = "%s\n' "$TOK" >"$PHOME/.config/mycli/telemetry.conf"
+priv tel status --app mycli >>"$T_TMP/errors.out" 2>&1
+priv tel emit --app mycli ev >>"$T_TMP/errors.out" 2>&1
+priv tel-sync --app mycli -v -v >>"$T_TMP/errors.out" 2>&1
+printf 'token %s\n' "$TOK" >"$PHOME/.config/mycli/telemetry.conf"
+priv tel status --app mycli --json >>"$T_TMP/errors.out" 2>&1
+rm -f "$PHOME/.config/mycli/telemetry.conf"
+long=$(printf '%0600d' 0 | tr 0 t)
+priv env MYCLI_TELEMETRY_TOKEN="$TOK$long" tel-sync --app mycli --endpoint "$U401" --force -v -v \
+    >>"$T_TMP/errors.out" 2>&1
+priv tel emit --app mycli --token "$TOK$long" ev >>"$T_TMP/errors.out" 2>&1
+check "the error runs said something (so the search has text)" test -s "$T_TMP/errors.out"
+
+# token_absent NAME FILES...: the token is in none of them.
+token_absent() {
+    n=$1; shift
+    found=$(grep -laF -- "$TOK" "$@" 2>/dev/null | tr '\n' ' ')
+    check_eq "the token is not in $n" "$found" ""
+}
+token_absent "tel status" "$T_TMP/status.txt"
+token_absent "tel status --json" "$T_TMP/status.json"
+token_absent "tel-sync -v -v output" "$T_TMP/sync.out"
+token_absent "sent.log" "$PSTATE/telemetry/sent.log"
+token_absent "the INSPECT output" "$T_TMP/inspect.out"
+token_absent "error messages and status after failures" "$T_TMP/errors.out"
+token_absent "the host's stderr (notice, audit log)" "$T_TMP/host.err"
+token_absent "any stored file" $(find "$PHOME" -type f)
+token_absent "request bodies or other headers" "$T_TMP/heads-without-auth" $(ls "$SINK"/req-*.body "$SINK"/req-*.raw)
+token_absent "tel-collect's stored events" "$T_TMP/tc.jsonl"
+check "the audit log was on for one run (so it is searched)" grep -q 'telemetry: recorded: ' "$T_TMP/host.err"
+
+t_done
