@@ -1,0 +1,577 @@
+/*
+ * tests/unit/test_api.c - the public API as a host author meets it: the
+ * first-run notice and require_notice, the audit callback, debug
+ * telemetry, error details, option names, the project id, tel_emit's
+ * return codes, NULL handles and the batch calls.
+ *
+ * Each group runs under a fresh temporary HOME with every variable that
+ * could change the outcome cleared, so the machine's own settings (a CI
+ * runner's variables, a developer's DO_NOT_TRACK) never decide a result.
+ * The queue is counted through the library's internal reader only to
+ * observe; everything under test goes through tel.h.
+ */
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+#include "tel.h"
+
+#define APP "tapi"
+#define TOKEN "tok-unit-zq8secret"
+
+static char tmp_root[256];
+static int home_seq;
+static char home[512];
+
+static const char *const clear_env[] = {
+    "TAPI_TELEMETRY_ENABLED", "TAPI_TELEMETRY_ENDPOINT", "TAPI_TELEMETRY_TOKEN",
+    "TAPI_TELEMETRY_LOGGING", "TAPI_TELEMETRY_DEBUG",    "TAPI_TELEMETRY_INSPECT",
+    "TAPI2_TELEMETRY_ENABLED", "DO_NOT_TRACK",          "XDG_STATE_HOME",
+    "XDG_CONFIG_HOME",        "CI",                      "GITHUB_ACTIONS",
+    "GITLAB_CI",              "BUILDKITE",               "TF_BUILD",
+    "JENKINS_URL",            "CIRCLECI",                "TRAVIS",
+    "CONTINUOUS_INTEGRATION", "BUILD_NUMBER",            "RUN_ID",
+};
+
+static void fresh(void)
+{
+    snprintf(home, sizeof home, "%s/home%d", tmp_root, ++home_seq);
+    mkdir(home, 0700);
+    setenv("HOME", home, 1);
+    for (size_t i = 0; i < sizeof clear_env / sizeof clear_env[0]; i++)
+        unsetenv(clear_env[i]);
+}
+
+/* Events in an app's queue; 0 when there is no queue. */
+static long queued(const char *app)
+{
+    char dir[TEL_PATH_MAX];
+    tel_queue *q;
+    tel_queue_stats s;
+    if (tel__state_dir(app, dir, sizeof dir) != TEL_OK)
+        return -1;
+    int rc = tel__queue_open(&q, dir, NULL, TEL_Q_READONLY);
+    if (rc == TEL_ERR_NOTFOUND)
+        return 0;
+    if (rc != TEL_OK)
+        return -1;
+    rc = tel__queue_stats(q, &s);
+    tel__queue_close(q);
+    return rc == TEL_OK ? (long)s.count : -1;
+}
+
+static int exists(const char *rel)
+{
+    char p[1024];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", home, rel);
+    return lstat(p, &st) == 0;
+}
+
+/* ------------------------------------------------------ log capture */
+
+#define MAX_LINES 64
+static char *lines[MAX_LINES];
+static int nlines;
+
+static void capture(void *ud, const char *line)
+{
+    (*(int *)ud)++;
+    if (nlines < MAX_LINES)
+        lines[nlines++] = strdup(line);
+}
+
+static void clear_lines(void)
+{
+    for (int i = 0; i < nlines; i++)
+        free(lines[i]);
+    nlines = 0;
+}
+
+static int any_line_has(const char *s)
+{
+    for (int i = 0; i < nlines; i++)
+        if (strstr(lines[i], s))
+            return 1;
+    return 0;
+}
+
+static const char *last_line(void)
+{
+    return nlines ? lines[nlines - 1] : "";
+}
+
+/* Opens APP with a capturing logger; extra settings by the caller first. */
+static int calls;
+static tel *open_logged(tel_options *o)
+{
+    tel *h = NULL;
+    tel_options_set_logging(o, 1, capture, &calls);
+    tel_open(&h, o);
+    return h;
+}
+
+static tel *open_app(const char *app)
+{
+    tel *h = NULL;
+    tel_open(&h, tel_options_new(app));
+    return h;
+}
+
+/* ------------------------------------------------------------ notice */
+
+static void test_notice(void)
+{
+    CHECK_GROUP("notice");
+    fresh();
+    int in_ci = tel__ci_vendor() != NULL;
+    if (in_ci) {
+        CHECK("skipped: an unknown CI variable is set on this machine", 1);
+        return;
+    }
+    tel *h = open_app(APP);
+    CHECK("due on the first run", tel_notice_due(h) == 1);
+    CHECK_EQ_INT("shown", tel_notice_shown(h), TEL_OK);
+    CHECK("not due once shown, same handle", tel_notice_due(h) == 0);
+    tel_close(h);
+    h = open_app(APP);
+    CHECK("not due on the next run", tel_notice_due(h) == 0);
+    tel_close(h);
+    h = open_app(APP);
+    CHECK("nor the one after", tel_notice_due(h) == 0);
+    tel_close(h);
+    h = open_app("tapi2");
+    CHECK("due for another app", tel_notice_due(h) == 1);
+    tel_close(h);
+
+    static const char *const ci[][2] = { { "CI", "true" }, { "GITHUB_ACTIONS", "true" } };
+    for (size_t i = 0; i < 2; i++) {
+        fresh();
+        setenv(ci[i][0], ci[i][1], 1);
+        h = open_app(APP);
+        char name[96];
+        snprintf(name, sizeof name, "never due with %s=%s", ci[i][0], ci[i][1]);
+        CHECK(name, tel_notice_due(h) == 0);
+        tel_close(h);
+        unsetenv(ci[i][0]);
+        h = open_app(APP);
+        snprintf(name, sizeof name, "a run under %s did not use up the notice", ci[i][0]);
+        CHECK(name, tel_notice_due(h) == 1);
+        tel_close(h);
+    }
+    fresh();
+    setenv("CI", "false", 1);
+    h = open_app(APP);
+    CHECK("CI=false is not CI: due", tel_notice_due(h) == 1);
+    tel_close(h);
+
+    /* Disabled: nothing to give notice of, and nothing written. */
+    fresh();
+    setenv("DO_NOT_TRACK", "1", 1);
+    h = open_app(APP);
+    CHECK("not due under DO_NOT_TRACK", tel_notice_due(h) == 0);
+    CHECK_EQ_INT("shown under DO_NOT_TRACK is a no-op", tel_notice_shown(h), TEL_DISABLED);
+    CHECK("and writes no state", !exists(".local/state"));
+    tel_close(h);
+    fresh();
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_enabled(o, 0, TEL_SRC_FLAG);
+    tel_open(&h, o);
+    CHECK("not due with the host's --no-telemetry", tel_notice_due(h) == 0);
+    tel_close(h);
+    fresh();
+    setenv("TAPI_TELEMETRY_ENABLED", "false", 1);
+    h = open_app(APP);
+    CHECK("not due with <APP>_TELEMETRY_ENABLED=false", tel_notice_due(h) == 0);
+    tel_close(h);
+    fresh();
+    tel_set_enabled(APP, 0);
+    h = open_app(APP);
+    CHECK("not due after tel_set_enabled(0)", tel_notice_due(h) == 0);
+    tel_close(h);
+}
+
+static void test_require_notice(void)
+{
+    CHECK_GROUP("require_notice");
+    fresh();
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_require_notice(o, 1);
+    calls = 0;
+    tel *h = open_logged(o);
+    CHECK("open succeeds", h != NULL);
+    CHECK("tel_enabled is 0 before the notice", tel_enabled(h) == 0);
+    CHECK_EQ_INT("an emit before the notice", tel_emit_event(h, "ev", NULL, 0), TEL_DISABLED);
+    CHECK_EQ_INT("command_started before the notice", tel_command_started(h, "deploy", NULL, 0),
+                 TEL_DISABLED);
+    CHECK_EQ_INT("command_exited before the notice", tel_command_exited(h, 0, NULL, NULL),
+                 TEL_DISABLED);
+    tel_batch_begin(h);
+    CHECK_EQ_INT("a batched emit before the notice", tel_emit_event(h, "ev", NULL, 0), TEL_DISABLED);
+    tel_batch_commit(h);
+    CHECK_EQ_INT("spawn before the notice", tel_spawn_sync(h, 1), TEL_DISABLED);
+    CHECK_EQ_INT("nothing queued before the notice", queued(APP), 0);
+    CHECK_EQ_INT("nothing logged before the notice", calls, 0);
+    CHECK_EQ_INT("notice shown", tel_notice_shown(h), TEL_OK);
+    CHECK("tel_enabled is 1 after", tel_enabled(h) == 1);
+    CHECK_EQ_INT("an emit after the notice", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    CHECK_EQ_INT("is queued", queued(APP), 1);
+    tel_close(h);
+    o = tel_options_new(APP);
+    tel_options_set_require_notice(o, 1);
+    h = NULL;
+    tel_open(&h, o);
+    CHECK_EQ_INT("the next run records at once", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    tel_close(h);
+    CHECK_EQ_INT("two queued", queued(APP), 2);
+    clear_lines();
+}
+
+/* ------------------------------------------------- logging and debug */
+
+static void test_logging(void)
+{
+    CHECK_GROUP("logging");
+    fresh();
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_token(o, TOKEN);
+    tel_options_set_endpoint(o, "https://collector.example/v1");
+    calls = 0;
+    clear_lines();
+    tel *h = open_logged(o);
+    tel_emit_event(h, "ev.one", TEL_PROPS(TEL_STR("k", "v"), TEL_INT("n", 3)));
+    tel_emit_event(h, "ev.two", NULL, 0);
+    tel_command_started(h, "deploy", NULL, 0);
+    tel_command_exited(h, 0, NULL, NULL);
+    tel_close(h);
+    CHECK_EQ_INT("one callback per event", calls, 4);
+    CHECK_EQ_INT("four events queued", queued(APP), 4);
+    int json = nlines == 4;
+    for (int i = 0; i < nlines; i++) {
+        const char *j = strchr(lines[i], '{');
+        size_t n = strlen(lines[i]);
+        json = json && j && strncmp(lines[i], "recorded: ", 10) == 0 && lines[i][n - 1] == '}';
+    }
+    CHECK("each line is 'recorded: ' and a JSON object", json);
+    CHECK("the first line is the first event, with its properties",
+          nlines > 0 && strstr(lines[0], "\"name\":\"ev.one\"") &&
+              strstr(lines[0], "\"props\":{\"k\":\"v\",\"n\":3}"));
+    CHECK("the command events are logged", any_line_has("command.exited"));
+    CHECK("the token is in no line", !any_line_has(TOKEN) && !any_line_has("zq8secret"));
+
+    fresh();
+    setenv("DO_NOT_TRACK", "1", 1);
+    calls = 0;
+    h = open_logged(tel_options_new(APP));
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    CHECK_EQ_INT("disabled: no callback", calls, 0);
+    clear_lines();
+}
+
+static void test_debug(void)
+{
+    CHECK_GROUP("debug");
+    fresh();
+    setenv("TAPI_TELEMETRY_DEBUG", "1", 1);
+    calls = 0;
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_token(o, TOKEN);
+    tel *h = open_logged(o);
+    CHECK_EQ_INT("an emit in debug mode", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    tel_batch_begin(h);
+    tel_emit_event(h, "ev.batched", NULL, 0);
+    tel_batch_commit(h);
+    CHECK_EQ_INT("both are logged", calls, 2);
+    CHECK("as not stored", nlines == 2 && strncmp(lines[0], "debug, not stored: {", 20) == 0);
+    CHECK("without the token", !any_line_has(TOKEN));
+    CHECK_EQ_INT("and not queued", queued(APP), 0);
+    CHECK_EQ_INT("no sync is spawned", tel_spawn_sync(h, 1), TEL_DISABLED);
+    tel_close(h);
+    unsetenv("TAPI_TELEMETRY_DEBUG");
+    clear_lines();
+}
+
+/* Error class and message: recorded only in debug telemetry, sanitised. */
+static void test_errors(void)
+{
+    CHECK_GROUP("error details");
+    static const char msg[] = "cannot read /home/zq8alice/app.conf for zq8alice@example.com";
+    for (int debug = 0; debug < 2; debug++) {
+        fresh();
+        if (debug)
+            setenv("TAPI_TELEMETRY_DEBUG", "1", 1);
+        calls = 0;
+        clear_lines();
+        tel *h = open_logged(tel_options_new(APP));
+        tel_command_started(h, "deploy", NULL, 0);
+        tel_command_exited(h, 3, "ConfigError", msg);
+        const char *l = last_line();
+        if (!debug) {
+            CHECK("normal: the exit is recorded", strstr(l, "\"exit_code\":3") != NULL);
+            CHECK("normal: no error class", !strstr(l, "ConfigError"));
+            CHECK("normal: no error message", !strstr(l, "cannot read"));
+        } else {
+            CHECK("debug: the class is recorded", strstr(l, "\"error_class\":\"ConfigError\"") != NULL);
+            CHECK("debug: the message is recorded", strstr(l, "cannot read") != NULL);
+            CHECK("debug: without the path", !strstr(l, "/home/zq8alice") && !strstr(l, "app.conf"));
+            CHECK("debug: without the user or e-mail", !strstr(l, "zq8alice"));
+            tel_command_exited(h, 3, "Config Error: /etc/x", NULL);
+            CHECK("debug: a class that is not a name is left out",
+                  !strstr(last_line(), "error_class") && !strstr(last_line(), "/etc/x"));
+        }
+        tel_close(h);
+        unsetenv("TAPI_TELEMETRY_DEBUG");
+    }
+    clear_lines();
+}
+
+static void test_options(void)
+{
+    CHECK_GROUP("option names");
+    fresh();
+    calls = 0;
+    clear_lines();
+    tel *h = open_logged(tel_options_new(APP));
+    tel_option_use ok_opts[] = { { "output", 0 }, { "force", 0 }, { "token", 1 } };
+    CHECK_EQ_INT("names are accepted", tel_command_started(h, "deploy", ok_opts, 3), TEL_OK);
+    CHECK("and recorded as names, split by source",
+          strstr(last_line(), "\"options\":\"output,force\"") &&
+              strstr(last_line(), "\"env_options\":\"token\""));
+    static const char *const bad[] = { "output=/tmp/zq8secret", "/home/zq8alice/file", "a b",
+                                       "zq8alice@example.com", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tel_option_use u[] = { { "force", 0 }, { bad[i], 0 } };
+        char name[96];
+        snprintf(name, sizeof name, "a value-looking name '%s' is refused", bad[i]);
+        CHECK_EQ_INT(name, tel_command_started(h, "deploy", u, 2), TEL_ERR_INVALID);
+    }
+    CHECK_EQ_INT("refused calls record nothing", queued(APP), 1);
+    CHECK_EQ_INT("and log nothing", calls, 1);
+    CHECK("the reason names no value", !strstr(tel_last_error(), "zq8"));
+    tel_close(h);
+    clear_lines();
+}
+
+/* ------------------------------------------------------- project id */
+
+static int sh(const char *fmt, const char *arg)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, fmt, arg, arg);
+    return system(cmd);
+}
+
+/* The project id an event carries when recorded in cwd with salt; "" for
+ * none, "?" when nothing was logged. */
+static void project_of(const char *salt, char out[80])
+{
+    calls = 0;
+    clear_lines();
+    tel_options *o = tel_options_new(APP);
+    if (salt)
+        tel_options_set_project_salt(o, salt);
+    tel *h = open_logged(o);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    strcpy(out, nlines ? "" : "?");
+    const char *p = nlines ? strstr(lines[0], "\"project\":\"") : NULL;
+    if (p) {
+        snprintf(out, 80, "%.64s", p + 11);
+    }
+}
+
+static void test_project(void)
+{
+    CHECK_GROUP("project id");
+    fresh();
+    char repo[600], old[PATH_MAX];
+    snprintf(repo, sizeof repo, "%s/repo", home);
+    if (!getcwd(old, sizeof old) || system("git --version >/dev/null 2>&1") != 0) {
+        CHECK("skipped: no git", 1);
+        return;
+    }
+    if (sh("git init -q '%s' && git -C '%s' remote add origin https://github.com/Acme/widget.git",
+           repo) != 0) {
+        CHECK("git init and remote add", 0);
+        return;
+    }
+    char none[80], https[80], ssh[80], scp[80], other_salt[80], other_repo[80], outside[80];
+    CHECK("chdir into the repository", chdir(repo) == 0);
+    project_of(NULL, none);
+    CHECK("off unless a salt is given", strcmp(none, "") == 0);
+    project_of("salt-1", https);
+    CHECK("a salt gives a 64-hex-digit id", strlen(https) == 64 && strspn(https, "0123456789abcdef") == 64);
+    sh("git -C '%s' remote set-url origin git@github.com:Acme/widget.git", repo);
+    project_of("salt-1", scp);
+    CHECK("the same for git@host:owner/repo", strcmp(scp, https) == 0);
+    sh("git -C '%s' remote set-url origin ssh://git@github.com/Acme/widget", repo);
+    project_of("salt-1", ssh);
+    CHECK("the same for ssh://git@host/owner/repo", strcmp(ssh, https) == 0);
+    project_of("salt-2", other_salt);
+    CHECK("another salt, another id", strlen(other_salt) == 64 && strcmp(other_salt, https) != 0);
+    sh("git -C '%s' remote set-url origin https://github.com/Acme/gadget.git", repo);
+    project_of("salt-1", other_repo);
+    CHECK("another repository, another id", strlen(other_repo) == 64 && strcmp(other_repo, https) != 0);
+    CHECK("the origin URL itself is not recorded", !any_line_has("github.com") && !any_line_has("Acme"));
+    CHECK("back to the old directory", chdir(home) == 0);
+    project_of("salt-1", outside);
+    CHECK("outside a repository: no project id", strcmp(outside, "") == 0);
+    if (chdir(old) != 0)
+        CHECK("back to the start directory", 0);
+    clear_lines();
+}
+
+/* ------------------------------------------------ one call, NULL, batch */
+
+static void test_emit_codes(void)
+{
+    CHECK_GROUP("tel_emit");
+    fresh();
+    CHECK_EQ_INT("queued", tel_emit(APP, "ev", TEL_PROPS(TEL_INT("n", 1))), TEL_OK);
+    CHECK_EQ_INT("and stored", queued(APP), 1);
+    CHECK_EQ_INT("no props", tel_emit(APP, "ev", NULL, 0), TEL_OK);
+    setenv("DO_NOT_TRACK", "1", 1);
+    CHECK_EQ_INT("DO_NOT_TRACK", tel_emit(APP, "ev", NULL, 0), TEL_DISABLED);
+    unsetenv("DO_NOT_TRACK");
+    CHECK_EQ_INT("which purged the queue", queued(APP), 0);
+    setenv("TAPI_TELEMETRY_ENABLED", "off", 1);
+    CHECK_EQ_INT("<APP>_TELEMETRY_ENABLED=off", tel_emit(APP, "ev", NULL, 0), TEL_DISABLED);
+    unsetenv("TAPI_TELEMETRY_ENABLED");
+    CHECK_EQ_INT("bad event name", tel_emit(APP, "a b", NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("bad app name", tel_emit("../x", "ev", NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("NULL app", tel_emit(NULL, "ev", NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("NULL event", tel_emit(APP, NULL, NULL, 0), TEL_ERR_INVALID);
+    tel_prop many[TEL_MAX_PROPS + 1];
+    char keys[TEL_MAX_PROPS + 1][8];
+    for (int i = 0; i <= TEL_MAX_PROPS; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        many[i] = (tel_prop)TEL_INT(keys[i], i);
+    }
+    CHECK_EQ_INT("33 properties", tel_emit(APP, "ev", many, TEL_MAX_PROPS + 1), TEL_ERR_LIMIT);
+    CHECK_EQ_INT("32 properties", tel_emit(APP, "ev", many, TEL_MAX_PROPS), TEL_OK);
+    CHECK_EQ_INT("only the good ones stored", queued(APP), 1);
+    unsetenv("HOME");
+    int rc = tel_emit(APP, "ev", NULL, 0);
+    CHECK("no HOME: a negative code", rc < 0);
+    CHECK("with a reason", tel_last_error()[0] != '\0');
+    char file[600];
+    snprintf(file, sizeof file, "%s/plain-file", home);
+    FILE *f = fopen(file, "w");
+    if (f)
+        fclose(f);
+    setenv("HOME", file, 1);
+    CHECK("HOME is a file: a negative code", tel_emit(APP, "ev", NULL, 0) < 0);
+    setenv("HOME", home, 1);
+}
+
+static void test_null(void)
+{
+    CHECK_GROUP("NULL");
+    fresh();
+    tel_option_use u = { "force", 0 };
+    CHECK_EQ_INT("emit_event", tel_emit_event(NULL, "ev", NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("batch_begin", tel_batch_begin(NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("batch_commit", tel_batch_commit(NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("command_started", tel_command_started(NULL, "x", &u, 1), TEL_ERR_INVALID);
+    CHECK_EQ_INT("command_exited", tel_command_exited(NULL, 0, "E", "m"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("spawn_sync", tel_spawn_sync(NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("notice_due", tel_notice_due(NULL), 0);
+    CHECK_EQ_INT("notice_shown", tel_notice_shown(NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("enabled", tel_enabled(NULL), 0);
+    tel_close(NULL);
+    tel_options_free(NULL);
+    CHECK("close and options_free of NULL return", 1);
+    CHECK_EQ_INT("options_set_app_version", tel_options_set_app_version(NULL, "1"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_endpoint", tel_options_set_endpoint(NULL, "https://x"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_token", tel_options_set_token(NULL, "t"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_enabled", tel_options_set_enabled(NULL, 0, TEL_SRC_FLAG), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_logging", tel_options_set_logging(NULL, 1, NULL, NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_caps", tel_options_set_caps(NULL, 1, 1, 1), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_project_salt", tel_options_set_project_salt(NULL, "s"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("options_set_require_notice", tel_options_set_require_notice(NULL, 1), TEL_ERR_INVALID);
+    CHECK("options_new(NULL) is NULL", tel_options_new(NULL) == NULL);
+    tel *h = (tel *)1;
+    CHECK_EQ_INT("open(&h, NULL)", tel_open(&h, NULL), TEL_ERR_INVALID);
+    CHECK("leaves h NULL", h == NULL);
+    CHECK_EQ_INT("open(NULL, opts) frees opts", tel_open(NULL, tel_options_new(APP)), TEL_ERR_INVALID);
+    CHECK_EQ_INT("set_enabled(NULL)", tel_set_enabled(NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("forget(NULL)", tel_forget(NULL), TEL_ERR_INVALID);
+    char buf[64];
+    CHECK_EQ_INT("status_line(NULL app)", tel_status_line(NULL, buf, sizeof buf), TEL_ERR_INVALID);
+    CHECK_EQ_INT("status_line(NULL buf)", tel_status_line(APP, NULL, 0), TEL_ERR_INVALID);
+    CHECK("none of them wrote state", !exists(".local") && !exists(".config"));
+}
+
+static void test_batch(void)
+{
+    CHECK_GROUP("batch");
+    fresh();
+    tel *h = open_app(APP);
+    CHECK_EQ_INT("commit without begin", tel_batch_commit(h), TEL_ERR_STATE);
+    CHECK_EQ_INT("begin", tel_batch_begin(h), TEL_OK);
+    CHECK_EQ_INT("begin twice", tel_batch_begin(h), TEL_ERR_STATE);
+    int rcs = 0;
+    for (int i = 0; i < 3; i++)
+        rcs |= tel_emit_event(h, "ev", TEL_PROPS(TEL_INT("i", i)));
+    CHECK_EQ_INT("buffered emits", rcs, TEL_OK);
+    CHECK_EQ_INT("a bad event inside a batch", tel_emit_event(h, "a b", NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("nothing visible before commit", queued(APP), 0);
+    CHECK_EQ_INT("commit", tel_batch_commit(h), TEL_OK);
+    CHECK_EQ_INT("the three are there after", queued(APP), 3);
+    CHECK_EQ_INT("an empty batch commits", (tel_batch_begin(h), tel_batch_commit(h)), TEL_OK);
+    tel_batch_begin(h);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    CHECK_EQ_INT("close commits an open batch", queued(APP), 5);
+    h = open_app(APP);
+    tel_batch_begin(h);
+    tel_emit_event(h, "ev", NULL, 0);
+    CHECK_EQ_INT("spawn commits an open batch first", (tel_spawn_sync(h, 3600), queued(APP)), 6);
+    tel_close(h);
+
+    setenv("DO_NOT_TRACK", "1", 1);
+    h = open_app(APP);
+    CHECK_EQ_INT("disabled: begin", tel_batch_begin(h), TEL_OK);
+    CHECK_EQ_INT("disabled: emit", tel_emit_event(h, "ev", NULL, 0), TEL_DISABLED);
+    CHECK_EQ_INT("disabled: commit", tel_batch_commit(h), TEL_DISABLED);
+    tel_close(h);
+    unsetenv("DO_NOT_TRACK");
+    CHECK_EQ_INT("disabled: the queue was purged and nothing added", queued(APP), 0);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+int main(void)
+{
+    /* tel_spawn_sync must not start a real tel-sync from a unit test. */
+    setenv("TEL_SYNC_PATH", "/bin/true", 1);
+    snprintf(tmp_root, sizeof tmp_root, "%s/tel-api.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp_root)) {
+        printf("FAIL setup: mkdtemp\n");
+        return 1;
+    }
+    test_notice();
+    test_require_notice();
+    test_logging();
+    test_debug();
+    test_errors();
+    test_options();
+    test_project();
+    test_emit_codes();
+    test_null();
+    test_batch();
+    clear_lines();
+    nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return check_exit();
+}
