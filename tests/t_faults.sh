@@ -299,6 +299,7 @@ done
 check_eq "tel-sync out of memory: no signal" "$sig" ""
 check_eq "tel-sync out of memory: exit 0 or 1 only" "$badrc" ""
 check_eq "tel-sync out of memory: the queue opens clean" "$notclean" ""
+ok "tel-sync out of memory: $(grep -c '^malloc$' "$FLOG") allocation failures injected"
 
 # The fault is gone: drain, and every acknowledged event arrives.
 j=0
