@@ -28,6 +28,19 @@
 static char fz_home[128];
 static char fz_conf[256];
 
+/* Leaves no directory behind in /dev/shm when the fuzzer (or the corpus
+ * replay) ends normally. */
+static void fz_cleanup(void)
+{
+    char dir[200];
+    unlink(fz_conf);
+    snprintf(dir, sizeof dir, "%s/.config/" FZ_APP, fz_home);
+    rmdir(dir);
+    snprintf(dir, sizeof dir, "%s/.config", fz_home);
+    rmdir(dir);
+    rmdir(fz_home);
+}
+
 static int fz_setup(void)
 {
     if (fz_home[0])
@@ -50,6 +63,7 @@ static int fz_setup(void)
     snprintf(dir, sizeof dir, "%s/.config/" FZ_APP, fz_home);
     mkdir(dir, 0700);
     snprintf(fz_conf, sizeof fz_conf, "%s/telemetry.conf", dir);
+    atexit(fz_cleanup);
     return 0;
 }
 

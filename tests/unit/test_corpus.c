@@ -181,6 +181,9 @@ int main(void)
         printf("FAIL corpus: TEL_TOP is not set (run through tests/run.sh)\n");
         return 1;
     }
+    /* Made here, not in each child, so that every replay shares one
+     * private HOME and the parent removes it. */
+    CHECK("fuzz_config's private HOME is made", fz_setup() == 0);
     size_t seeds = replay_tree(top, "corpus", 1);
     replay_tree(top, "regressions", 0);
     /* Four harnesses with a few seeds each: far fewer means the corpus
