@@ -710,6 +710,7 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
         return EXIT_FAIL;
     }
     int code = EXIT_OK;
+    int wipe = 0;
     tel_upload *up = NULL;
     int lock = take_lock(tel__queue_dir(q));
     if (lock == -1) {
@@ -758,6 +759,7 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
         } else {
             say(1, "%s: telemetry is off (%s); queue purged, nothing sent", app,
                 pol.enabled_why[0] ? pol.enabled_why : tel__source_name(pol.enabled_src));
+            wipe = 1;
         }
         goto out;
     }
@@ -811,6 +813,11 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
 out:
     tel__upload_free(up);
     tel__queue_close(q);
+    /* Purged pages still hold the old bytes until LMDB reuses them:
+     * remove the files too, once our own handle is closed, and the cookie,
+     * as every opt-out does. */
+    if (wipe && (tel__queue_wipe(state) != TEL_OK || tel__cookie_delete(state) != TEL_OK))
+        complain("%s: %s", app, tel_last_error());
     if (lock >= 0)
         close(lock);
     return code;

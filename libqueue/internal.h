@@ -237,6 +237,17 @@ int tel__queue_add_dropped(tel_queue *q, uint64_t n);
 int tel__queue_purge(tel_queue *q);
 
 /*
+ * Purges the queue of state_dir (if any) and then removes its files from
+ * the disk: LMDB reuses freed pages without clearing them, so old events
+ * and the old anonymous id would stay readable in data.mdb.  Used by
+ * forget and by every opt-out.  A process that had the queue open before
+ * and writes after keeps writing into the removed file: those events of a
+ * run in progress are forgotten too.  Returns TEL_OK when nothing is
+ * left, or an error.
+ */
+int tel__queue_wipe(const char *state_dir);
+
+/*
  * Small named values next to the queue (endpoint, token recorded by the
  * host, the pending batch, backoff state).  get copies at most cap bytes
  * and sets *len to the stored length; TEL_ERR_NOTFOUND when absent.

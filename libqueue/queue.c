@@ -25,6 +25,7 @@
  * take back the last commit, never corrupt the tree.  README.md explains
  * the measurement behind that choice.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
@@ -736,4 +737,49 @@ int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t l
     }
     rc = mdb_txn_commit(txn);
     return rc ? lmdb_fail(rc, "write setting") : TEL_OK;
+}
+
+/* ---------------------------------------------------------------- wipe */
+
+int tel__queue_wipe(const char *state_dir)
+{
+    char dir[TEL_PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/" TEL_QUEUE_DIR, state_dir) >= sizeof dir)
+        return tel__fail(TEL_ERR_NOSTATE, "queue: state path too long");
+    struct stat st;
+    if (lstat(dir, &st) != 0)
+        return errno == ENOENT ? TEL_OK : tel__fail(TEL_ERR_NOSTATE, "queue: %s", strerror(errno));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return TEL_OK; /* not ours to touch; tel__queue_open refuses it too */
+
+    /* Empty the tree first, so that a process holding the queue open sees
+     * an empty queue rather than events that are about to vanish. */
+    tel_queue *q;
+    int rc = tel__queue_open(&q, state_dir, NULL, 0);
+    if (rc == TEL_OK) {
+        rc = tel__queue_purge(q);
+        tel__queue_close(q);
+    } else if (rc == TEL_ERR_NOTFOUND) {
+        rc = TEL_OK;
+    }
+
+    /* Then the files: the data, the lock, tel-sync's log (batch ids the
+     * collector saw with the old id) and any damaged copies kept aside. */
+    DIR *d = opendir(dir);
+    if (!d)
+        return rc;
+    struct dirent *e;
+    int failed = 0;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, "data.mdb") != 0 && strcmp(n, "lock.mdb") != 0 &&
+            strncmp(n, "sent.log", 8) != 0 && strncmp(n, "data.mdb.corrupt-", 17) != 0)
+            continue;
+        if (unlinkat(dirfd(d), n, 0) != 0 && errno != ENOENT)
+            failed = 1;
+    }
+    closedir(d);
+    if (failed && rc == TEL_OK)
+        rc = tel__fail(TEL_ERR_IO, "queue: cannot remove the old queue files");
+    return rc;
 }

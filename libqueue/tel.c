@@ -207,26 +207,24 @@ static int notice_recorded(const tel *h)
     return notice_path(h, path, sizeof path) == 0 && lstat(path, &st) == 0;
 }
 
-/* Opens the queue of an app only if it exists, and empties it. */
+/*
+ * Forgets what an app kept: empties its queue if it has one and removes it
+ * from the disk (LMDB's freed pages would still hold old events and the
+ * old anonymous id), and deletes the cookie, so that turning telemetry
+ * back on later starts a new identity.  Used by every opt-out and by
+ * forget.  Costs two lstat calls when there is nothing, the common case
+ * for a user who opted out long ago.
+ */
 static int purge_existing(const char *state_dir)
 {
     char path[TEL_PATH_MAX + 32];
     struct stat st;
+    int rc = tel__cookie_delete(state_dir);
     snprintf(path, sizeof path, "%s/" TEL_QUEUE_DIR "/data.mdb", state_dir);
     if (lstat(path, &st) != 0)
-        return TEL_OK;
-    tel_queue *q;
-    int rc = tel__queue_open(&q, state_dir, NULL, 0);
-    if (rc == TEL_ERR_NOTFOUND)
-        return TEL_OK;
-    if (rc != TEL_OK)
         return rc;
-    tel_queue_stats s;
-    rc = tel__queue_stats(q, &s);
-    if (rc == TEL_OK && (s.count > 0 || s.dropped > 0))
-        rc = tel__queue_purge(q);
-    tel__queue_close(q);
-    return rc;
+    int wrc = tel__queue_wipe(state_dir);
+    return rc != TEL_OK ? rc : wrc;
 }
 
 static void log_line(tel *h, const char *line)
@@ -635,8 +633,6 @@ int tel_forget(const char *app)
         return rc;
     char dir[TEL_PATH_MAX];
     if ((rc = tel__state_dir(app, dir, sizeof dir)) != TEL_OK)
-        return rc;
-    if ((rc = tel__cookie_delete(dir)) != TEL_OK)
         return rc;
     return purge_existing(dir);
 }

@@ -241,4 +241,33 @@ check_eq "every uploaded event id is unique" "$(sort "$T_TMP/evids" | uniq -d | 
 if [ "$(wc -l <"$T_TMP/evids")" -ge 30 ]; then ok "and there were $(wc -l <"$T_TMP/evids" | tr -d ' ') of them"
 else fail "and there were at least 30 of them" "$(wc -l <"$T_TMP/evids")"; fi
 
+# What forget and an opt-out leave on disk: LMDB reuses freed pages without
+# clearing them, so a purge alone would leave the old events and the old
+# anonymous id readable in data.mdb.  Neither may be found in any file
+# under the state directory afterwards.
+wipe_case() {  # NAME COMMAND...
+    name=$1; shift
+    app=wipe-$name
+    tel emit --app "$app" ev secret=WIPE-MARKER-$name >/dev/null
+    old=$(cookie "$app")
+    [ -n "$old" ] || { fail "$name: a cookie was made" "none"; return; }
+    "$@" --app "$app" >/dev/null 2>&1
+    found=$(grep -rlaF -e "WIPE-MARKER-$name" "$STATE/$app" 2>/dev/null | wc -l | tr -d ' ')
+    check_eq "$name: no old event bytes left in any file" "$found" 0
+    # The id is stored as 16 raw bytes in records and as text in the cookie.
+    hex=$(echo "$old" | tr -d '-')
+    raw=$($PY -c 'import sys,os
+h=bytes.fromhex(sys.argv[1]); n=0
+for d,_,fs in os.walk(sys.argv[2]):
+    for f in fs:
+        p=os.path.join(d,f)
+        if os.path.isfile(p) and not os.path.islink(p):
+            b=open(p,"rb").read(); n+=(h in b)+(sys.argv[3].encode() in b)
+print(n)' "$hex" "$STATE/$app" "$old")
+    check_eq "$name: the old anonymous id is in no file, raw or as text" "$raw" 0
+}
+wipe_case forget tel forget
+wipe_case disable tel disable
+tel enable --app wipe-disable >/dev/null 2>&1
+
 t_done
