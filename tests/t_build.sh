@@ -53,7 +53,10 @@ if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr DESTDIR
         [ -e "$dest/usr/$f" ] && ok "installed $f" || fail "installed $f" "missing"
     done
     flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config --cflags --libs tel)
-    check "a host links with pkg-config --libs tel" cc "$T_TMP/h.c" $flags -Wl,-rpath,"$dest/usr/lib" -o "$T_TMP/host"
+    # A sanitized libtel.so needs its host built with the same runtime.
+    hostsan=""
+    [ -n "$san" ] && hostsan="-fsanitize=address,undefined"
+    check "a host links with pkg-config --libs tel" cc $hostsan "$T_TMP/h.c" $flags -Wl,-rpath,"$dest/usr/lib" -o "$T_TMP/host"
     "$T_TMP/host"; check_eq "the host emits in one call" $? 0
     check_eq "the event is queued" "$(tel show --app header-test | grep -c '"name":"compiled"')" 1
     deps=$(ldd "$T_TMP/host")
