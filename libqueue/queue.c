@@ -747,6 +747,10 @@ int tel__queue_wipe(const char *state_dir)
     if ((size_t)snprintf(dir, sizeof dir, "%s/" TEL_QUEUE_DIR, state_dir) >= sizeof dir)
         return tel__fail(TEL_ERR_NOSTATE, "queue: state path too long");
     struct stat st;
+    /* A state directory that is a symlink leads to someone else's files
+     * (tel__queue_open refuses it); forgetting must not delete there. */
+    if (lstat(state_dir, &st) == 0 && S_ISLNK(st.st_mode))
+        return TEL_OK;
     if (lstat(dir, &st) != 0)
         return errno == ENOENT ? TEL_OK : tel__fail(TEL_ERR_NOSTATE, "queue: %s", strerror(errno));
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
