@@ -102,9 +102,12 @@ static int cmd_emit(const args *a)
     if (a->endpoint && tel__endpoint_check(a->endpoint) != TEL_OK)
         return cli_usage_error("emit: --endpoint: %s", tel_last_error());
 
+    /* The app name was checked in main(), so a NULL here is memory. */
     tel_options *o = tel_options_new(a->app);
-    if (!o)
-        return cli_usage_error("%s", tel_last_error());
+    if (!o) {
+        cli_error("could not queue the event: %s", tel_last_error());
+        return EXIT_NOT_QUEUED;
+    }
     if ((a->app_version && tel_options_set_app_version(o, a->app_version) != TEL_OK) ||
         (a->endpoint && tel_options_set_endpoint(o, a->endpoint) != TEL_OK) ||
         (a->token && tel_options_set_token(o, a->token) != TEL_OK)) {

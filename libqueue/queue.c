@@ -348,8 +348,11 @@ int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps
         rc = try_open(q, mode, &bad_data);
     }
     if (rc != 0) {
-        int code = (rc == ENOENT && q->readonly) ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet")
-                                                 : lmdb_fail(rc, "open");
+        /* Read-only, a missing file or a file whose first commit never
+         * completed (no trees yet, as after a power cut during the very
+         * first emit) is simply an empty queue. */
+        int empty = q->readonly && (rc == ENOENT || rc == MDB_NOTFOUND);
+        int code = empty ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet") : lmdb_fail(rc, "open");
         free(q);
         return code;
     }

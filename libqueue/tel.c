@@ -285,8 +285,11 @@ int tel_open(tel **out, tel_options *o)
 
     if (!h->enabled) {
         /* Disabled means nothing is kept: a queue filled before the user
-         * opted out is emptied now. */
-        if (rc == TEL_OK)
+         * opted out is emptied now.  A config file that could not be read
+         * or parsed only counts as "off" for this run: it may hold an
+         * opt-out, or nothing of the kind, so nothing is deleted on that
+         * guess (tel-sync does the same). */
+        if (rc == TEL_OK && prc != TEL_ERR_CONFIG)
             purge_existing(h->state_dir);
         tel_options_free(o);
         *out = h;

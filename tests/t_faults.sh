@@ -65,16 +65,11 @@ opens_clean() {
 one_line() {
     [ "$(nlines "$ERR")" = 1 ] && case "$(cat "$ERR")" in "$1: "?*) true ;; *) false ;; esac
 }
-# known_bug NAME WHY CMD...: a check of a bug found here and reported but
-# not yet fixed, in a file this test's author may not change.  While CMD
-# fails it prints a "# KNOWN BUG" note (TEL_STRICT=1 makes it a FAIL); once
-# the bug is fixed it is an ordinary ok line.
-known_bug() {
+# expect NAME WHY CMD...: ok while CMD succeeds, else FAIL with WHY.
+expect() {
     n="$1" why="$2"
     shift 2
-    if "$@"; then ok "$n"
-    elif [ "${TEL_STRICT:-0}" = 1 ]; then fail "$n" "$why"
-    else echo "# KNOWN BUG, reported: $n: $why"; fi
+    if "$@"; then ok "$n"; else fail "$n" "$why"; fi
 }
 
 # ----------------------------------------------------------- the shim works
@@ -182,7 +177,7 @@ oom_first() {
     LD_PRELOAD="$SHIM" FAULT_MALLOC_AFTER=0 tel emit --app fm ev p=m0 >"$OUT" 2>"$ERR"
     [ $? = 1 ] && one_line tel
 }
-known_bug "emit out of memory at the first allocation: exit 1, one line" \
+expect "emit out of memory at the first allocation: exit 1, one line" \
     "cli/tel.c cmd_emit reports a failed tel_options_new as bad usage (exit 2, 'Try tel --help')" oom_first
 
 # ----------------------------------------------------------- cookie faults
@@ -223,7 +218,7 @@ ok "emit under cookie faults: $(wc -l <"$FLOG" | tr -d ' ') faults injected"
 for i in 1 2 3; do tel emit --app fconf ev "p=k$i" >/dev/null 2>&1; done
 FSUB=telemetry.conf faulty open EIO 0 0 tel emit --app fconf ev p=k4
 conf_keeps_queue() { [ "$(props fconf | head -n 3 | tr '\n' ' ')" = "k1 k2 k3 " ]; }
-known_bug "an unreadable telemetry.conf (EIO) does not purge the queue" \
+expect "an unreadable telemetry.conf (EIO) does not purge the queue" \
     "libqueue/tel.c tel_open treats TEL_ERR_CONFIG as an opt-out and purges; tel-sync rightly does not" conf_keeps_queue
 
 # ------------------------------------------------------------- tel-sync
