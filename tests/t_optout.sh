@@ -116,7 +116,14 @@ case_run() {
     else
         case "$path" in
         emit|mycli)
-            if [ "$st" -gt 0 ] && [ "$en" = "$st" ]; then ok "$label (control): events are stored"
+            # A host run on a filled queue also spawns tel-sync, which may
+            # drain the queue between the two counts; what it delivers is
+            # checked below, at the collector.
+            if [ "$path" = mycli ] && [ "$fill" = filled ]; then
+                if [ "$st" -gt 0 ] || [ "$en" -gt 0 ] || [ -e "$T_TMP/c$ncase.spawned" ]; then
+                    ok "$label (control): events are stored or already being sent"
+                else fail "$label (control): events are stored or already being sent" "show $st, entries $en"; fi
+            elif [ "$st" -gt 0 ] && [ "$en" = "$st" ]; then ok "$label (control): events are stored"
             else fail "$label (control): events are stored" "show $st, entries $en"; fi
             check "$label (control): a cookie exists" test -f "$HOME/.local/state/mycli/telemetry-cookie" ;;
         esac
