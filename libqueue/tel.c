@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "internal.h"
 #include "syncstate.h"
+#include "../format/prom.h"
 
 #define NOTICE_FILE "telemetry-notice"
 
@@ -473,6 +475,163 @@ int tel_batch_commit(tel *h)
     h->nbrecs = 0;
     tel_buf_clear(&h->batch);
     return rc;
+}
+
+/* ------------------------------------------------------------- metrics */
+
+/* The properties of one metric event; the label keys are built here, so
+ * the props point into the same struct and it must not be copied. */
+typedef struct metric_props {
+    tel_prop props[TEL_MAX_PROPS];
+    char keys[TEL_PROM_MAX_LABELS][TEL_MAX_KEY + 1];
+    size_t n;
+} metric_props;
+
+/* Checks a sample's name, value and labels and lays them out as the
+ * properties of SPEC.md's "Metric events".  Label values are checked
+ * (length, UTF-8) by the event check, which never quotes them. */
+static int metric_build(metric_props *m, const char *name, double value, const char *kind,
+                        const char *const *pairs, size_t npairs)
+{
+    int rc = tel__prom_metric_name_check(name, name ? strnlen(name, TEL_PROM_MAX_NAME + 1) : 0);
+    if (rc != TEL_OK)
+        return rc;
+    if (!isfinite(value))
+        return tel__fail(TEL_ERR_INVALID, "metric '%s' value is NaN or infinite; tel records finite numbers only",
+                         name);
+    if (npairs > TEL_PROM_MAX_LABELS)
+        return tel__fail(TEL_ERR_LIMIT, "metric '%s' has %zu labels (at most %d)", name, npairs,
+                         TEL_PROM_MAX_LABELS);
+    if (npairs > 0 && !pairs)
+        return tel__fail(TEL_ERR_INVALID, "metric '%s' has %zu labels but no array of them", name, npairs);
+    m->n = 0;
+    m->props[m->n++] = (tel_prop)TEL_STR("name", name);
+    m->props[m->n++] = (tel_prop)TEL_FLOAT("value", value);
+    if (kind)
+        m->props[m->n++] = (tel_prop)TEL_STR("kind", kind);
+    for (size_t i = 0; i < npairs; i++) {
+        const char *lname = pairs[2 * i], *lval = pairs[2 * i + 1];
+        if (!lname || !lval)
+            return tel__fail(TEL_ERR_INVALID, "metric '%s' label %zu has no %s", name, i + 1,
+                             lname ? "value" : "name");
+        if ((rc = tel__prom_label_name_check(lname, strnlen(lname, TEL_PROM_MAX_LABEL_NAME + 1))) != TEL_OK)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(pairs[2 * j], lname) == 0)
+                return tel__fail(TEL_ERR_INVALID, "metric '%s' label '%s' is given twice", name, lname);
+        snprintf(m->keys[i], sizeof m->keys[i], TEL_PROM_LABEL_PREFIX "%s", lname);
+        m->props[m->n++] = (tel_prop)TEL_STR(m->keys[i], lval);
+    }
+    return TEL_OK;
+}
+
+int tel_emit_metric(tel *h, const char *name, double value, const char *const *label_pairs,
+                    size_t npairs)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    metric_props m;
+    int rc = metric_build(&m, name, value, NULL, label_pairs, npairs);
+    return rc == TEL_OK ? emit(h, "metric", m.props, m.n) : rc;
+}
+
+/* Builds the event of one parsed sample. */
+static int metric_from_sample(metric_props *m, const tel_prom_sample *s)
+{
+    const char *pairs[2 * TEL_PROM_MAX_LABELS];
+    for (size_t i = 0; i < s->nlabels; i++) {
+        pairs[2 * i] = s->label_name[i];
+        pairs[2 * i + 1] = s->label_value[i];
+    }
+    return metric_build(m, s->name, s->value, tel__prom_kind_name(s->kind), pairs, s->nlabels);
+}
+
+/* Encodes the event as emit() would, without storing it, so that a sample
+ * too large for a record is found before anything of the text is. */
+static int metric_fits(const tel *h, const metric_props *m)
+{
+    if (!h->enabled || h->waiting_notice)
+        return tel__event_check("metric", m->props, m->n);
+    tel_event_in ev;
+    memset(&ev, 0, sizeof ev);
+    ev.ts_ms = tel__now_ms();
+    ev.name = "metric";
+    ev.props = m->props;
+    ev.nprops = m->n;
+    ev.anon = h->anon;
+    ev.ctx = &h->ctx;
+    uint8_t buf[TEL_MAX_EVENT];
+    size_t len;
+    return tel__record_encode(&ev, buf, sizeof buf, &len);
+}
+
+/* Puts "line N: " before the detail of the failure that just happened. */
+static int fail_at_line(int rc, unsigned line)
+{
+    char why[256];
+    snprintf(why, sizeof why, "%s", tel_last_error());
+    return tel__fail(rc, "line %u: %s", line, why);
+}
+
+int tel_emit_prometheus(tel *h, const char *text, size_t len)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!text && len)
+        return tel__fail(TEL_ERR_INVALID, "no text");
+    /* About 12 KiB of scratch: on the heap, since a host may call this
+     * from a thread with a small stack. */
+    struct scratch {
+        tel_prom_sample s;
+        metric_props m;
+    } *x = malloc(sizeof *x);
+    if (!x)
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    tel_prom_parser ps;
+    int rc;
+
+    /* First pass: every line parsed and every event built and encoded,
+     * so that a bad line anywhere means nothing is recorded (and nothing
+     * logged as recorded). */
+    tel__prom_init(&ps, text, len);
+    while ((rc = tel__prom_next(&ps, &x->s)) == 1) {
+        if ((rc = metric_from_sample(&x->m, &x->s)) != TEL_OK ||
+            (rc = metric_fits(h, &x->m)) != TEL_OK) {
+            rc = fail_at_line(rc, x->s.line);
+            break;
+        }
+    }
+    if (rc < 0 || !h->enabled || h->waiting_notice) {
+        free(x);
+        return rc < 0 ? rc : TEL_DISABLED;
+    }
+
+    /* Second pass: record.  What can still fail here (memory, random
+     * numbers) is undone by forgetting what this call added to the batch. */
+    int own_batch = !h->in_batch;
+    size_t mark_recs = h->nbrecs, mark_len = h->batch.len;
+    int mark_events = h->events_recorded;
+    if (own_batch)
+        tel_batch_begin(h);
+    tel__prom_init(&ps, text, len);
+    while ((rc = tel__prom_next(&ps, &x->s)) == 1) {
+        if ((rc = metric_from_sample(&x->m, &x->s)) == TEL_OK)
+            rc = emit(h, "metric", x->m.props, x->m.n);
+        if (rc < 0) {
+            rc = fail_at_line(rc, x->s.line);
+            break;
+        }
+    }
+    free(x);
+    if (rc < 0) {
+        h->nbrecs = mark_recs;
+        h->batch.len = mark_len;
+        h->events_recorded = mark_events;
+        if (own_batch)
+            h->in_batch = 0;
+        return rc;
+    }
+    return own_batch ? tel_batch_commit(h) : TEL_OK;
 }
 
 /* ---------------------------------------------------- command lifecycle */

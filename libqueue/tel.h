@@ -225,6 +225,45 @@ TEL_API int tel_batch_begin(tel *h);
 TEL_API int tel_batch_commit(tel *h);
 
 /* ---------------------------------------------------------------------
+ * Metrics
+ *
+ * A metric sample is an ordinary event named "metric" (format/SPEC.md,
+ * "Metric events"): it is queued, capped, synced and shown like every
+ * other event.  Properties: "name" (str), "value" (float), "kind" (str,
+ * when known) and one "label.<labelname>" (str) per label.
+ * ------------------------------------------------------------------ */
+
+/*
+ * Records one sample of metric `name` (1-64 of [a-zA-Z_:][a-zA-Z0-9_:]*).
+ * `label_pairs` holds 2 * npairs strings: name, value, name, value...;
+ * label names are 1-58 of [a-zA-Z_][a-zA-Z0-9_]* not starting with "__",
+ * each at most once, values at most 1 KiB of UTF-8; at most 29 labels.
+ * `value` must be finite: NaN and infinities are refused.  The strings are
+ * only read during the call.  Returns what tel_emit_event() returns;
+ * TEL_ERR_INVALID names the offending argument, never a label's value.
+ */
+TEL_API int tel_emit_metric(tel *h, const char *name, double value,
+                            const char *const *label_pairs, size_t npairs);
+
+/*
+ * Parses `text` (len bytes, Prometheus text exposition format 0.0.4:
+ * "# HELP"/"# TYPE" lines, comments, samples with labels and optional
+ * timestamps) and records every sample, as tel_emit_metric() would, in one
+ * batch: all or nothing.  A "# TYPE" line tags its family's samples with
+ * "kind"; timestamps are checked, then dropped (an event carries its own
+ * time).  On any malformed line -- including NaN and +-Inf values, which
+ * tel refuses -- nothing is recorded and TEL_ERR_INVALID is returned with
+ * "line N: <problem>" in tel_last_error(); a sample too large for one
+ * event gives TEL_ERR_LIMIT, also with its line.  The text is only read
+ * during the call and need not be NUL-terminated.  Inside an open
+ * tel_batch_begin() the samples join that batch (and a failure leaves
+ * what the batch held before untouched); otherwise the call opens and
+ * commits its own.  Returns TEL_OK, TEL_DISABLED (the text was still
+ * checked) or a negative tel_error.
+ */
+TEL_API int tel_emit_prometheus(tel *h, const char *text, size_t len);
+
+/* ---------------------------------------------------------------------
  * Command lifecycle
  * ------------------------------------------------------------------ */
 
