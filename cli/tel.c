@@ -23,6 +23,10 @@
 /* Exit code of `tel emit` when the event could not be queued. */
 #define EXIT_NOT_QUEUED 1
 
+/* The most exposition text `tel metrics` reads: a node_exporter scrape is
+ * about 100 KiB, and the queue holds 4 MiB of records in all. */
+#define METRICS_MAX_INPUT (1024u * 1024u)
+
 static const char usage_text[] =
     "Usage: tel COMMAND --app APP [OPTIONS]\n"
     "\n"
@@ -31,6 +35,9 @@ static const char usage_text[] =
     "Commands:\n"
     "  emit EVENT [KEY=VALUE ...]   queue one event; values are typed: integer,\n"
     "                               decimal, true/false, anything else a string\n"
+    "  metrics [FILE|-]             queue every sample of a Prometheus text exposition\n"
+    "                               (default stdin, at most 1 MiB) as \"metric\" events,\n"
+    "                               all or none\n"
     "  show                         print the queued events as JSON lines, oldest first\n"
     "  status                       state, deciding setting, cookie, queue and sync state\n"
     "  enable                       turn telemetry on in the user's telemetry.conf\n"
@@ -39,18 +46,19 @@ static const char usage_text[] =
     "\n"
     "Options:\n"
     "  -a, --app APP            the program whose telemetry this is (required)\n"
-    "      --app-version V      (emit) the program's version, recorded in the context\n"
-    "      --endpoint URL       (emit) collector URL recorded for tel-sync\n"
-    "      --token T            (emit) bearer token recorded for tel-sync\n"
+    "      --app-version V      (emit, metrics) the program's version, recorded in the context\n"
+    "      --endpoint URL       (emit, metrics) collector URL recorded for tel-sync\n"
+    "      --token T            (emit, metrics) bearer token recorded for tel-sync\n"
     "      --json               (status) one JSON object instead of text\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
     "Exit status:\n"
-    "  0  done; for emit also when telemetry is disabled (nothing to do)\n"
+    "  0  done; for emit and metrics also when telemetry is disabled (nothing to do)\n"
     "  1  the event could not be queued, or the state could not be read or changed\n"
     "  2  bad usage: unknown option, bad app or event name, malformed KEY=VALUE,\n"
-    "     an event over a limit; nothing was stored\n";
+    "     an event over a limit, malformed or unreadable metrics input; nothing\n"
+    "     was stored\n";
 
 enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON };
 
@@ -132,6 +140,95 @@ static int cmd_emit(const args *a)
     tel_close(h);
     if (rc < 0) {
         cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_NOT_QUEUED;
+    }
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------- metrics */
+
+/* Reads all of `path` ("-" or NULL: stdin) into a new buffer of at most
+ * METRICS_MAX_INPUT bytes.  Returns 0, or prints why and returns -1. */
+static int read_input(const char *path, char **out, size_t *len)
+{
+    int from_stdin = !path || strcmp(path, "-") == 0;
+    FILE *f = from_stdin ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_error("metrics: cannot open the input file: %s", strerror(errno));
+        return -1;
+    }
+    char *buf = malloc(METRICS_MAX_INPUT + 1);
+    size_t n = 0, r;
+    while (buf && n <= METRICS_MAX_INPUT &&
+           (r = fread(buf + n, 1, METRICS_MAX_INPUT + 1 - n, f)) > 0)
+        n += r;
+    int err = buf && ferror(f);
+    if (!from_stdin)
+        fclose(f);
+    if (!buf) {
+        cli_error("metrics: out of memory");
+        return -1;
+    }
+    if (err || n > METRICS_MAX_INPUT) {
+        if (err)
+            cli_error("metrics: cannot read the input");
+        else
+            cli_error("metrics: input is larger than %u bytes", METRICS_MAX_INPUT);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int cmd_metrics(const args *a)
+{
+    if (a->nrest > 1)
+        return cli_usage_error("metrics: at most one FILE");
+    if (a->endpoint && tel__endpoint_check(a->endpoint) != TEL_OK)
+        return cli_usage_error("metrics: --endpoint: %s", tel_last_error());
+    char *text;
+    size_t len;
+    if (read_input(a->nrest ? a->rest[0] : NULL, &text, &len) != 0)
+        return EXIT_USAGE;
+
+    tel_options *o = tel_options_new(a->app);
+    if (!o) {
+        free(text);
+        return cli_usage_error("%s", tel_last_error());
+    }
+    if ((a->app_version && tel_options_set_app_version(o, a->app_version) != TEL_OK) ||
+        (a->endpoint && tel_options_set_endpoint(o, a->endpoint) != TEL_OK) ||
+        (a->token && tel_options_set_token(o, a->token) != TEL_OK)) {
+        tel_options_free(o);
+        free(text);
+        return cli_usage_error("metrics: %s", tel_last_error());
+    }
+    tel *h;
+    int rc = tel_open(&h, o);
+    if (rc < 0 && rc != TEL_ERR_CONFIG) {
+        free(text);
+        cli_error("could not queue the metrics: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_NOT_QUEUED;
+    }
+    /* Disabled or not, the text is checked, so that a script feeding
+     * malformed input hears about it on every machine. */
+    int orc = rc;
+    rc = tel_emit_prometheus(h, text, len);
+    tel_close(h);
+    free(text);
+    if (rc == TEL_ERR_INVALID || rc == TEL_ERR_LIMIT) {
+        cli_error("metrics: %s", tel_last_error());
+        return EXIT_USAGE;
+    }
+    if (orc == TEL_ERR_CONFIG) {
+        /* A broken config counts as an opt-out, as for emit. */
+        cli_error("telemetry is off: telemetry.conf is malformed");
+        return EXIT_OK;
+    }
+    if (rc < 0) {
+        cli_error("could not queue the metrics: %s: %s", tel_strerror(rc), tel_last_error());
         return EXIT_NOT_QUEUED;
     }
     return EXIT_OK;
@@ -415,7 +512,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage_error("missing COMMAND (emit, show, status, enable, disable, forget)");
+        return cli_usage_error("missing COMMAND (emit, metrics, show, status, enable, disable, forget)");
     a.command = argv[optind];
     optind++;
     /* Options may follow the command, among its operands. */
@@ -439,7 +536,8 @@ int main(int argc, char **argv)
     a.rest = nargv + optind;
     a.nrest = nargc - optind;
 
-    static const char *const commands[] = { "emit", "show", "status", "enable", "disable", "forget" };
+    static const char *const commands[] = { "emit", "metrics", "show", "status", "enable", "disable",
+                                            "forget" };
     int known = 0;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known |= strcmp(a.command, commands[i]) == 0;
@@ -449,13 +547,17 @@ int main(int argc, char **argv)
         return cli_usage_error("%s: missing --app APP", a.command);
     if (tel__app_check(a.app) != TEL_OK)
         return cli_usage_error("%s", tel_last_error());
-    if (strcmp(a.command, "emit") != 0 && (a.app_version || a.endpoint || a.token))
-        return cli_usage_error("%s: --app-version, --endpoint and --token go with emit", a.command);
+    if (strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0 &&
+        (a.app_version || a.endpoint || a.token))
+        return cli_usage_error("%s: --app-version, --endpoint and --token go with emit and metrics",
+                               a.command);
     if (strcmp(a.command, "status") != 0 && a.json)
         return cli_usage_error("%s: --json goes with status", a.command);
 
     if (strcmp(a.command, "emit") == 0)
         return cmd_emit(&a);
+    if (strcmp(a.command, "metrics") == 0)
+        return cmd_metrics(&a);
     if (strcmp(a.command, "show") == 0)
         return cmd_show(&a);
     if (strcmp(a.command, "status") == 0)
