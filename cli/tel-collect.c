@@ -39,6 +39,8 @@
 
 #include "common.h"
 #include "internal.h"
+#include "prom.h"
+#include "text.h"
 
 /* The inflated batch may hold TEL_BATCH_MAX_BYTES of records plus the
  * batch's own fields and MessagePack headers; 64 KiB is far more than
@@ -56,6 +58,11 @@
 /* Batch ids are remembered a tenth as long as event ids (at least 1,000):
  * a batch holds many events, so this covers the same stretch of time. */
 #define BATCHES_PER_EVENT 10u
+/* Series kept for GET /metrics: per (app, event name) counters, and the
+ * latest value of each received metric series.  Past the bound the least
+ * recently updated series is forgotten, so memory stays bounded whatever
+ * label values clients invent. */
+#define MAX_SERIES 10000u
 
 /* Exit codes beyond common.h's: none; listed in --help. */
 
@@ -179,6 +186,119 @@ static void idset_add(idset *s, const uint8_t id[TEL_ID_LEN])
 }
 
 /* ---------------------------------------------------------------------
+ * A bounded map of series for GET /metrics
+ *
+ * A series is keyed by its exposition text up to the value, e.g.
+ * `mem_bytes{app="demo",host="a"}`, so rendering is a copy.  Entries sit
+ * in a hash table for lookups and in a list ordered by last update; when
+ * the map is full, the entry at the old end is dropped.  The hash is
+ * keyed with random bytes, as the id sets are, because clients choose
+ * the label values.
+ * ------------------------------------------------------------------ */
+
+typedef struct series {
+    struct series *hnext;         /* next in the hash bucket */
+    struct series *older, *newer; /* update order */
+    uint64_t hash;
+    double value;                 /* gauges */
+    uint64_t count;               /* counters */
+    uint64_t ts_ms;               /* time of the event that set value */
+    size_t key_len;
+    char key[];                   /* NUL-terminated */
+} series;
+
+#define SERIES_BUCKETS 16384u
+
+typedef struct series_map {
+    series *buckets[SERIES_BUCKETS];
+    series *oldest, *newest;
+    size_t count;
+    uint64_t evicted;
+    uint64_t k0;
+} series_map;
+
+static uint64_t series_hash(const series_map *m, const char *k, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ m->k0;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+static void series_unlink_order(series_map *m, series *e)
+{
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        m->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        m->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+static void series_push_newest(series_map *m, series *e)
+{
+    e->older = m->newest;
+    e->newer = NULL;
+    if (m->newest)
+        m->newest->newer = e;
+    else
+        m->oldest = e;
+    m->newest = e;
+}
+
+/* The entry for key, created when missing (evicting the least recently
+ * updated one at the bound) and marked as just updated.  NULL only when
+ * memory ran out. */
+static series *series_get(series_map *m, const char *key, size_t len)
+{
+    uint64_t h = series_hash(m, key, len);
+    series **slot = &m->buckets[h & (SERIES_BUCKETS - 1)];
+    for (series *e = *slot; e; e = e->hnext) {
+        if (e->hash == h && e->key_len == len && memcmp(e->key, key, len) == 0) {
+            series_unlink_order(m, e);
+            series_push_newest(m, e);
+            return e;
+        }
+    }
+    if (m->count >= MAX_SERIES && m->oldest) {
+        series *old = m->oldest;
+        series **link = &m->buckets[old->hash & (SERIES_BUCKETS - 1)];
+        while (*link != old)
+            link = &(*link)->hnext;
+        *link = old->hnext;
+        series_unlink_order(m, old);
+        free(old);
+        m->count--;
+        m->evicted++;
+    }
+    series *e = calloc(1, sizeof *e + len + 1);
+    if (!e)
+        return NULL;
+    e->hash = h;
+    e->key_len = len;
+    memcpy(e->key, key, len);
+    e->hnext = *slot;
+    *slot = e;
+    series_push_newest(m, e);
+    m->count++;
+    return e;
+}
+
+static void series_free(series_map *m)
+{
+    series *e = m->oldest;
+    while (e) {
+        series *next = e->newer;
+        free(e);
+        e = next;
+    }
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------------
  * Shared state
  * ------------------------------------------------------------------ */
 
@@ -192,8 +312,13 @@ static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 static idset seen_events, seen_batches;
 static uint64_t n_batches, n_accepted, n_duplicates;
 static int exit_due;
+/* GET /metrics: events stored per (app, name), and received metrics. */
+static series_map event_counts, metric_values;
 
 static atomic_ullong n_rejected;
+/* Refusals by HTTP status, and requests closed unanswered (--drop). */
+static atomic_ullong n_rejected_status[600];
+static atomic_ullong n_rejected_dropped;
 static atomic_ullong n_posts;
 static atomic_ullong rng_state;
 
@@ -217,6 +342,10 @@ typedef struct ev_line {
     uint8_t id[TEL_ID_LEN];
     size_t off, len;          /* its JSON line in request.lines */
     int dup;
+    size_t ckey_off, ckey_len;  /* its event-counter key in request.keys */
+    size_t mkey_off, mkey_len;  /* a metric's series key there; len 0: none */
+    double mvalue;
+    uint64_t ts_ms;
 } ev_line;
 
 typedef struct request {
@@ -240,6 +369,7 @@ typedef struct request {
     size_t suffix_len;
 
     tel_buf lines;            /* one JSON line per event, in order */
+    tel_buf keys;             /* series keys of the events, for GET /metrics */
     ev_line *evs;
     size_t nev;
     int collect_failed;
@@ -252,6 +382,7 @@ static void request_free(request *rq)
         inflateEnd(&rq->zs);
     tel_buf_free(&rq->raw);
     tel_buf_free(&rq->lines);
+    tel_buf_free(&rq->keys);
     free(rq->evs);
     free(rq);
 }
@@ -450,6 +581,132 @@ static void take_body(request *rq, const char *data, size_t n)
     inflate_piece(rq, (const uint8_t *)data, n);
 }
 
+/* ---------------------------------------------------------------------
+ * Series of an event, for GET /metrics
+ * ------------------------------------------------------------------ */
+
+static int str_is(tel_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.p, lit, n) == 0;
+}
+
+static int str_less(tel_str a, tel_str b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = memcmp(a.p, b.p, n);
+    return c < 0 || (c == 0 && a.len < b.len);
+}
+
+/*
+ * Appends the series key of a "metric" event (format/SPEC.md, "Metric
+ * events") to rq->keys: `<name>{app="<app>",<label>="<value>",...}` with
+ * the labels sorted by name, so the same label set always makes the same
+ * key.  An event that does not follow the layout -- another writer's, or
+ * a name or label that could not be re-exposed -- gets no series; it is
+ * stored and counted all the same.  Returns -1 only when memory ran out.
+ */
+static int metric_key(request *rq, ev_line *ev, const tel_record *r)
+{
+    const tel_val *name = NULL, *value = NULL;
+    size_t labels[TEL_MAX_PROPS], nl = 0;
+    const size_t plen = sizeof TEL_PROM_LABEL_PREFIX - 1;
+    int has_app = 0, has_exported_app = 0;
+    for (size_t i = 0; i < r->nprops; i++) {
+        tel_str k = r->keys[i];
+        if (str_is(k, "name"))
+            name = &r->vals[i];
+        else if (str_is(k, "value"))
+            value = &r->vals[i];
+        else if (k.len > plen && memcmp(k.p, TEL_PROM_LABEL_PREFIX, plen) == 0) {
+            tel_str ln = { k.p + plen, k.len - (uint32_t)plen };
+            if (r->vals[i].type != TEL_T_STR || tel__prom_label_name_check(ln.p, ln.len) != TEL_OK ||
+                !tel__utf8_valid(r->vals[i].v.s.p, r->vals[i].v.s.len))
+                return 0;
+            has_app |= str_is(ln, "app");
+            has_exported_app |= str_is(ln, "exported_app");
+            /* Insertion sort: at most 32 labels. */
+            size_t j = nl++;
+            while (j > 0) {
+                tel_str prev = r->keys[labels[j - 1]];
+                tel_str pn = { prev.p + plen, prev.len - (uint32_t)plen };
+                if (!str_less(ln, pn))
+                    break;
+                labels[j] = labels[j - 1];
+                j--;
+            }
+            labels[j] = i;
+        }
+    }
+    if (!name || name->type != TEL_T_STR || !value ||
+        (value->type != TEL_T_FLOAT && value->type != TEL_T_INT))
+        return 0;
+    tel_str n = name->v.s;
+    /* tel-collect's own families are not to be confused with received
+     * ones; and the collector's "app" label wins, as Prometheus renames a
+     * scraped label that clashes with a target label. */
+    if (tel__prom_metric_name_check(n.p, n.len) != TEL_OK ||
+        (n.len >= 12 && memcmp(n.p, "tel_collect_", 12) == 0) || (has_app && has_exported_app))
+        return 0;
+    tel_buf *k = &rq->keys;
+    size_t start = k->len;
+    if (tel_buf_append(k, n.p, n.len) || tel_buf_puts(k, "{app=\"") ||
+        tel__prom_escape(k, r->app.p, r->app.len) || tel_buf_puts(k, "\""))
+        return -1;
+    for (size_t j = 0; j < nl; j++) {
+        tel_str lk = r->keys[labels[j]];
+        tel_str lv = r->vals[labels[j]].v.s;
+        if (tel_buf_puts(k, ",") || (str_is((tel_str){ lk.p + plen, lk.len - (uint32_t)plen }, "app") &&
+                                     tel_buf_puts(k, "exported_")) ||
+            tel_buf_append(k, lk.p + plen, lk.len - plen) || tel_buf_puts(k, "=\"") ||
+            tel__prom_escape(k, lv.p, lv.len) || tel_buf_puts(k, "\""))
+            return -1;
+    }
+    if (tel_buf_puts(k, "}"))
+        return -1;
+    ev->mkey_off = start;
+    ev->mkey_len = k->len - start;
+    ev->mvalue = value->type == TEL_T_FLOAT ? value->v.f : (double)value->v.i;
+    return 0;
+}
+
+/* Appends the event's counter key, and its metric series key if any. */
+static int note_series(request *rq, ev_line *ev, const tel_record *r)
+{
+    tel_buf *k = &rq->keys;
+    ev->ckey_off = k->len;
+    ev->mkey_len = 0;
+    ev->ts_ms = r->ts_ms;
+    if (tel_buf_puts(k, "tel_collect_events_total{app=\"") || tel__prom_escape(k, r->app.p, r->app.len) ||
+        tel_buf_puts(k, "\",name=\"") || tel__prom_escape(k, r->name.p, r->name.len) ||
+        tel_buf_puts(k, "\"}"))
+        return -1;
+    ev->ckey_len = k->len - ev->ckey_off;
+    if (str_is(r->name, "metric"))
+        return metric_key(rq, ev, r);
+    return 0;
+}
+
+/* Called under store_lock for each event stored.  A series that cannot be
+ * allocated is skipped: the exposition is a view, the events are stored. */
+static void count_series(const request *rq, const ev_line *ev)
+{
+    const char *keys = (const char *)rq->keys.p;
+    series *e = series_get(&event_counts, keys + ev->ckey_off, ev->ckey_len);
+    if (e)
+        e->count++;
+    if (ev->mkey_len == 0)
+        return;
+    e = series_get(&metric_values, keys + ev->mkey_off, ev->mkey_len);
+    /* Retries and splits deliver out of order: the value recorded last by
+     * the client wins, not the one that arrived last. */
+    if (e && (e->count == 0 || ev->ts_ms >= e->ts_ms)) {
+        e->count = 1;
+        e->value = ev->mvalue;
+        e->ts_ms = ev->ts_ms;
+    }
+}
+
 /* Called by tel__batch_decode for each record: renders its JSON line with
  * the batch id and the receive time added as the object's last fields. */
 static int collect_event(void *ud, const tel_record *r)
@@ -473,6 +730,8 @@ static int collect_event(void *ud, const tel_record *r)
     rq->nev++;
     if (ev->dup)
         return 0;
+    if (note_series(rq, ev, r) != 0)
+        goto fail;
     size_t start = rq->lines.len;
     if (tel__record_json(r, &rq->lines) != TEL_OK)
         goto fail;
@@ -560,9 +819,12 @@ static void store(request *rq, const tel_batch_head *head)
         refuse(rq, 500, "could not write events: %s", strerror(err));
         return;
     }
-    for (size_t i = 0; i < rq->nev; i++)
-        if (!rq->evs[i].dup)
-            idset_add(&seen_events, rq->evs[i].id);
+    for (size_t i = 0; i < rq->nev; i++) {
+        if (rq->evs[i].dup)
+            continue;
+        idset_add(&seen_events, rq->evs[i].id);
+        count_series(rq, &rq->evs[i]);
+    }
     idset_add(&seen_batches, head->id);
     n_batches++;
     n_accepted += rq->accepted;
@@ -658,6 +920,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, request *rq,
         json_plain(why, sizeof why, rq->why);
         snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", why);
         atomic_fetch_add(&n_rejected, 1);
+        if (status < 600)
+            atomic_fetch_add(&n_rejected_status[status], 1);
     }
     rq->answered = 1;
     struct MHD_Response *resp =
@@ -676,6 +940,115 @@ static enum MHD_Result answer(struct MHD_Connection *c, request *rq,
     char what[16];
     snprintf(what, sizeof what, "%u", status);
     log_request(rq, method, url, what);
+    return ret;
+}
+
+/* ---------------------------------------------------------------------
+ * GET /metrics
+ * ------------------------------------------------------------------ */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp((*(series *const *)a)->key, (*(series *const *)b)->key);
+}
+
+/* The entries of m sorted by key: a family's series end up together, as
+ * the exposition format wants.  NULL with *n == 0 for an empty map. */
+static series **sorted_series(const series_map *m, size_t *n)
+{
+    *n = 0;
+    if (m->count == 0)
+        return NULL;
+    series **v = malloc(m->count * sizeof *v);
+    if (!v)
+        return NULL;
+    for (series *e = m->oldest; e; e = e->newer)
+        v[(*n)++] = e;
+    qsort(v, *n, sizeof *v, key_cmp);
+    return v;
+}
+
+static int counter_head(tel_buf *b, const char *name, const char *help)
+{
+    return tel_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+}
+
+/* The exposition of what was received, rendered under the store lock so
+ * that it is one consistent moment.  Returns 0 or -1 (out of memory). */
+static int render_metrics(tel_buf *b)
+{
+    int bad = 0;
+    size_t nc = 0, ng = 0;
+    pthread_mutex_lock(&store_lock);
+    series **cs = sorted_series(&event_counts, &nc);
+    series **gs = sorted_series(&metric_values, &ng);
+    if ((event_counts.count && !cs) || (metric_values.count && !gs))
+        bad = 1;
+    bad = bad || counter_head(b, "tel_collect_batches_total", "Batches stored.") ||
+          tel_buf_printf(b, "tel_collect_batches_total %llu\n", (unsigned long long)n_batches) ||
+          counter_head(b, "tel_collect_duplicates_total", "Events received again and not stored.") ||
+          tel_buf_printf(b, "tel_collect_duplicates_total %llu\n", (unsigned long long)n_duplicates) ||
+          counter_head(b, "tel_collect_events_total", "Events stored, by app and event name.");
+    for (size_t i = 0; i < nc && !bad; i++)
+        bad = tel_buf_printf(b, "%s %llu\n", cs[i]->key, (unsigned long long)cs[i]->count) != 0;
+    bad = bad || counter_head(b, "tel_collect_series_evicted_total",
+                              "Series forgotten to stay within the bound of series kept.") ||
+          tel_buf_printf(b, "tel_collect_series_evicted_total %llu\n",
+                         (unsigned long long)(event_counts.evicted + metric_values.evicted));
+    /* The gauges: every received metric series, latest value. */
+    const char *family = "";
+    size_t family_len = 0;
+    for (size_t i = 0; i < ng && !bad; i++) {
+        const char *k = gs[i]->key;
+        size_t fl = strcspn(k, "{");
+        if (fl != family_len || memcmp(k, family, fl) != 0) {
+            bad = tel_buf_printf(b, "# TYPE %.*s gauge\n", (int)fl, k) != 0;
+            family = k;
+            family_len = fl;
+        }
+        bad = bad || tel_buf_printf(b, "%s %.17g\n", k, gs[i]->value) != 0;
+    }
+    pthread_mutex_unlock(&store_lock);
+    free(cs);
+    free(gs);
+    bad = bad || counter_head(b, "tel_collect_rejected_total",
+                              "Requests refused or dropped, by HTTP status.");
+    for (unsigned st = 100; st < 600 && !bad; st++) {
+        unsigned long long n = atomic_load(&n_rejected_status[st]);
+        if (n)
+            bad = tel_buf_printf(b, "tel_collect_rejected_total{status=\"%u\"} %llu\n", st, n) != 0;
+    }
+    unsigned long long dropped = atomic_load(&n_rejected_dropped);
+    if (!bad && dropped)
+        bad = tel_buf_printf(b, "tel_collect_rejected_total{status=\"dropped\"} %llu\n", dropped) != 0;
+    return bad ? -1 : 0;
+}
+
+/* Answers GET /metrics (on the request's first call: it has no body). */
+static enum MHD_Result serve_metrics(struct MHD_Connection *c, request *rq,
+                                     const char *method, const char *url)
+{
+    if (cfg.token && !authorized(header(c, MHD_HTTP_HEADER_AUTHORIZATION))) {
+        refuse(rq, 401, "missing or wrong bearer token");
+        return answer(c, rq, method, url);
+    }
+    tel_buf b = TEL_BUF_INIT;
+    if (render_metrics(&b) != 0) {
+        tel_buf_free(&b);
+        refuse(rq, 500, "out of memory");
+        return answer(c, rq, method, url);
+    }
+    rq->answered = 1;
+    rq->status = 200;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        tel_buf_free(&b);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    log_request(rq, method, url, "200");
     return ret;
 }
 
@@ -698,6 +1071,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(rq = calloc(1, sizeof *rq)))
             return MHD_NO;
         *state = rq;
+        if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/metrics") == 0)
+            return serve_metrics(c, rq, method, url);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
             refuse(rq, 405, "only POST is accepted");
         else
@@ -737,6 +1112,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (cfg.delay_ms)
             sleep_ms(cfg.delay_ms);
         atomic_fetch_add(&n_rejected, 1);
+        atomic_fetch_add(&n_rejected_dropped, 1);
         log_request(rq, method, url, "dropped");
         return MHD_NO;
     }
@@ -1055,6 +1431,11 @@ int main(int argc, char **argv)
         goto out;
     }
     atomic_store(&rng_state, cfg.seed);
+    if (tel__random(&event_counts.k0, sizeof event_counts.k0) ||
+        tel__random(&metric_values.k0, sizeof metric_values.k0)) {
+        cli_error("no random numbers available");
+        goto out;
+    }
 
     /* Signals are taken by sigwait() in this thread only: block them before
      * the server's threads exist, so that they inherit the mask. */
@@ -1110,6 +1491,8 @@ int main(int argc, char **argv)
 out:
     idset_free(&seen_events);
     idset_free(&seen_batches);
+    series_free(&event_counts);
+    series_free(&metric_values);
     if (cfg.out && out_fd >= 0)
         close(out_fd);
     free(cfg.token);
