@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "kv.h"
 #include "policy.h"
+#include "prom.h"
 #include "syncstate.h"
 
 /* Exit code of `tel emit` when the event could not be queued. */
@@ -192,6 +193,25 @@ static int cmd_metrics(const args *a)
     size_t len;
     if (read_input(a->nrest ? a->rest[0] : NULL, &text, &len) != 0)
         return EXIT_USAGE;
+    /* Malformed text is refused before the state is touched: no cookie,
+     * no queue, not even a lock file, for input that records nothing. */
+    tel_prom_sample *s = malloc(sizeof *s);
+    if (!s) {
+        free(text);
+        cli_error("metrics: out of memory");
+        return EXIT_NOT_QUEUED;
+    }
+    tel_prom_parser ps;
+    int prc;
+    tel__prom_init(&ps, text, len);
+    while ((prc = tel__prom_next(&ps, s)) == 1)
+        ;
+    free(s);
+    if (prc < 0) {
+        free(text);
+        cli_error("metrics: %s", tel_last_error());
+        return EXIT_USAGE;
+    }
 
     tel_options *o = tel_options_new(a->app);
     if (!o) {
