@@ -35,6 +35,9 @@
 #define LLVMFuzzerTestOneInput fuzz_kv_one
 #include "../fuzz/fuzz_kv.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_prom_one
+#include "../fuzz/fuzz_prom.c"
+#undef LLVMFuzzerTestOneInput
 /* tel links cli/kv.c beside libtel; this test links libtel only. */
 #include "../../cli/kv.c"
 
@@ -48,6 +51,7 @@ static const struct {
     { "batch", fuzz_batch_one },
     { "config", fuzz_config_one },
     { "kv", fuzz_kv_one },
+    { "prom", fuzz_prom_one },
 };
 
 static entry_fn harness(const char *name)
