@@ -1176,6 +1176,9 @@ static void usage(void)
         "Answers: 200 {\"accepted\":N,\"duplicates\":M}; 400 malformed batch, bad gzip,\n"
         "missing or mismatched Idempotency-Key; 401 token; 405 not POST; 413 too\n"
         "large; 415 wrong Content-Type or Content-Encoding; 500 could not store.\n"
+        "GET /metrics: what was received, as Prometheus text (counters, and the\n"
+        "latest value of every received metric series as a gauge; with --token,\n"
+        "the token is required there too).\n"
         "\n"
         "Exit status: 0 stopped by SIGTERM/SIGINT or --exit-after; 1 could not\n"
         "listen, open --out or write --port-file; 2 bad command line.\n",

@@ -194,6 +194,8 @@ check_eq "e2e: seven events stored" "$(wc -l <"$W/events.jsonl" | tr -d ' ')" 7
 
 curl -s -o "$W/scrape" -D "$W/scrape.hdr" -w '%{http_code}' "$BASE/metrics" >"$W/code"
 check_eq "GET /metrics: 200" "$(cat "$W/code")" 200
+tel-collect --help >"$OUT" 2>&1
+check "tel-collect --help mentions GET /metrics" grep -q "GET /metrics" "$OUT"
 check "GET /metrics: text/plain version 0.0.4" grep -qi '^content-type: text/plain; version=0.0.4' "$W/scrape.hdr"
 S="$W/scrape"
 check "events counter by app and name" grep -qx 'tel_collect_events_total{app="e2e",name="metric"} 7' "$S"
