@@ -174,6 +174,10 @@ int tel_options_set_caps(tel_options *o, uint64_t max_events, uint64_t max_bytes
         return tel__fail(TEL_ERR_INVALID, "no options");
     if (max_age_seconds > UINT64_MAX / 1000)
         return tel__fail(TEL_ERR_INVALID, "max age is too large");
+    /* A byte cap smaller than one event would make every emit succeed and
+     * then drop its own event at once: refuse it here instead. */
+    if (max_bytes != 0 && max_bytes < TEL_MAX_EVENT)
+        return tel__fail(TEL_ERR_INVALID, "max bytes must be 0 (default) or at least %d", TEL_MAX_EVENT);
     o->caps.max_events = max_events;
     o->caps.max_bytes = max_bytes;
     o->caps.max_age_ms = max_age_seconds * 1000;

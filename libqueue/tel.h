@@ -180,7 +180,9 @@ TEL_API int tel_options_set_token(tel_options *opts, const char *token);
 TEL_API int tel_options_set_enabled(tel_options *opts, int enabled, tel_source src);
 /* Audit logging of every recorded event through `fn` (NULL: stderr). */
 TEL_API int tel_options_set_logging(tel_options *opts, int on, tel_log_fn fn, void *userdata);
-/* Queue caps; 0 keeps the default (10,000 events, 4 MiB, 30 days). */
+/* Queue caps; 0 keeps the default (10,000 events, 4 MiB, 30 days).  A
+ * byte cap must hold one whole event: at least TEL_MAX_EVENT, or
+ * TEL_ERR_INVALID. */
 TEL_API int tel_options_set_caps(tel_options *opts, uint64_t max_events,
                                  uint64_t max_bytes, uint64_t max_age_seconds);
 /*

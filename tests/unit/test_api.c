@@ -497,6 +497,15 @@ static void test_null(void)
     CHECK_EQ_INT("options_set_project_salt", tel_options_set_project_salt(NULL, "s"), TEL_ERR_INVALID);
     CHECK_EQ_INT("options_set_require_notice", tel_options_set_require_notice(NULL, 1), TEL_ERR_INVALID);
     CHECK("options_new(NULL) is NULL", tel_options_new(NULL) == NULL);
+    {
+        /* A byte cap that cannot hold one event is refused up front, so an
+         * emit can never report success for an event the cap drops at once. */
+        tel_options *co = tel_options_new("caps-check");
+        CHECK_EQ_INT("caps: byte cap under one event refused", tel_options_set_caps(co, 0, 100, 0), TEL_ERR_INVALID);
+        CHECK_EQ_INT("caps: byte cap of one maximal event accepted", tel_options_set_caps(co, 0, TEL_MAX_EVENT, 0), TEL_OK);
+        CHECK_EQ_INT("caps: zeros keep the defaults", tel_options_set_caps(co, 0, 0, 0), TEL_OK);
+        tel_options_free(co);
+    }
     tel *h = (tel *)1;
     CHECK_EQ_INT("open(&h, NULL)", tel_open(&h, NULL), TEL_ERR_INVALID);
     CHECK("leaves h NULL", h == NULL);
