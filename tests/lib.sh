@@ -19,6 +19,9 @@ STATE="$HOME/.local/state"
 CONF="$HOME/.config"
 
 ok() { echo "ok $1"; }
+# skip NAME: a check that cannot run here (missing tool, sanitizer build);
+# counted apart, never as a pass.
+skip() { echo "skip $1"; }
 fail() { echo "FAIL $1: $2"; T_FAILS=$((T_FAILS + 1)); }
 # check NAME CMD...: passes when CMD exits 0
 check() { n="$1"; shift; if "$@" >/dev/null 2>&1; then ok "$n"; else fail "$n" "command failed: $*"; fi; }

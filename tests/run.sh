@@ -6,7 +6,8 @@
 # Every test (a C program in BUILD/tests/, or a tests/*.sh or tests/*.py
 # script) prints "ok <name>" or "FAIL <name>: <why>" lines.  A test that
 # exits non-zero without printing a FAIL line counts as one failure, so a
-# crash never passes silently.  The last line is "N passed, N failed".
+# crash never passes silently.  "skip <name>" lines (a check that cannot run
+# here) are counted apart.  The last line is "N passed, N failed, N skipped".
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 only=""
@@ -23,6 +24,7 @@ done
 
 total_pass=0
 total_fail=0
+total_skip=0
 failed_names=""
 for b in $builds; do
     bdir=$(cd "$top/$b" 2>/dev/null && pwd) || { echo "tests/run.sh: no build directory '$b'" >&2; exit 2; }
@@ -48,23 +50,26 @@ for b in $builds; do
         rc=$?
         p=$(grep -c '^ok ' "$out")
         f=$(grep -c '^FAIL ' "$out")
+        k=$(grep -c '^skip ' "$out")
         if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
             f=1
             echo "FAIL $name: exited with status $rc" >>"$out"
         fi
         total_pass=$((total_pass + p))
         total_fail=$((total_fail + f))
+        total_skip=$((total_skip + k))
         secs=$(( $(date +%s) - start ))
         if [ "$f" -gt 0 ]; then
             echo "FAIL $name ($p passed, $f failed, ${secs}s)"
             grep -v '^ok ' "$out" | tail -n 40 | sed 's/^/    /'
             failed_names="$failed_names $b/$name"
         else
-            echo "ok   $name ($p passed, ${secs}s)"
+            if [ "$k" -gt 0 ]; then echo "ok   $name ($p passed, $k skipped, ${secs}s)"
+            else echo "ok   $name ($p passed, ${secs}s)"; fi
         fi
         rm -f "$out"
     done
 done
 [ -n "$failed_names" ] && echo "failed:$failed_names"
-echo "$total_pass passed, $total_fail failed"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ]

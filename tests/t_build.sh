@@ -19,7 +19,7 @@ printf '#include <tel.h>\nint main() { return tel_strerror(TEL_OK) == 0; }\n' >"
 if command -v c++ >/dev/null 2>&1; then
     check "tel.h: C++ (extern \"C\")" c++ -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.cc" -o "$T_TMP/hcc.o"
 else
-    ok "tel.h: C++ (no C++ compiler here, skipped)"
+    skip "tel.h: C++ (no C++ compiler here)"
 fi
 
 # Exports: every dynamic symbol of libtel.so is a public tel_ name, and

@@ -86,14 +86,14 @@ stop $CPID
 
 # ------------------------------------------------------ self-signed TLS
 if ! command -v openssl >/dev/null 2>&1; then
-    ok "TLS: skipped, no openssl to make a certificate"
+    skip "TLS: no openssl to make a certificate"
     t_done
 fi
 cert="$T_TMP/cert.pem"
 key="$T_TMP/key.pem"
 if ! openssl req -x509 -newkey rsa:2048 -nodes -keyout "$key" -out "$cert" -days 2 \
     -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >/dev/null 2>&1; then
-    ok "TLS: skipped, openssl could not make a certificate"
+    skip "TLS: openssl could not make a certificate"
     t_done
 fi
 # A one-file HTTPS collector: answers 200 to any POST that completes, and

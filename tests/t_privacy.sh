@@ -48,7 +48,7 @@ if unshare --uts sh -c "hostname ${M}host" 2>/dev/null; then
     HOSTWRAP="unshare --uts sh -c 'hostname ${M}host && exec \"\$@\"' sh"
     ok "host name set to ${M}host in a UTS namespace"
 else
-    ok "host name marker skipped (no UTS namespace here; the other markers still run)"
+    skip "host name marker (no UTS namespace here; the other markers still run)"
 fi
 
 # priv CMD...: runs CMD as the marked user, in the marked directory, with

@@ -11,11 +11,11 @@
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 
 if [ "${TEL_STRESS:-0}" != 1 ]; then
-    ok "valgrind: skipped outside make stress (TEL_STRESS=1)"
+    skip "valgrind: runs in make stress (TEL_STRESS=1)"
     t_done
 fi
 if [ "${TEL_SANITIZED:-0}" = 1 ]; then
-    ok "valgrind: skipped for the sanitized build (ASan and memcheck cannot share a process)"
+    skip "valgrind: not in the sanitized build (ASan and memcheck cannot share a process)"
     t_done
 fi
 if ! command -v valgrind >/dev/null 2>&1; then

@@ -132,7 +132,7 @@ static void test_notice(void)
     fresh();
     int in_ci = tel__ci_vendor() != NULL;
     if (in_ci) {
-        CHECK("skipped: an unknown CI variable is set on this machine", 1);
+        CHECK_SKIP("an unknown CI variable is set on this machine");
         return;
     }
     tel *h = open_app(APP);
@@ -394,7 +394,7 @@ static void test_project(void)
     char repo[600], old[PATH_MAX];
     snprintf(repo, sizeof repo, "%s/repo", home);
     if (!getcwd(old, sizeof old) || system("git --version >/dev/null 2>&1") != 0) {
-        CHECK("skipped: no git", 1);
+        CHECK_SKIP("no git");
         return;
     }
     if (sh("git init -q '%s' && git -C '%s' remote add origin https://github.com/Acme/widget.git",
