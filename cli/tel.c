@@ -44,12 +44,17 @@ static const char usage_text[] =
     "  enable                       turn telemetry on in the user's telemetry.conf\n"
     "  disable                      turn it off there, and purge the queue\n"
     "  forget                       delete the anonymous cookie and purge the queue\n"
+    "  notice [--message TEXT]      print the first-run notice on stderr, once: only\n"
+    "                               when telemetry is on, not in CI, and not yet shown\n"
     "\n"
     "Options:\n"
     "  -a, --app APP            the program whose telemetry this is (required)\n"
     "      --app-version V      (emit, metrics) the program's version, recorded in the context\n"
     "      --endpoint URL       (emit, metrics) collector URL recorded for tel-sync\n"
     "      --token T            (emit, metrics) bearer token recorded for tel-sync\n"
+    "      --spawn-sync         (emit, metrics) then start a detached tel-sync, at most\n"
+    "                           once per 10 minutes and only when something is queued\n"
+    "      --message TEXT       (notice) the notice to print instead of the default\n"
     "      --json               (status) one JSON object instead of text\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
@@ -61,7 +66,7 @@ static const char usage_text[] =
     "     an event over a limit, malformed or unreadable metrics input; nothing\n"
     "     was stored\n";
 
-enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON };
+enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE };
 
 static const struct option long_opts[] = {
     { "app", required_argument, NULL, 'a' },
@@ -69,6 +74,8 @@ static const struct option long_opts[] = {
     { "endpoint", required_argument, NULL, OPT_ENDPOINT },
     { "token", required_argument, NULL, OPT_TOKEN },
     { "json", no_argument, NULL, OPT_JSON },
+    { "spawn-sync", no_argument, NULL, OPT_SPAWN_SYNC },
+    { "message", required_argument, NULL, OPT_MESSAGE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -81,6 +88,8 @@ typedef struct args {
     const char *endpoint;
     const char *token;
     int json;
+    int spawn_sync;
+    const char *message;
     char **rest;
     int nrest;
 } args;
@@ -138,6 +147,9 @@ static int cmd_emit(const args *a)
     }
     if (rc == TEL_OK)
         rc = tel_emit_event(h, event, props, n);
+    /* A script host has no exit hook of its own: this is it. */
+    if (rc == TEL_OK && a->spawn_sync)
+        tel_spawn_sync(h, 0);
     tel_close(h);
     if (rc < 0) {
         cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
@@ -236,6 +248,8 @@ static int cmd_metrics(const args *a)
      * malformed input hears about it on every machine. */
     int orc = rc;
     rc = tel_emit_prometheus(h, text, len);
+    if (rc == TEL_OK && a->spawn_sync)
+        tel_spawn_sync(h, 0);
     tel_close(h);
     free(text);
     if (rc == TEL_ERR_INVALID || rc == TEL_ERR_LIMIT) {
@@ -513,6 +527,49 @@ static int cmd_forget(const args *a)
     return EXIT_OK;
 }
 
+/* -------------------------------------------------------------- notice */
+
+/*
+ * The first-run notice for hosts that are scripts: they call this before
+ * their first `tel emit`, and the library's rules decide (on, not CI, not
+ * shown before), so a script cannot get them wrong.
+ */
+static int cmd_notice(const args *a)
+{
+    if (a->nrest)
+        return cli_usage_error("notice: unexpected argument");
+    tel_options *o = tel_options_new(a->app);
+    if (!o) {
+        cli_error("notice: %s", tel_last_error());
+        return EXIT_FAIL;
+    }
+    tel *h;
+    int rc = tel_open(&h, o);
+    if (rc < 0 && !h) {
+        cli_error("notice: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_FAIL;
+    }
+    if (tel_notice_due(h)) {
+        if (a->message)
+            fprintf(stderr, "%s\n", a->message);
+        else
+            fprintf(stderr,
+                    "%s collects anonymous usage data (event names, durations, versions; never\n"
+                    "paths, names or argument values). See it with `tel show --app %s`; turn it\n"
+                    "off with `tel disable --app %s` or DO_NOT_TRACK=1.\n",
+                    a->app, a->app, a->app);
+        rc = tel_notice_shown(h);
+    } else {
+        rc = TEL_OK;
+    }
+    tel_close(h);
+    if (rc < 0) {
+        cli_error("notice: %s: %s", tel_strerror(rc), tel_last_error());
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -538,7 +595,9 @@ int main(int argc, char **argv)
     /* Options may follow the command, among its operands. */
     int nargc = argc - optind + 1;
     char **nargv = argv + optind - 1;
-    optind = 1;
+    /* 0, not 1: glibc then forgets the "+" (stop at the first operand) of
+     * the first scan, so options may follow the command's operands too. */
+    optind = 0;
     opterr = 0;
     while ((c = getopt_long(nargc, nargv, ":a:hV", long_opts, NULL)) != -1) {
         switch (c) {
@@ -549,6 +608,8 @@ int main(int argc, char **argv)
         case OPT_ENDPOINT: a.endpoint = optarg; break;
         case OPT_TOKEN: a.token = optarg; break;
         case OPT_JSON: a.json = 1; break;
+        case OPT_SPAWN_SYNC: a.spawn_sync = 1; break;
+        case OPT_MESSAGE: a.message = optarg; break;
         case ':': return cli_usage_error("option '%s' needs a value", nargv[optind - 1]);
         default: return cli_usage_error("unknown option '%s'", nargv[optind - 1]);
         }
@@ -557,7 +618,7 @@ int main(int argc, char **argv)
     a.nrest = nargc - optind;
 
     static const char *const commands[] = { "emit", "metrics", "show", "status", "enable", "disable",
-                                            "forget" };
+                                            "forget", "notice" };
     int known = 0;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known |= strcmp(a.command, commands[i]) == 0;
@@ -573,6 +634,10 @@ int main(int argc, char **argv)
                                a.command);
     if (strcmp(a.command, "status") != 0 && a.json)
         return cli_usage_error("%s: --json goes with status", a.command);
+    if (a.spawn_sync && strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0)
+        return cli_usage_error("%s: --spawn-sync goes with emit and metrics", a.command);
+    if (a.message && strcmp(a.command, "notice") != 0)
+        return cli_usage_error("%s: --message goes with notice", a.command);
 
     if (strcmp(a.command, "emit") == 0)
         return cmd_emit(&a);
@@ -586,5 +651,7 @@ int main(int argc, char **argv)
         return cmd_set(&a, 1);
     if (strcmp(a.command, "disable") == 0)
         return cmd_set(&a, 0);
+    if (strcmp(a.command, "notice") == 0)
+        return cmd_notice(&a);
     return cmd_forget(&a);
 }

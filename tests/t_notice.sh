@@ -56,4 +56,43 @@ for how in DO_NOT_TRACK=1 MYCLI_TELEMETRY_ENABLED=false flag disable; do
     check_not "$how: no state at all" test -e "$HOME/.local/state"
 done
 
+
+# `tel notice`: the same rules for hosts that are shell scripts.
+export HOME="$T_TMP/script"
+mkdir -p "$HOME"
+tel notice --app scr 2>"$T_TMP/n1"; check_eq "tel notice: exit 0" $? 0
+case "$(cat "$T_TMP/n1")" in *"tel disable --app scr"*) ok "tel notice: the default text, on stderr, names how to turn it off" ;;
+*) fail "tel notice: the default text, on stderr, names how to turn it off" "$(cat "$T_TMP/n1")" ;; esac
+check_eq "tel notice: nothing on stdout" "$(tel notice --app scr2 --message hi 2>/dev/null)" ""
+tel notice --app scr 2>"$T_TMP/n2"
+check_eq "tel notice: shown once, then never" "$(wc -c <"$T_TMP/n2" | tr -d ' ')" 0
+CI=true tel notice --app scr3 --message "NOTICE-SCR3" 2>"$T_TMP/n3"
+check_eq "tel notice: not in CI" "$(grep -c NOTICE-SCR3 "$T_TMP/n3")" 0
+tel notice --app scr3 --message "NOTICE-SCR3" 2>"$T_TMP/n4"
+check_eq "tel notice: a CI run does not use it up; --message replaces the text" "$(cat "$T_TMP/n4")" "NOTICE-SCR3"
+DO_NOT_TRACK=1 tel notice --app scr4 2>"$T_TMP/n5"
+check_eq "tel notice: not when disabled" "$(wc -c <"$T_TMP/n5" | tr -d ' ')" 0
+check_not "tel notice: disabled writes nothing" test -e "$HOME/.local/state/scr4"
+check_rc "tel notice: stray argument is usage" 2 tel notice --app scr extra
+check_rc "--message goes with notice only" 2 tel show --app scr --message x
+
+# `tel emit --spawn-sync`: the exit hook of a script host, under the
+# library's rules (on, something queued, once per 10 minutes).
+printf '#!/bin/sh\necho "$*" >>"%s/spawned"\n' "$T_TMP" >"$T_TMP/fake-sync"
+chmod +x "$T_TMP/fake-sync"
+export TEL_SYNC_PATH="$T_TMP/fake-sync"
+wait_spawn() { i=0; while [ ! -s "$T_TMP/spawned" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; }
+tel emit --app scr ev --spawn-sync; check_eq "emit --spawn-sync: exit 0" $? 0
+wait_spawn
+check_eq "emit --spawn-sync: tel-sync started for the app" "$(cat "$T_TMP/spawned" 2>/dev/null)" "--app scr --quiet"
+tel emit --app scr ev --spawn-sync; sleep 0.3
+check_eq "emit --spawn-sync: not again within 10 minutes" "$(wc -l <"$T_TMP/spawned" | tr -d ' ')" 1
+rm -f "$T_TMP/spawned"
+DO_NOT_TRACK=1 tel emit --app scr5 ev --spawn-sync; sleep 0.3
+check_not "emit --spawn-sync: never when disabled" test -e "$T_TMP/spawned"
+tel emit --app scr6 ev; sleep 0.3
+check_not "emit without --spawn-sync starts nothing" test -e "$T_TMP/spawned"
+check_rc "--spawn-sync goes with emit and metrics only" 2 tel show --app scr --spawn-sync
+unset TEL_SYNC_PATH
+
 t_done

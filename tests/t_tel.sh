@@ -432,4 +432,12 @@ for m in zq7homemark "$PHOME" zq7usermark "$hostmark" zq7cwdmark "$PCWD"; do
     check_eq "'$m' is in no stored byte" "$found" ""
 done
 
+
+# Options may come after the command's operands, as GNU tools allow.
+export HOME="$T_TMP/order"
+mkdir -p "$HOME"
+check "options after operands: tel emit EVENT K=V --app APP" tel emit late.event k=v --app order
+check_eq "options after operands: the event is queued with its property" \
+    "$(tel show --app order | grep -c '"name":"late.event","exec":.*"props":{"k":"v"}')" 1
+
 t_done
