@@ -64,6 +64,9 @@ TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 
 .PHONY: all deps check check-plain check-san demo bench stress fuzz install clean test-run
 
+# Objects made through pattern rules are kept, not deleted as intermediates.
+.SECONDARY:
+
 all: deps $(BUILD)/libtel.a $(BUILD)/$(SONAME) $(TOOLS) $(EXAMPLE_BIN) $(UNIT_BIN) $(BUILD)/tel.pc
 
 deps:
