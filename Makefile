@@ -62,7 +62,7 @@ EXAMPLE_SRC = $(wildcard examples/*.c)
 EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
 TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 
-.PHONY: all deps check check-plain check-san demo bench stress fuzz install clean test-run
+.PHONY: all deps check check-plain demo bench stress fuzz install clean test-run
 
 # Objects made through pattern rules are kept, not deleted as intermediates.
 .SECONDARY:
