@@ -302,6 +302,9 @@ TEL_API int tel_command_exited(tel *h, int exit_code,
  * queued, no backoff is pending and none was started in the last
  * `min_interval_s` seconds (0: 600).  Does not wait for it.  Returns TEL_OK
  * when one was started, TEL_DISABLED when there was nothing to do.
+ * @note Meant for a program about to exit: the child is its own session
+ *       and is never waited for, so a long-running host that calls this
+ *       should reap children (or ignore SIGCHLD) to leave no zombie.
  */
 TEL_API int tel_spawn_sync(tel *h, unsigned min_interval_s);
 
