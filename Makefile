@@ -13,6 +13,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
 CC ?= cc
@@ -150,8 +151,9 @@ fuzz:
 	@tests/fuzz/run.sh
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 docs/man/tel.1 docs/man/tel-sync.1 docs/man/tel-collect.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 libqueue/tel.h $(DESTDIR)$(INCLUDEDIR)/tel.h
 	install -m 0644 $(BUILD)/libtel.a $(DESTDIR)$(LIBDIR)/libtel.a
 	install -m 0755 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)

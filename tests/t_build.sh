@@ -49,7 +49,8 @@ san=""
 [ "${TEL_SANITIZED:-0}" = 1 ] && san="SANITIZE=address,undefined"
 if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr DESTDIR="$dest" >/dev/null 2>&1; then
     ok "make install into DESTDIR"
-    for f in bin/tel bin/tel-sync bin/tel-collect include/tel.h lib/libtel.a lib/libtel.so lib/libtel.so.0 lib/pkgconfig/tel.pc; do
+    for f in bin/tel bin/tel-sync bin/tel-collect include/tel.h lib/libtel.a lib/libtel.so lib/libtel.so.0 lib/pkgconfig/tel.pc \
+             share/man/man1/tel.1 share/man/man1/tel-sync.1 share/man/man1/tel-collect.1; do
         [ -e "$dest/usr/$f" ] && ok "installed $f" || fail "installed $f" "missing"
     done
     flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config --cflags --libs tel)
