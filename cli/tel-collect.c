@@ -1180,8 +1180,9 @@ static void usage(void)
         "latest value of every received metric series as a gauge; with --token,\n"
         "the token is required there too).\n"
         "\n"
-        "Exit status: 0 stopped by SIGTERM/SIGINT or --exit-after; 1 could not\n"
-        "listen, open --out or write --port-file; 2 bad command line.\n",
+        "Exit status: 0 stopped by SIGTERM, SIGINT, SIGUSR1 or --exit-after; 1 could\n"
+        "not start (listen, open --out, read --token-file, write --port-file, no\n"
+        "memory or random numbers); 2 bad command line.\n",
         DEFAULT_PORT, DEFAULT_MAX_BODY, DEFAULT_REMEMBER);
 }
 

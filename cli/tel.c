@@ -572,24 +572,41 @@ static int cmd_notice(const args *a)
 
 /* ---------------------------------------------------------------- main */
 
+/*
+ * Takes one option into a; returns -1 to go on, or the exit code when the
+ * option ends the program (--help, --version, a usage error).  Shared by
+ * both scans, so every option may come before or after the command.
+ */
+static int take_option(int c, args *a, char **argv)
+{
+    switch (c) {
+    case 'h': fputs(usage_text, stdout); return EXIT_OK;
+    case 'V': return cli_version();
+    case 'a': a->app = optarg; return -1;
+    case OPT_APP_VERSION: a->app_version = optarg; return -1;
+    case OPT_ENDPOINT: a->endpoint = optarg; return -1;
+    case OPT_TOKEN: a->token = optarg; return -1;
+    case OPT_JSON: a->json = 1; return -1;
+    case OPT_SPAWN_SYNC: a->spawn_sync = 1; return -1;
+    case OPT_MESSAGE: a->message = optarg; return -1;
+    case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+    default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     cli_prog = "tel";
     args a = { 0 };
-    int c;
+    int c, rc;
     /* getopt's own messages would make a second error line. */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:a:hV", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(usage_text, stdout); return EXIT_OK;
-        case 'V': return cli_version();
-        case 'a': a.app = optarg; break;
-        case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    while ((c = getopt_long(argc, argv, "+:a:hV", long_opts, NULL)) != -1)
+        if ((rc = take_option(c, &a, argv)) >= 0)
+            return rc;
     if (optind >= argc)
-        return cli_usage_error("missing COMMAND (emit, metrics, show, status, enable, disable, forget)");
+        return cli_usage_error("missing COMMAND (emit, metrics, show, status, enable, disable, "
+                               "forget, notice)");
     a.command = argv[optind];
     optind++;
     /* Options may follow the command, among its operands. */
@@ -598,22 +615,9 @@ int main(int argc, char **argv)
     /* 0, not 1: glibc then forgets the "+" (stop at the first operand) of
      * the first scan, so options may follow the command's operands too. */
     optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(nargc, nargv, ":a:hV", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(usage_text, stdout); return EXIT_OK;
-        case 'V': return cli_version();
-        case 'a': a.app = optarg; break;
-        case OPT_APP_VERSION: a.app_version = optarg; break;
-        case OPT_ENDPOINT: a.endpoint = optarg; break;
-        case OPT_TOKEN: a.token = optarg; break;
-        case OPT_JSON: a.json = 1; break;
-        case OPT_SPAWN_SYNC: a.spawn_sync = 1; break;
-        case OPT_MESSAGE: a.message = optarg; break;
-        case ':': return cli_usage_error("option '%s' needs a value", nargv[optind - 1]);
-        default: return cli_usage_error("unknown option '%s'", nargv[optind - 1]);
-        }
-    }
+    while ((c = getopt_long(nargc, nargv, ":a:hV", long_opts, NULL)) != -1)
+        if ((rc = take_option(c, &a, nargv)) >= 0)
+            return rc;
     a.rest = nargv + optind;
     a.nrest = nargc - optind;
 
