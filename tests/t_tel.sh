@@ -440,4 +440,8 @@ check "options after operands: tel emit EVENT K=V --app APP" tel emit late.event
 check_eq "options after operands: the event is queued with its property" \
     "$(tel show --app order | grep -c '"name":"late.event","exec":.*"props":{"k":"v"}')" 1
 
+check "options before the command: tel --json status --app APP" tel --json status --app order
+check_eq "options before the command: --json is honoured" \
+    "$(tel --app order --json status | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["events"])')" 1
+
 t_done
