@@ -712,6 +712,9 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
     int code = EXIT_OK;
     int wipe = 0;
     tel_upload *up = NULL;
+    if (tel__queue_recovered(q))
+        complain("%s: the queue was damaged; kept aside as %s, a fresh queue started", app,
+                 tel__queue_recovered(q));
     int lock = take_lock(tel__queue_dir(q));
     if (lock == -1) {
         say(1, "%s: another tel-sync is draining this queue", app);

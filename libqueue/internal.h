@@ -259,6 +259,10 @@ int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t l
 /* The queue directory path, for lock files and logs beside it. */
 const char *tel__queue_dir(const tel_queue *q);
 
+/* When opening found data.mdb damaged and started a fresh queue: the name
+ * the damaged file was kept under (beside the queue), else NULL. */
+const char *tel__queue_recovered(const tel_queue *q);
+
 /* ---------------------------------------------------------------- context.c */
 
 /* Fills ctx with os, arch, CPU count and CI facts of this process.  Strings

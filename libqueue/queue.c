@@ -50,6 +50,7 @@ struct tel_queue {
     tel_caps caps;
     int readonly;
     char dir[TEL_PATH_MAX];
+    char recovered[64];       /* name a damaged data.mdb was kept under, or "" */
 };
 
 static void put_u64be(uint8_t out[8], uint64_t v)
@@ -192,13 +193,17 @@ static int env_size_ok(MDB_env *env, const char *data_path, int *err)
     return (uint64_t)fst.st_size >= need;
 }
 
-static void move_aside(const char *path)
+/* Keeps a damaged file beside the queue; records its new name in out
+ * (the file name only, never a path). */
+static void move_aside(const char *path, char *out, size_t size)
 {
     char aside[TEL_PATH_MAX + 64];
-    snprintf(aside, sizeof aside, "%s.corrupt-%llu", path,
-             (unsigned long long)tel__now_ms());
-    if (rename(path, aside) != 0)
-        unlink(path);
+    unsigned long long ms = (unsigned long long)tel__now_ms();
+    snprintf(aside, sizeof aside, "%s.corrupt-%llu", path, ms);
+    if (rename(path, aside) == 0)
+        snprintf(out, size, "data.mdb.corrupt-%llu", ms);
+    else if (unlink(path) == 0)
+        snprintf(out, size, "(removed)");
 }
 
 static int try_open(tel_queue *q, int mode, int *bad_data)
@@ -341,7 +346,7 @@ int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps
         char path[TEL_PATH_MAX + 16];
         if (bad_data || attempt == 1) {
             snprintf(path, sizeof path, "%s/data.mdb", q->dir);
-            move_aside(path);
+            move_aside(path, q->recovered, sizeof q->recovered);
         }
         snprintf(path, sizeof path, "%s/lock.mdb", q->dir);
         unlink(path);
@@ -376,6 +381,11 @@ void tel__queue_close(tel_queue *q)
 const char *tel__queue_dir(const tel_queue *q)
 {
     return q->dir;
+}
+
+const char *tel__queue_recovered(const tel_queue *q)
+{
+    return q && q->recovered[0] ? q->recovered : NULL;
 }
 
 /* -------------------------------------------------------------- append */

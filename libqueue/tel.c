@@ -329,6 +329,14 @@ int tel_open(tel **out, tel_options *o)
             h->ctx.project = h->project;
     }
     h->waiting_notice = o->require_notice && !notice_recorded(h);
+    /* The one thing worth a line even in a quiet library: events were
+     * lost to a damaged file.  Said only where logging was asked for. */
+    if (tel__queue_recovered(h->q) && (h->policy.logging || h->policy.debug)) {
+        char line[160];
+        snprintf(line, sizeof line, "the queue was damaged; kept aside as %s, a fresh queue started",
+                 tel__queue_recovered(h->q));
+        log_line(h, line);
+    }
     record_host_settings(h, o->endpoint, o->token);
     tel_options_free(o);
     *out = h;

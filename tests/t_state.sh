@@ -215,6 +215,24 @@ else
     skip "no trees yet: mdb_load missing"
 fi
 
+# A damaged queue is kept aside with a log line: on stderr from tel-sync
+# (a cron mail is right for lost events), and through the library's log
+# only when logging was asked for.
+tel emit --app dmg ev >/dev/null 2>&1
+head -c 8192 /dev/urandom >"$STATE/dmg/telemetry/data.mdb"
+err=$(tel emit --app dmg ev2 2>&1)
+check_eq "damaged queue, no logging: the library stays quiet" "$err" ""
+head -c 8192 /dev/urandom >"$STATE/dmg/telemetry/data.mdb"
+err=$(DMG_TELEMETRY_LOGGING=true tel emit --app dmg ev3 2>&1)
+case "$err" in *"queue was damaged; kept aside as data.mdb.corrupt-"*) ok "damaged queue, logging on: one line names the kept file" ;;
+*) fail "damaged queue, logging on: one line names the kept file" "$err" ;; esac
+head -c 8192 /dev/urandom >"$STATE/dmg/telemetry/data.mdb"
+err=$(tel-sync --app dmg --endpoint http://127.0.0.1:9/x 2>&1)
+case "$err" in "tel-sync: dmg: the queue was damaged; kept aside as data.mdb.corrupt-"*) ok "damaged queue: tel-sync says so in one line" ;;
+*) fail "damaged queue: tel-sync says so in one line" "$err" ;; esac
+case "$err" in *"$HOME"*) fail "damaged queue: the line holds no path" "$err" ;; *) ok "damaged queue: the line holds no path" ;; esac
+check_eq "damaged queue: every damaged file is kept" "$(ls "$STATE/dmg/telemetry" | grep -c '^data.mdb.corrupt-')" 3
+
 kill "$CPID" 2>/dev/null
 wait "$CPID" 2>/dev/null
 t_done
