@@ -143,7 +143,7 @@ bench: all
 	@bench/run.sh $(BUILD)
 
 stress: all
-	@scripts/deps.sh test
+	@scripts/deps.sh test stress
 	@TEL_STRESS=1 tests/run.sh $(BUILD)
 
 fuzz:

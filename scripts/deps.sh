@@ -1,6 +1,6 @@
 #!/bin/sh
 # Makes sure the Debian packages tel needs are present.
-#   scripts/deps.sh build|test|bench|fuzz ...
+#   scripts/deps.sh build|test|stress|bench|fuzz ...
 # As root, installs what is missing with apt-get; otherwise prints the
 # exact install line and exits 1.
 set -u
@@ -8,7 +8,8 @@ pkgs=""
 for set in "$@"; do
     case "$set" in
     build) pkgs="$pkgs gcc make pkg-config liblmdb-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev" ;;
-    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps" ;;
+    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db" ;;
+    stress) pkgs="$pkgs valgrind" ;;
     bench) pkgs="$pkgs libsqlite3-dev valgrind hyperfine" ;;
     fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
     *) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
