@@ -65,4 +65,16 @@ if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr DESTDIR
 else
     fail "make install into DESTDIR" "make install failed"
 fi
+
+# The README's integration example is real code: it compiles as shown,
+# strictly, and records its event.
+awk '/^```c$/ { on = 1; next } /^```$/ { if (on) exit } on' "$TEL_TOP/README.md" >"$T_TMP/readme.c"
+check "README example: found" test -s "$T_TMP/readme.c"
+hostsan2=""
+[ "${TEL_SANITIZED:-0}" = 1 ] && hostsan2="-fsanitize=address,undefined"
+check "README example: compiles with -std=c99 -Wall -Wextra -Werror" \
+    cc $hostsan2 -std=c99 -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" "$T_TMP/readme.c" "$B/libtel.a" \
+    -Wl,-Bstatic -llmdb -lmsgpackc -Wl,-Bdynamic -o "$T_TMP/readme"
+"$T_TMP/readme"; check_eq "README example: runs" $? 0
+check_eq "README example: its event is queued" "$(tel show --app mycli | grep -c '"name":"deploy.finished"')" 1
 t_done
