@@ -137,6 +137,9 @@ say "bench: tel-sync draining 10,000 events into tel-collect, 7 times..."
 # The last run's sent.log: every batch accepted, and its gzip'd body sizes.
 awk '$NF != 200 { bad = 1 } { ev += $5; by += $7 } END { if (bad || ev != 10000) exit 1; printf "%d %d\n", ev, by }' \
     "$QD/sent.log" > "$T/wire.txt" || { say "bench: tel-sync did not deliver all 10,000 events"; exit 1; }
+# Where those bytes go: the same queue gzipped in other layouts.
+/usr/bin/python3 "$S/wire_layouts.py" "$T/template/telemetry" > "$T/layouts.txt" ||
+    { say "bench: wire_layouts.py failed"; exit 1; }
 
 say "bench: one libcurl POST per event into a loopback sink..."
 "$O/sink" "$T/sink.port" 600 &
@@ -174,6 +177,7 @@ FILENAME ~ /ir.txt$/    { im[$1] = $2; ilo[$1] = $3; ihi[$1] = $4 }
 FILENAME ~ /inproc.txt$/ { pm[$1] = $2; plo[$1] = $3; phi[$1] = $4 }
 FILENAME ~ /sync.txt$/  { sm = $2; slo = $3; shi = $4; srss = $5 }
 FILENAME ~ /wire.txt$/  { wev = $1; wby = $2 }
+FILENAME ~ /layouts.txt$/ { lay[$1] = $2 }
 FILENAME ~ /post.txt$/  { qm = $2; qlo = $3; qhi = $4; qbytes = $5; qbody = $6 }
 FILENAME ~ /contend.txt$/ { c50 = $2; c99 = $3; cmax = $4; cn = $5 }
 FILENAME ~ /alone.txt$/ { a50 = $2; a99 = $3; amax = $4; an = $5 }
@@ -235,6 +239,10 @@ END {
         sprintf("%.0f× fewer than one POST", qbytes / (wby / wev)), "≤ 24 B", verdict(wby / wev <= 24))
     row("4. wire: one POST per event, headers + JSON body", sprintf("%.0f B", qbytes), "",
         sprintf("body %.0f B", qbody), "", "")
+    row("4. wire analysis: the same batches re-gzipped by bench/wire_layouts.py", lay["v1"] " B", "", "", "", "")
+    row("4. wire analysis: … with every event id zeroed", lay["v1-no-ids"] " B", "", "", "", "")
+    row("4. wire analysis: … and every execution id zeroed too", lay["v1-no-ids-x"] " B", "", "", "", "")
+    row("4. wire analysis: stored column by column (not a format tel sends)", lay["columns"] " B", "", "", "≤ 24 B", "")
     row("5. disk: data.mdb bytes per queued event at 10,000", sprintf("%.0f B", disk / 10000), "",
         th(disk) " B file", "≤ 250 B", verdict(disk / 10000 <= 250))
     row("5. memory: tel-sync peak RSS draining 10,000", sprintf("%.1f MiB", srss / 1024), "", "", "≤ 16 MiB",
@@ -244,7 +252,7 @@ END {
         sprintf("p99 %.2f× alone", c99 / a99), "p99 ≤ 5 ms", verdict(c99 <= 5))
     row(sprintf("5. emit latency, producer alone (%d emits): p50 / p99", an),
         sprintf("%.2f / %.2f ms", a50, a99), sprintf("max %.2f ms", amax), "", "", "")
-}' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt"
+}' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt"
 printf '\n%s whole-process runs per program, interleaved; instructions: callgrind, median of 3.\n' "$RUNS"
 printf 'Machine: %s cores, %s, kernel %s, /tmp on %s; %s.\n' "$(nproc)" \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(uname -r)" \
