@@ -12,7 +12,8 @@ cleanup() {
     [ -n "$collector" ] && kill "$collector" 2>/dev/null && wait "$collector" 2>/dev/null
     rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
 
 # The demo keeps its state and config apart from the user's own.
 export XDG_STATE_HOME="$work/state" XDG_CONFIG_HOME="$work/config"
