@@ -407,6 +407,11 @@ static int cmd_status(const args *a)
         size_t len = 0;
         if (tel__queue_meta_get(q, "endpoint", host_endpoint, sizeof host_endpoint - 1, &len) == TEL_OK)
             host_endpoint[len < sizeof host_endpoint - 1 ? len : sizeof host_endpoint - 1] = '\0';
+        /* Whether the host recorded a token: only its presence is read
+         * (one byte), never shown. */
+        char one;
+        if (tel__queue_meta_get(q, "token", &one, 1, &len) == TEL_OK && len > 0)
+            token_set = 1;
         tel__queue_close(q);
     }
     /* The endpoint tel-sync would use: the host's recorded one counts

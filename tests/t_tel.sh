@@ -444,4 +444,13 @@ check "options before the command: tel --json status --app APP" tel --json statu
 check_eq "options before the command: --json is honoured" \
     "$(tel --app order --json status | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["events"])')" 1
 
+# A token the host recorded shows as "token set" in status, never itself.
+export HOME="$T_TMP/tokstat"
+mkdir -p "$HOME"
+tel emit --app tokstat ev --endpoint https://collector.example/v1 --token TOKSTAT-SECRET-1 >/dev/null 2>&1
+check_eq "status --json: a host-recorded token counts as set" \
+    "$(tel status --app tokstat --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token_set"])')" True
+check_eq "status: the host-recorded token itself is never shown" \
+    "$( (tel status --app tokstat; tel status --app tokstat --json) | grep -c TOKSTAT-SECRET-1)" 0
+
 t_done
