@@ -4,6 +4,7 @@
  * tel is a host like any other: it links libtel only (no libcurl, no
  * zlib), so `tel emit` from a shell script costs what an emit costs in C.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -41,6 +42,7 @@ static const char usage_text[] =
     "                               all or none\n"
     "  show                         print the queued events as JSON lines, oldest first\n"
     "  status                       state, deciding setting, cookie, queue and sync state\n"
+    "                               (--all: of every app with a queue)\n"
     "  enable                       turn telemetry on in the user's telemetry.conf\n"
     "  disable                      turn it off there, and purge the queue\n"
     "  forget                       delete the anonymous cookie and purge the queue\n"
@@ -55,7 +57,9 @@ static const char usage_text[] =
     "      --spawn-sync         (emit, metrics) then start a detached tel-sync, at most\n"
     "                           once per 10 minutes and only when something is queued\n"
     "      --message TEXT       (notice) the notice to print instead of the default\n"
-    "      --json               (status) one JSON object instead of text\n"
+    "      --all                (status) every app with a queue here, instead of --app\n"
+    "      --json               (status) one JSON object instead of text (one per line\n"
+    "                           with --all)\n"
     "  -h, --help               show this help and exit\n"
     "  -V, --version            show the version and exit\n"
     "\n"
@@ -66,7 +70,7 @@ static const char usage_text[] =
     "     an event over a limit, malformed or unreadable metrics input; nothing\n"
     "     was stored\n";
 
-enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE };
+enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE, OPT_ALL };
 
 static const struct option long_opts[] = {
     { "app", required_argument, NULL, 'a' },
@@ -76,6 +80,7 @@ static const struct option long_opts[] = {
     { "json", no_argument, NULL, OPT_JSON },
     { "spawn-sync", no_argument, NULL, OPT_SPAWN_SYNC },
     { "message", required_argument, NULL, OPT_MESSAGE },
+    { "all", no_argument, NULL, OPT_ALL },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -89,6 +94,7 @@ typedef struct args {
     const char *token;
     int json;
     int spawn_sync;
+    int all;
     const char *message;
     char **rest;
     int nrest;
@@ -379,12 +385,10 @@ static void json_str(const char *s)
     putchar('"');
 }
 
-static int cmd_status(const args *a)
+static int status_one(const args *a, const char *app)
 {
-    if (a->nrest)
-        return cli_usage_error("status: unexpected argument");
     tel_policy p;
-    int prc = tel__policy_resolve(&p, a->app, NULL, NULL);
+    int prc = tel__policy_resolve(&p, app, NULL, NULL);
     int token_set = p.token[0] != '\0';
     explicit_bzero(p.token, sizeof p.token);
     char conferr[256] = "";
@@ -393,7 +397,7 @@ static int cmd_status(const args *a)
 
     char dir[TEL_PATH_MAX] = "";
     tel_queue *q = NULL;
-    int qrc = open_existing(a->app, &q, dir, sizeof dir);
+    int qrc = open_existing(app, &q, dir, sizeof dir);
     tel_queue_stats s = { 0 };
     tel_backoff b;
     int have_backoff = 0;
@@ -429,7 +433,7 @@ static int cmd_status(const args *a)
 
     if (a->json) {
         printf("{\"app\":");
-        json_str(a->app);
+        json_str(app);
         printf(",\"enabled\":%s,\"decided_by\":\"%s\",\"reason\":", p.enabled ? "true" : "false",
                tel__source_name(p.enabled_src));
         json_str(p.enabled_why);
@@ -459,7 +463,7 @@ static int cmd_status(const args *a)
             printf(",\"last_sent_ms\":%llu,\"last_sent_events\":%u", (unsigned long long)ls.at_ms, ls.events);
         printf("}}\n");
     } else {
-        printf("app:         %s\n", a->app);
+        printf("app:         %s\n", app);
         /* "decided by env: MYCLI_TELEMETRY_ENABLED", but not "builtin: builtin" */
         int why = p.enabled_why[0] && strcmp(p.enabled_why, tel__source_name(p.enabled_src)) != 0;
         printf("telemetry:   %s (decided by %s%s%s)\n", p.enabled ? "on" : "off",
@@ -496,6 +500,45 @@ static int cmd_status(const args *a)
             printf("sync:        nothing sent yet\n");
     }
     return qrc == TEL_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+/*
+ * status --all: every app with a queue under the state directory, in name
+ * order; text blocks apart by a blank line, or one JSON object per line.
+ */
+static int cmd_status(const args *a)
+{
+    if (a->nrest)
+        return cli_usage_error("status: unexpected argument");
+    if (!a->all)
+        return status_one(a, a->app);
+    char root[TEL_PATH_MAX];
+    if (tel__state_root(root, sizeof root) != TEL_OK) {
+        cli_error("status: %s", tel_last_error());
+        return EXIT_FAIL;
+    }
+    struct dirent **names;
+    int n = scandir(root, &names, NULL, alphasort);
+    if (n < 0)
+        return errno == ENOENT ? EXIT_OK : (cli_error("status: cannot list the state directory: %s",
+                                                      strerror(errno)), EXIT_FAIL);
+    int code = EXIT_OK, shown = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        char qdir[TEL_PATH_MAX + 80];
+        struct stat st;
+        if (tel__app_check(name) == TEL_OK &&
+            (size_t)snprintf(qdir, sizeof qdir, "%s/%s/" TEL_QUEUE_DIR, root, name) < sizeof qdir &&
+            lstat(qdir, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (shown++ && !a->json)
+                putchar('\n');
+            if (status_one(a, name) != EXIT_OK)
+                code = EXIT_FAIL;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return code;
 }
 
 /* ----------------------------------------------------- enable, disable */
@@ -594,6 +637,7 @@ static int take_option(int c, args *a, char **argv)
     case OPT_JSON: a->json = 1; return -1;
     case OPT_SPAWN_SYNC: a->spawn_sync = 1; return -1;
     case OPT_MESSAGE: a->message = optarg; return -1;
+    case OPT_ALL: a->all = 1; return -1;
     case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
     default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
     }
@@ -633,9 +677,13 @@ int main(int argc, char **argv)
         known |= strcmp(a.command, commands[i]) == 0;
     if (!known)
         return cli_usage_error("unknown command '%.32s'", a.command);
-    if (!a.app)
+    if (a.all && strcmp(a.command, "status") != 0)
+        return cli_usage_error("%s: --all goes with status", a.command);
+    if (a.all && a.app)
+        return cli_usage_error("status: --app and --all exclude each other");
+    if (!a.app && !a.all)
         return cli_usage_error("%s: missing --app APP", a.command);
-    if (tel__app_check(a.app) != TEL_OK)
+    if (a.app && tel__app_check(a.app) != TEL_OK)
         return cli_usage_error("%s", tel_last_error());
     if (strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0 &&
         (a.app_version || a.endpoint || a.token))

@@ -453,4 +453,17 @@ check_eq "status --json: a host-recorded token counts as set" \
 check_eq "status: the host-recorded token itself is never shown" \
     "$( (tel status --app tokstat; tel status --app tokstat --json) | grep -c TOKSTAT-SECRET-1)" 0
 
+# status --all: every app with a queue, one JSON object per line.
+export HOME="$T_TMP/stall"
+mkdir -p "$HOME"
+tel emit --app st-a ev >/dev/null 2>&1
+tel emit --app st-b ev >/dev/null 2>&1
+tel emit --app st-b ev >/dev/null 2>&1
+check_eq "status --all --json: one line per app, in name order, with its queue" \
+    "$(tel status --all --json | /usr/bin/python3 -c 'import json,sys; print(" ".join("%s:%d" % (j["app"], j["queue"]["events"]) for j in map(json.loads, sys.stdin)))')" \
+    "st-a:1 st-b:2"
+check_eq "status --all: one text block per app" "$(tel status --all | grep -c '^app:')" 2
+check_rc "status --all with --app is usage" 2 tel status --all --app st-a
+check_rc "--all goes with status only" 2 tel show --all
+
 t_done
