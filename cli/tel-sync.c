@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,9 +47,6 @@
 #define BACKOFF_CAP_MS (6ull * 3600 * 1000)
 #define BACKOFF_AUTH_MS (24ull * 3600 * 1000)
 #define BACKOFF_MAX_MS (24ull * 3600 * 1000)
-/* The queue is reopened after this many bytes of records were read, see
- * drain(). */
-#define REMAP_BYTES (512 * 1024)
 /* A request is not started with less time than this left in the run. */
 #define MIN_REQUEST_MS 100
 /* Records of a batch leave room for the batch's own header under the
@@ -161,6 +159,11 @@ static int collect(tel_queue *q, batch *b, uint64_t from, size_t max_events)
     if (max_events > TEL_BATCH_MAX_EVENTS)
         max_events = TEL_BATCH_MAX_EVENTS;
     int rc = tel__queue_scan(q, from, max_events, BATCH_RECORD_BYTES, collect_one, b);
+    /* The records are copied out; the map pages the scan touched (the
+     * kernel maps neighbours of each page read, too) would otherwise stay
+     * in our resident set, and a drain of a large queue would outgrow its
+     * 16 MiB bound. */
+    tel__queue_release_pages(q);
     if (rc == TEL_OK && b->oom)
         rc = tel__fail(TEL_ERR_NOMEM, "out of memory");
     return rc;
@@ -454,7 +457,6 @@ static int drain(tel_queue **qp, const char *state, batch *b, tel_upload *up,
     tel_queue *q = *qp;
     char qdir[TEL_PATH_MAX];
     snprintf(qdir, sizeof qdir, "%s", tel__queue_dir(q));
-    size_t mapped = 0;
     tel_buf head = TEL_BUF_INIT, gz = TEL_BUF_INIT;
     size_t limit = TEL_BATCH_MAX_EVENTS;   /* lowered for the run after a 413 */
     int ignore_pending = 0;
@@ -585,18 +587,9 @@ static int drain(tel_queue **qp, const char *state, batch *b, tel_upload *up,
                 p = pf.p;
                 carried = 1;
             }
-            /* Every page LMDB's map has shown us stays in our resident set
-             * until unmapped, so a long drain would grow with the queue.
-             * Reopening now and then keeps the peak to a few batches. */
-            mapped += b->recs.len;
-            if (mapped >= REMAP_BYTES) {
-                tel__queue_close(q);
-                *qp = q = NULL;
-                if ((rc = tel__queue_open(qp, state, NULL, 0)) != TEL_OK)
-                    break;
-                q = *qp;
-                mapped = 0;
-            }
+            /* The pages of the map that the delete read stay in our
+             * resident set until dropped; see collect(). */
+            tel__queue_release_pages(q);
             continue;
         }
         if (s == 413) {
@@ -902,6 +895,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     cli_prog = "tel-sync";
+    /* Peak memory is bounded at 16 MiB whatever the queue holds, so the
+     * allocator must give back what a batch or a queue reopen used: one
+     * arena (the prefetch thread would otherwise get its own), and large
+     * blocks (LMDB's 2 MiB per open, batch buffers) always mapped and
+     * unmapped, never kept in a heap that grows by its high-water mark. */
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     static options o = { NULL, NULL, 30000, 0, 0, 0 };
     opt = &o;
     const char *app = NULL;

@@ -263,6 +263,10 @@ const char *tel__queue_dir(const tel_queue *q);
  * the damaged file was kept under (beside the queue), else NULL. */
 const char *tel__queue_recovered(const tel_queue *q);
 
+/* Drops this process's resident pages of the queue's map (a long reader
+ * such as tel-sync keeps its memory bounded this way); data is untouched. */
+void tel__queue_release_pages(tel_queue *q);
+
 /* ---------------------------------------------------------------- context.c */
 
 /* Fills ctx with os, arch, CPU count and CI facts of this process.  Strings

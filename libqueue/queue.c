@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -381,6 +382,38 @@ void tel__queue_close(tel_queue *q)
 const char *tel__queue_dir(const tel_queue *q)
 {
     return q->dir;
+}
+
+void tel__queue_release_pages(tel_queue *q)
+{
+    /*
+     * LMDB does not say where it mapped the file (mdb_env_info reports an
+     * address only for MDB_FIXEDMAP), so the mapping of our data.mdb is
+     * looked up in /proc/self/maps.  The map is read-only and shared:
+     * dropping our page table entries loses nothing (a later read faults
+     * the page back in from the page cache), even while another thread
+     * reads inside a transaction.
+     */
+    if (!q || !q->env)
+        return;
+    char want[TEL_PATH_MAX + 16];
+    int wl = snprintf(want, sizeof want, "%s/data.mdb", q->dir);
+    if (wl <= 0 || (size_t)wl >= sizeof want)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return;
+    char line[TEL_PATH_MAX + 256];
+    while (fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (!path || strncmp(path, want, (size_t)wl) != 0 ||
+            (path[wl] != '\n' && path[wl] != ' ' && path[wl] != '\0'))
+            continue;
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    fclose(f);
 }
 
 const char *tel__queue_recovered(const tel_queue *q)
