@@ -115,6 +115,7 @@ typedef struct batch {
     uint8_t anon[TEL_ID_LEN];
     int anon_nil;
     uint64_t last_seen;       /* highest seq looked at and not refused */
+    uint64_t stop_seq;        /* records after this one wait for the next run */
     int oom;
 } batch;
 
@@ -122,6 +123,8 @@ static int collect_one(void *ud, uint64_t seq, const uint8_t *data, size_t len)
 {
     batch *b = ud;
     tel_record r;
+    if (seq > b->stop_seq)
+        return 1;
     if (tel__record_decode(&r, data, len) != TEL_OK) {
         b->poison[b->npoison++] = seq;
         b->last_seen = seq;
@@ -309,6 +312,7 @@ static int dry_run(tel_queue *q, batch *b, const tel_policy *pol, const char *ap
                    uint64_t deadline)
 {
     FILE *out = stderr;
+    b->stop_seq = UINT64_MAX; /* a dry run shows all that is queued */
     if (pol->inspect[0]) {
         int fd = open(pol->inspect, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0 || !(out = fdopen(fd, "a"))) {
@@ -470,6 +474,19 @@ static int drain(tel_queue **qp, const char *state, batch *b, tel_upload *up,
     int carried = 0;       /* b, p and gz were prepared by the prefetch */
     tel_pending p;
 
+    /* A run delivers what was queued when it started.  Events that arrive
+     * meanwhile wait for the next run, so a host emitting steadily cannot
+     * keep one run busy with a stream of tiny batches until its deadline. */
+    tel_queue_stats start;
+    if ((rc = tel__queue_stats(q, &start)) != TEL_OK) {
+        complain("%s: %s", app, tel_last_error());
+        free(mine);
+        return EXIT_FAIL;
+    }
+    b->stop_seq = start.last_seq;
+    if (mine)
+        mine->stop_seq = start.last_seq;
+
     for (;;) {
         uint64_t now = tel__mono_ms();
         if (now + MIN_REQUEST_MS > deadline) {
@@ -524,7 +541,8 @@ static int drain(tel_queue **qp, const char *state, batch *b, tel_upload *up,
         pthread_t worker;
         int prefetching = 0;
         tel_queue_stats st;
-        if (pf.b && tel__queue_stats(q, &st) == TEL_OK && st.count > b->n) {
+        if (pf.b && p.last_seq < start.last_seq && tel__queue_stats(q, &st) == TEL_OK &&
+            st.count > b->n) {
             pf.q = q;
             pf.from = p.last_seq + 1;
             pf.limit = limit;

@@ -114,6 +114,23 @@ check_eq "tel-collect: host-recorded endpoint, ids arrive" "$got" "$want"
 check_eq "tel-collect: queue emptied" "$(qcount viahost)" 0
 stop $CPID
 
+# A run delivers what was queued when it started; events recorded while it
+# runs wait for the next run (a steady emitter cannot keep one run busy).
+start_tc later --delay 700
+emit later 4 early
+tel-sync --app later --endpoint "$URL" & SP=$!
+sleep 0.3
+emit later 2 late
+wait $SP; rc=$?
+check_eq "snapshot: exit 0" $rc 0
+check_eq "snapshot: the events recorded during the run are still queued" "$(qcount later)" 2
+check_eq "snapshot: the collector got exactly the events queued at the start" \
+    "$($PY -c 'import sys,json; print(sorted(json.loads(l)["props"]["seq"] for l in open(sys.argv[1])))' "$OUT")" \
+    "['early1', 'early2', 'early3', 'early4']"
+check_rc "snapshot: the next run sends the rest" 0 tel-sync --app later --endpoint "$URL"
+check_eq "snapshot: then the queue is empty" "$(qcount later)" 0
+stop $CPID
+
 # --all drains every app, each under its own policy.
 start_py all
 tel emit --app all-a --endpoint "$URL" x.one seq=1 >/dev/null
