@@ -52,6 +52,7 @@ struct tel_queue {
     int readonly;
     char dir[TEL_PATH_MAX];
     char recovered[64];       /* name a damaged data.mdb was kept under, or "" */
+    uintptr_t map_lo, map_hi; /* our mapping of data.mdb, once looked up */
 };
 
 static void put_u64be(uint8_t out[8], uint64_t v)
@@ -396,24 +397,33 @@ void tel__queue_release_pages(tel_queue *q)
      */
     if (!q || !q->env)
         return;
-    char want[TEL_PATH_MAX + 16];
-    int wl = snprintf(want, sizeof want, "%s/data.mdb", q->dir);
-    if (wl <= 0 || (size_t)wl >= sizeof want)
-        return;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f)
-        return;
-    char line[TEL_PATH_MAX + 256];
-    while (fgets(line, sizeof line, f)) {
-        char *path = strchr(line, '/');
-        if (!path || strncmp(path, want, (size_t)wl) != 0 ||
-            (path[wl] != '\n' && path[wl] != ' ' && path[wl] != '\0'))
-            continue;
-        unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo)
-            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    /* LMDB maps the file once, at open, so the range is looked up once. */
+    if (q->map_hi == 0) {
+        char want[TEL_PATH_MAX + 16];
+        int wl = snprintf(want, sizeof want, "%s/data.mdb", q->dir);
+        if (wl <= 0 || (size_t)wl >= sizeof want)
+            return;
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+            return;
+        char line[TEL_PATH_MAX + 256];
+        while (fgets(line, sizeof line, f)) {
+            char *path = strchr(line, '/');
+            if (!path || strncmp(path, want, (size_t)wl) != 0 ||
+                (path[wl] != '\n' && path[wl] != ' ' && path[wl] != '\0'))
+                continue;
+            unsigned long lo, hi;
+            if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo) {
+                q->map_lo = lo;
+                q->map_hi = hi;
+                break;
+            }
+        }
+        fclose(f);
+        if (q->map_hi == 0)
+            return;
     }
-    fclose(f);
+    madvise((void *)q->map_lo, q->map_hi - q->map_lo, MADV_DONTNEED);
 }
 
 const char *tel__queue_recovered(const tel_queue *q)
