@@ -13,7 +13,6 @@
  *    copied out of the queue first;
  *  - one process per queue (flock on sync.lock); a second one leaves at once.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -845,40 +844,29 @@ static int worse(int a, int b)
     return rank[b] > rank[a] ? b : a;
 }
 
+typedef struct sync_all_ctx {
+    uint64_t deadline;
+    batch *b;
+    int code;
+} sync_all_ctx;
+
+static void sync_one_of_all(void *ud, const char *app)
+{
+    sync_all_ctx *c = ud;
+    if (tel__mono_ms() + MIN_REQUEST_MS > c->deadline)
+        say(1, "%s: out of time; skipped", app);
+    else
+        c->code = worse(c->code, sync_app(app, c->deadline, c->b));
+}
+
 static int sync_all(uint64_t deadline, batch *b)
 {
-    char root[TEL_PATH_MAX];
-    if (tel__state_root(root, sizeof root) != TEL_OK) {
+    sync_all_ctx c = { deadline, b, EXIT_OK };
+    if (tel__each_app(sync_one_of_all, &c) != TEL_OK) {
         complain("%s", tel_last_error());
         return EXIT_FAIL;
     }
-    struct dirent **names;
-    int n = scandir(root, &names, NULL, alphasort);
-    if (n < 0) {
-        if (errno == ENOENT) {
-            say(1, "nothing queued");
-            return EXIT_OK;
-        }
-        complain("cannot list the state directory: %s", strerror(errno));
-        return EXIT_FAIL;
-    }
-    int code = EXIT_OK;
-    for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
-        char qdir[TEL_PATH_MAX + 80];
-        struct stat st;
-        if (tel__app_check(name) == TEL_OK &&
-            (size_t)snprintf(qdir, sizeof qdir, "%s/%s/" TEL_QUEUE_DIR, root, name) < sizeof qdir &&
-            lstat(qdir, &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (tel__mono_ms() + MIN_REQUEST_MS > deadline)
-                say(1, "%s: out of time; skipped", name);
-            else
-                code = worse(code, sync_app(name, deadline, b));
-        }
-        free(names[i]);
-    }
-    free(names);
-    return code;
+    return c.code;
 }
 
 /* ---------------------------------------------------------------- main */

@@ -4,7 +4,6 @@
  * tel is a host like any other: it links libtel only (no libcurl, no
  * zlib), so `tel emit` from a shell script costs what an emit costs in C.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -506,39 +505,33 @@ static int status_one(const args *a, const char *app)
  * status --all: every app with a queue under the state directory, in name
  * order; text blocks apart by a blank line, or one JSON object per line.
  */
+typedef struct status_all_ctx {
+    const args *a;
+    int shown;
+    int code;
+} status_all_ctx;
+
+static void status_one_of_all(void *ud, const char *app)
+{
+    status_all_ctx *c = ud;
+    if (c->shown++ && !c->a->json)
+        putchar('\n');
+    if (status_one(c->a, app) != EXIT_OK)
+        c->code = EXIT_FAIL;
+}
+
 static int cmd_status(const args *a)
 {
     if (a->nrest)
         return cli_usage_error("status: unexpected argument");
     if (!a->all)
         return status_one(a, a->app);
-    char root[TEL_PATH_MAX];
-    if (tel__state_root(root, sizeof root) != TEL_OK) {
+    status_all_ctx c = { a, 0, EXIT_OK };
+    if (tel__each_app(status_one_of_all, &c) != TEL_OK) {
         cli_error("status: %s", tel_last_error());
         return EXIT_FAIL;
     }
-    struct dirent **names;
-    int n = scandir(root, &names, NULL, alphasort);
-    if (n < 0)
-        return errno == ENOENT ? EXIT_OK : (cli_error("status: cannot list the state directory: %s",
-                                                      strerror(errno)), EXIT_FAIL);
-    int code = EXIT_OK, shown = 0;
-    for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
-        char qdir[TEL_PATH_MAX + 80];
-        struct stat st;
-        if (tel__app_check(name) == TEL_OK &&
-            (size_t)snprintf(qdir, sizeof qdir, "%s/%s/" TEL_QUEUE_DIR, root, name) < sizeof qdir &&
-            lstat(qdir, &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (shown++ && !a->json)
-                putchar('\n');
-            if (status_one(a, name) != EXIT_OK)
-                code = EXIT_FAIL;
-        }
-        free(names[i]);
-    }
-    free(names);
-    return code;
+    return c.code;
 }
 
 /* ----------------------------------------------------- enable, disable */

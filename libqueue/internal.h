@@ -56,6 +56,14 @@ int tel__config_path(const char *app, char *out, size_t size);
 int tel__state_root(char *out, size_t size);
 
 /*
+ * Calls fn(ud, app) for every app under the state root that has a queue
+ * directory (a real directory, not a link), in name order.  Returns TEL_OK
+ * (also when there is no state root yet) or TEL_ERR_NOSTATE when the root
+ * cannot be found or listed.  What fn returns is ignored.
+ */
+int tel__each_app(void (*fn)(void *ud, const char *app), void *ud);
+
+/*
  * Creates `path` and any missing parents with mode 0700 (whatever the
  * umask), refusing to follow a symlink in the last component, and checks
  * the result is a directory.  Returns TEL_OK or TEL_ERR_NOSTATE.

@@ -6,6 +6,7 @@
  * names, so it is checked before anything is built from it: nothing that
  * could climb out of the state root ("..", "/") or hide ('.') gets through.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -244,4 +245,30 @@ void tel__env_name(const char *app, const char *suffix, char *out, size_t size)
         }
     }
     out[o] = '\0';
+}
+
+int tel__each_app(void (*fn)(void *ud, const char *app), void *ud)
+{
+    char root[TEL_PATH_MAX];
+    int rc = tel__state_root(root, sizeof root);
+    if (rc != TEL_OK)
+        return rc;
+    struct dirent **names;
+    int n = scandir(root, &names, NULL, alphasort);
+    if (n < 0)
+        return errno == ENOENT ? TEL_OK
+                               : tel__fail(TEL_ERR_NOSTATE, "cannot list the state directory: %s",
+                                           strerror(errno));
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        char qdir[TEL_PATH_MAX + 80];
+        struct stat st;
+        if (name[0] != '.' && tel__app_check(name) == TEL_OK &&
+            (size_t)snprintf(qdir, sizeof qdir, "%s/%s/" TEL_QUEUE_DIR, root, name) < sizeof qdir &&
+            lstat(qdir, &st) == 0 && S_ISDIR(st.st_mode))
+            fn(ud, name);
+        free(names[i]);
+    }
+    free(names);
+    return TEL_OK;
 }
