@@ -1132,7 +1132,7 @@ static double now_ns(void)
 
 static void test_speed(void)
 {
-    CHECK_GROUP("speed");
+    CHECK_GROUP("repeated round trips");
     enum { N = 200000 };
     uint8_t buf[TEL_MAX_EVENT];
     size_t len = 0;
@@ -1151,14 +1151,10 @@ static void test_speed(void)
     double t2 = now_ns();
     double enc = (t1 - t0) / N, dec = (t2 - t1) / N;
     printf("# typical record: %zu bytes, encode %.0f ns, decode %.0f ns\n", len, enc, dec);
-    CHECK("timing loop ran clean", ok);
-    /* Loose bounds, only where the build is optimised and unsanitised:
-     * a regression by an order of magnitude is what this should catch. */
-    const char *san = getenv("TEL_SANITIZED");
-    if (!san || strcmp(san, "1") != 0) {
-        CHECK("encode under 2 us", enc < 2000);
-        CHECK("decode under 2 us", dec < 2000);
-    }
+    /* The figures are printed for a reader, never asserted: a shared or
+     * loaded machine makes any time bound flaky, and speed is make bench's
+     * job.  What must hold is that 200,000 round trips all succeed. */
+    CHECK("200,000 encodes and decodes of one record all succeed", ok);
 }
 
 static void write_record_corpus(const char *dir)
