@@ -23,7 +23,7 @@ done
 
 # ------------------------------------------------------------------ build
 mkdir -p "$O"
-CF="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I$ROOT/libqueue -I$ROOT/format"
+CF="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I$ROOT/include -I$ROOT/util -I$ROOT/format -I$ROOT/libqueue"
 # Hosts link libtel.a with LMDB and msgpack-c static too: the dynamic
 # loader's work for two more shared objects is most of what a one-event
 # process pays above the floor.  The _dyn row shows the other way.

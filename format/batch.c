@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "record.h"
 #include "mp.h"
 
 /* msgpack-c's packer appending to a growable buffer. */

@@ -15,7 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "error.h"
+#include "record.h"
 #include "prom.h"
 #include "text.h"
 

@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "record.h"
 #include "mp.h"
 #include "text.h"
 

@@ -27,8 +27,8 @@
 
 #include "tel.h"
 #include "buf.h"
+#include "text.h"
 
-#define TEL_ID_LEN 16
 #define TEL_SCHEMA_VERSION 1
 
 /* Batch limits of the wire: a batch holds at most this many events and
@@ -130,11 +130,6 @@ int tel__record_decode(tel_record *out, const void *buf, size_t len);
  * Returns TEL_OK or TEL_ERR_NOMEM.
  */
 int tel__record_json(const tel_record *r, tel_buf *out);
-
-/* Formats 16 bytes as a lowercase 36-character UUID plus NUL. */
-void tel__uuid_format(const uint8_t id[TEL_ID_LEN], char out[37]);
-/* Parses a 36-character UUID (any case); returns 0 on success, -1 if not. */
-int tel__uuid_parse(const char *s, size_t len, uint8_t out[TEL_ID_LEN]);
 
 /* The fixed part of a batch; anon NULL means nil. */
 typedef struct tel_batch_head {

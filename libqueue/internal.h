@@ -4,6 +4,10 @@
  * Nothing here is installed or exported.  Functions are named tel__module_verb
  * (two underscores) so that they never look like public API.  The shared
  * library exports only TEL_API symbols (see tel.map).
+ *
+ * libqueue/ stands on format/ and util/ (whose headers this one pulls in)
+ * and on the public include/tel.h; it never includes sync/ or cli/, which
+ * stand on it.
  */
 #ifndef TEL_INTERNAL_H
 #define TEL_INTERNAL_H
@@ -13,20 +17,12 @@
 #include <sys/types.h>
 
 #include "tel.h"
-#include "../format/buf.h"
-#include "../format/record.h"
+#include "buf.h"
+#include "error.h"
+#include "record.h"
+#include "text.h"
 
 #define TEL_PATH_MAX 4096
-
-/* ------------------------------------------------------------------ error.c */
-
-/*
- * Records the detail of a failure for tel_last_error() and returns `code`,
- * so that callers can write `return tel__fail(TEL_ERR_INVALID, "...")`.
- * The message must never contain a path, a user name or a token.
- */
-int tel__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tel__clear_error(void);
 
 /* ----------------------------------------------------------------- random.c */
 

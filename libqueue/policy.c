@@ -22,11 +22,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tel_config.h"
 #include "policy.h"
 
-#ifndef TEL_DEFAULT_ENDPOINT
-#define TEL_DEFAULT_ENDPOINT "http://127.0.0.1:8787/v1/batch"
-#endif
 
 const char tel__default_endpoint[] = TEL_DEFAULT_ENDPOINT;
 

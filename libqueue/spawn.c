@@ -16,10 +16,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tel_config.h"
 
-#ifndef TEL_SYNC_BIN
-#define TEL_SYNC_BIN "/usr/local/bin/tel-sync"
-#endif
 
 extern char **environ;
 

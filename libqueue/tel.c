@@ -19,7 +19,7 @@
 
 #include "internal.h"
 #include "syncstate.h"
-#include "../format/prom.h"
+#include "prom.h"
 
 #define NOTICE_FILE "telemetry-notice"
 

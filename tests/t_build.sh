@@ -13,14 +13,34 @@ int main(void)
     return tel_emit("header-test", "compiled", p, sizeof p / sizeof *p) == TEL_ERR_NOMEM;
 }
 C
-check "tel.h: strict C99, -pedantic -Werror" cc -std=c99 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.c" -o "$T_TMP/h.o"
-check "tel.h: C11" cc -std=c11 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.c" -o "$T_TMP/h11.o"
+check "tel.h: strict C99, -pedantic -Werror" cc -std=c99 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.c" -o "$T_TMP/h.o"
+check "tel.h: C11" cc -std=c11 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.c" -o "$T_TMP/h11.o"
 printf '#include <tel.h>\nint main() { return tel_strerror(TEL_OK) == 0; }\n' >"$T_TMP/h.cc"
 if command -v c++ >/dev/null 2>&1; then
-    check "tel.h: C++ (extern \"C\")" c++ -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" -c "$T_TMP/h.cc" -o "$T_TMP/hcc.o"
+    check "tel.h: C++ (extern \"C\")" c++ -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.cc" -o "$T_TMP/hcc.o"
 else
     skip "tel.h: C++ (no C++ compiler here)"
 fi
+
+# The floors run one way: util/ at the bottom, then format/, libqueue/,
+# sync/.  Every quoted include of a folder must name a header of its own
+# floor or one below (include/ holds the public tel.h; tel_config.h is
+# generated for libqueue/), never one of a floor above or a path around.
+floors="util format libqueue sync"
+below="include"
+for f in $floors; do
+    below="$below $f"
+    bad=""
+    for src in "$TEL_TOP/$f"/*.[ch]; do
+        for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$src"); do
+            case "$f:$inc" in libqueue:tel_config.h|sync:tel_config.h) continue ;; esac
+            found=""
+            case "$inc" in */*) ;; *) for d in $below; do [ -f "$TEL_TOP/$d/$inc" ] && found=1; done ;; esac
+            [ -n "$found" ] || bad="$bad ${src#$TEL_TOP/}:$inc"
+        done
+    done
+    check_eq "$f/ includes only headers of its own floor or below ($below)" "$bad" ""
+done
 
 # Exports: every dynamic symbol of libtel.so is a public tel_ name, and
 # every public function of tel.h is exported.
@@ -29,7 +49,7 @@ bad=$(echo "$exported" | grep -v '^tel_[a-z]' || true)
 check_eq "libtel.so exports only tel_ names" "$bad" ""
 internal=$(echo "$exported" | grep '^tel__' || true)
 check_eq "libtel.so exports no internal tel__ names" "$internal" ""
-declared=$(sed -n 's/^TEL_API [^(]*[ *]\(tel_[a-z_]*\)(.*/\1/p' "$TEL_TOP/libqueue/tel.h" | sort)
+declared=$(sed -n 's/^TEL_API [^(]*[ *]\(tel_[a-z_]*\)(.*/\1/p' "$TEL_TOP/include/tel.h" | sort)
 missing=$(for f in $declared; do echo "$exported" | grep -qx "$f" || echo "$f"; done)
 check_eq "every TEL_API function is exported" "$missing" ""
 [ "$(echo "$declared" | wc -l)" -ge 20 ] && ok "tel.h declares the API (parsed $(echo "$declared" | wc -l) functions)" || fail "tel.h declares the API" "parsed too few"
@@ -73,7 +93,7 @@ check "README example: found" test -s "$T_TMP/readme.c"
 hostsan2=""
 [ "${TEL_SANITIZED:-0}" = 1 ] && hostsan2="-fsanitize=address,undefined"
 check "README example: compiles with -std=c99 -Wall -Wextra -Werror" \
-    cc $hostsan2 -std=c99 -Wall -Wextra -Werror -I"$TEL_TOP/libqueue" "$T_TMP/readme.c" "$B/libtel.a" \
+    cc $hostsan2 -std=c99 -Wall -Wextra -Werror -I"$TEL_TOP/include" "$T_TMP/readme.c" "$B/libtel.a" \
     -Wl,-Bstatic -llmdb -lmsgpackc -Wl,-Bdynamic -o "$T_TMP/readme"
 "$T_TMP/readme"; check_eq "README example: runs" $? 0
 check_eq "README example: its event is queued" "$(tel show --app mycli | grep -c '"name":"deploy.finished"')" 1

@@ -63,7 +63,7 @@ done
 check_eq help_lists_every_option "$missing" ""
 check_eq help_nothing_on_stderr "$(wc -c <"$W/help.err" | tr -d ' ')" 0
 
-check_eq version "$(tel-collect -V)" "tel-collect $(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/libqueue/tel.h")"
+check_eq version "$(tel-collect -V)" "tel-collect $(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/include/tel.h")"
 
 for bad in "--bogus" "--port 70000" "--port x" "--fail-rate 2" "--listen nohost" \
            "--status 99" "--delay" "--exit-after 0" "extra"; do

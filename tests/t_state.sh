@@ -187,7 +187,7 @@ int main(void)
 EOF
 san=""
 [ "${TEL_SANITIZED:-0}" = 1 ] && san="-fsanitize=address,undefined"
-if cc $san -I"$TEL_TOP/libqueue" -o "$T_TMP/appnames" "$T_TMP/appnames.c" "$TEL_BUILD/libtel.a" \
+if cc $san -I"$TEL_TOP/include" -o "$T_TMP/appnames" "$T_TMP/appnames.c" "$TEL_BUILD/libtel.a" \
     -llmdb -lmsgpackc 2>"$T_TMP/cc.err"; then
     before=$(find "$T_TMP" -newer "$T_TMP/appnames.c" 2>/dev/null | grep -v "appnames\|cc.err" | sort)
     run "$T_TMP/appnames"

@@ -76,7 +76,7 @@ check_rc "usage: stray argument" 2 tel-sync --app a extra
 out=$(tel-sync --help); rc=$?
 case "$out" in *"Exit status"*"3  bad configuration"*) check_eq "--help lists exit codes" $rc 0 ;;
     *) fail "--help lists exit codes" "no exit status table" ;; esac
-check_eq "--version" "$(tel-sync --version)" "tel-sync $(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/libqueue/tel.h")"
+check_eq "--version" "$(tel-sync --version)" "tel-sync $(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/include/tel.h")"
 check_rc "nothing queued exits 0" 0 tel-sync --app never-used --endpoint http://127.0.0.1:9/x
 
 # ------------------------------------------------ delivery, both collectors

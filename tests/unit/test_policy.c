@@ -21,6 +21,7 @@
 #include "check.h"
 #include "internal.h"
 #include "policy.h"
+#include "tel_config.h"
 
 #define APP "tapp"
 

@@ -1,9 +1,9 @@
 /*
- * format/buf.h - a growable byte buffer, used by the encoders and by
+ * util/buf.h - a growable byte buffer, used by the encoders and by
  * everything that builds output of unknown length.
  */
-#ifndef TEL_FORMAT_BUF_H
-#define TEL_FORMAT_BUF_H
+#ifndef TEL_UTIL_BUF_H
+#define TEL_UTIL_BUF_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /*
- * libqueue/error.c - error codes, their names, and the per-thread detail.
+ * util/error.c - error codes, their names, and the per-thread detail.
  */
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "error.h"
 
 static _Thread_local char last_error[256];
 

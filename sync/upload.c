@@ -1,5 +1,5 @@
 /*
- * libqueue/upload.c - gzip with zlib, one POST with libcurl.
+ * sync/upload.c - gzip with zlib, one POST with libcurl.
  *
  * Everything a hostile or broken collector can do to us is bounded here:
  * the time (connect and whole-request limits, no signals), the memory (a

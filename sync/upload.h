@@ -1,9 +1,9 @@
 /*
- * libqueue/upload.h - tel-sync's transport: gzip and one HTTP POST.
+ * sync/upload.h - the sync engine's transport: gzip and one HTTP POST.
  *
  * This is the only code that links libcurl and zlib, and it is linked
  * into tel-sync alone, never into libtel: a host program that records
- * events must not pay libcurl's start-up cost (see the brief).
+ * events must not pay libcurl's start-up cost.
  *
  * The transport knows nothing of queues or retries.  It compresses a body,
  * posts it once within a time limit, and reports what happened; tel-sync
