@@ -35,7 +35,8 @@ static int key_char(unsigned char c)
     return c >= 0x21 && c <= 0x7e;
 }
 
-/* The app rule of BRIEF.md: 1-64 of [a-z0-9._-], not starting with '.'. */
+/* An app name is 1-64 of [a-z0-9._-], not starting with '.': it names a
+ * directory, so it can never hold a separator or climb with "..". */
 static int app_ok(const char *s, size_t len)
 {
     if (len == 0 || len > APP_MAX || s[0] == '.')

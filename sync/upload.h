@@ -3,7 +3,8 @@
  *
  * This is the only code that links libcurl and zlib, and it is linked
  * into tel-sync alone, never into libtel: a host program that records
- * events must not pay libcurl's start-up cost.
+ * events must not pay libcurl's start-up cost (about ten times a
+ * do-nothing process's; bench/README.md, start-up weight).
  *
  * The transport knows nothing of queues or retries.  It compresses a body,
  * posts it once within a time limit, and reports what happened; tel-sync

@@ -3,7 +3,7 @@
 # tel status.
 #
 # For every fault class (the call that fails x errno x when x transient or
-# persistent) the promise checked is the brief's: the tool exits with a
+# persistent) the promise checked is tel's own: the tool exits with a
 # clear one-line error or does nothing, never dies of a signal, never
 # leaves a queue that fails to open, and never loses an event that was
 # acknowledged before the fault.  `tel emit` exits 0 only when the event

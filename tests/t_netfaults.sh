@@ -1,9 +1,9 @@
 # tests/t_netfaults.sh - the collector faults t_sync.sh leaves out: the
-# rest of the brief's status table (408, 422, 500, 502, 504), a collector
+# rest of tel-sync's status table (408, 422, 500, 502, 504), a collector
 # behind a self-signed certificate, a dead proxy, and every environment
 # knob someone might hope turns TLS verification off.
 #
-# Each case: tel-sync exits as the brief says (0 for everything deferred),
+# Each case: tel-sync exits as docs/tel-sync.md says (0 for everything deferred),
 # deletes nothing it should keep, and says why with -v.
 . "$TEL_TOP/tests/lib.sh"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY

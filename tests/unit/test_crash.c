@@ -4,8 +4,8 @@
  *
  * Both halves go through the public API exactly as a host does (tel_open,
  * tel_emit_event) in forked children, and read the result back with the
- * queue's own scan and the record decoder.  The promise checked is the
- * brief's: an event the API said was queued is never lost, never stored
+ * queue's own scan and the record decoder.  The promise checked is
+ * tel's first: an event the API said was queued is never lost, never stored
  * twice, and the queue a killed producer leaves behind opens clean.
  *
  *   TEL_STRESS=1     ten times the kill iterations
