@@ -1,12 +1,15 @@
 # tel - anonymous, opt-out usage telemetry for command-line programs.
 #
 #   make                build libtel.a, libtel.so, tel, tel-sync, tel-collect
+#                       (installs nothing: it names a missing library)
+#   make deps           install the Debian packages the build needs
 #   make check          every test, then again under ASan+UBSan
 #   make demo           collector + example CLI + tel-sync, end to end
 #   make bench          tel against its peers and the physical floor
 #   make stress         the long crash and fault runs
 #   make fuzz           libFuzzer harnesses for a set time
 #   make install PREFIX=/usr/local DESTDIR=
+#   make uninstall PREFIX=/usr/local DESTDIR=   (the same variables)
 #   make SANITIZE=address,undefined ...   any target, with sanitizers
 
 PREFIX ?= /usr/local
@@ -34,8 +37,19 @@ BUILD ?= build-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
+# The soname moves only when the ABI breaks (docs/ABI.md); the file name
+# carries the whole version, so installed releases can be told apart.
 SOVERSION = 0
 SONAME = libtel.so.$(SOVERSION)
+TEL_VERSION_STR := $(shell sed -n 's/^\#define TEL_VERSION "\(.*\)"/\1/p' include/tel.h)
+REALNAME = $(SONAME).$(word 2,$(subst ., ,$(TEL_VERSION_STR))).$(word 3,$(subst ., ,$(TEL_VERSION_STR)))
+
+# What the build links, as name:header:link flag:Debian package.  Checked
+# once per build directory, before the first compile, so a missing library
+# is named instead of surfacing as a compiler error (scripts/checklibs.sh).
+BUILD_LIBS = lmdb:lmdb.h:-llmdb:liblmdb-dev msgpack:msgpack.h:-lmsgpackc:libmsgpack-dev \
+	libcurl:curl/curl.h:-lcurl:libcurl4-openssl-dev zlib:zlib.h:-lz:zlib1g-dev \
+	libmicrohttpd:microhttpd.h:-lmicrohttpd:libmicrohttpd-dev
 
 DEPS_CFLAGS := $(shell pkg-config --cflags lmdb msgpack 2>/dev/null)
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -82,16 +96,20 @@ EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
 TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 CONFIG_H = $(GEN)/tel_config.h
 
-.PHONY: all deps check check-plain demo bench stress fuzz install clean test-run FORCE
+.PHONY: all deps check check-plain demo bench stress fuzz install uninstall clean test-run FORCE
 
 # Objects made through pattern rules are kept, not deleted as intermediates.
 .SECONDARY:
 
-all: deps $(BUILD)/libtel.a $(BUILD)/$(SONAME) $(BUILD)/libtelsync.a $(TOOLS) $(EXAMPLE_BIN) \
+all: $(BUILD)/libtel.a $(BUILD)/$(REALNAME) $(BUILD)/libtelsync.a $(TOOLS) $(EXAMPLE_BIN) \
 	$(UNIT_BIN) $(BUILD)/tel.pc
 
 deps:
 	@scripts/deps.sh build
+
+$(BUILD)/libs.ok: Makefile scripts/checklibs.sh
+	@CC="$(CC)" scripts/checklibs.sh $(BUILD_LIBS)
+	@mkdir -p $(dir $@) && touch $@
 
 # The paths and the default endpoint chosen at build time.  Rewritten only
 # when a value changed, so that an unchanged make rebuilds nothing and a
@@ -103,7 +121,7 @@ $(CONFIG_H): FORCE
 	   echo '#define TEL_DEFAULT_ENDPOINT "$(DEFAULT_ENDPOINT)"'; } > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
-$(BUILD)/obj/%.o: %.c | $(CONFIG_H)
+$(BUILD)/obj/%.o: %.c | $(CONFIG_H) $(BUILD)/libs.ok
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(call inc_for,$<) -c $< -o $@
 
@@ -115,9 +133,10 @@ $(BUILD)/libtelsync.a: $(SYNC_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/$(SONAME): $(LIB_OBJ) libqueue/tel.map
+$(BUILD)/$(REALNAME): $(LIB_OBJ) libqueue/tel.map
 	$(CC) -shared $(SANFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=libqueue/tel.map \
 		-o $@ $(LIB_OBJ) $(LIB_LIBS)
+	ln -sf $(REALNAME) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libtel.so
 
 $(BUILD)/bin/tel: $(BUILD)/obj/cli/tel.o $(BUILD)/obj/cli/kv.o $(BUILD)/obj/cli/common.o $(BUILD)/libtel.a
@@ -142,17 +161,23 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtelsync.a $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
 
-$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c | $(CONFIG_H)
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c | $(CONFIG_H) $(BUILD)/libs.ok
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(INC_all) -Itests/unit -c $< -o $@
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-TEL_VERSION_STR := $(shell sed -n 's/^\#define TEL_VERSION "\(.*\)"/\1/p' include/tel.h)
+# Each library tel links is named once in tel.pc: as a pkg-config module
+# when this machine has its .pc file, else as a plain -l flag.
+PC_DEPS = lmdb:-llmdb msgpack:-lmsgpackc
+PC_REQUIRES := $(shell for d in $(PC_DEPS); do pkg-config --exists $${d%%:*} 2>/dev/null && printf '%s ' $${d%%:*}; done)
+PC_LIBS := $(shell for d in $(PC_DEPS); do pkg-config --exists $${d%%:*} 2>/dev/null || printf '%s ' $${d\#*:}; done)
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(TEL_VERSION_STR)|'
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(TEL_VERSION_STR)|' \
+	    -e 's|@REQUIRES_PRIVATE@|$(strip $(PC_REQUIRES))|' -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS))|'
 
 $(BUILD)/tel.pc: libqueue/tel.pc.in Makefile
+	@mkdir -p $(dir $@)
 	$(PC_SED) $< > $@
 
 # The suite runs twice: as built, then rebuilt and run under AddressSanitizer
@@ -163,39 +188,55 @@ check:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all
 	@tests/run.sh --summary $(BUILD) build-san
 
-check-plain: all
-	@scripts/deps.sh test
+check-plain:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(BUILD)
 
 test-run: all
 	@tests/run.sh $(BUILD) $(if $(T),--only $(T))
 
-demo: all
-	@scripts/deps.sh test
+demo:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory all
 	@examples/demo.sh $(BUILD)
 
-bench: all
-	@scripts/deps.sh bench test
+bench:
+	@scripts/deps.sh build bench test
+	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)
 
-stress: all
-	@scripts/deps.sh test stress
+stress:
+	@scripts/deps.sh build test stress
+	@$(MAKE) --no-print-directory all
 	@TEL_STRESS=1 tests/run.sh $(BUILD)
 
 fuzz:
 	@scripts/deps.sh build fuzz
 	@tests/fuzz/run.sh
 
+MAN1 = $(sort $(wildcard docs/man/*.1))
+# Every path install writes, so that uninstall removes exactly these.
+INSTALLED = $(addprefix $(BINDIR)/,$(notdir $(TOOLS))) $(INCLUDEDIR)/tel.h \
+	$(addprefix $(LIBDIR)/,libtel.a libtel.so $(SONAME) $(REALNAME) pkgconfig/tel.pc) \
+	$(addprefix $(MANDIR)/man1/,$(notdir $(MAN1)))
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
-	install -m 0644 docs/man/tel.1 docs/man/tel-sync.1 docs/man/tel-collect.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 include/tel.h $(DESTDIR)$(INCLUDEDIR)/tel.h
 	install -m 0644 $(BUILD)/libtel.a $(DESTDIR)$(LIBDIR)/libtel.a
-	install -m 0755 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	install -m 0755 $(BUILD)/$(REALNAME) $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtel.so
 	$(PC_SED) libqueue/tel.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tel.pc
 	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/tel.pc
+	@scripts/ldconfig.sh "$(DESTDIR)" "$(LIBDIR)"
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@scripts/ldconfig.sh "$(DESTDIR)" "$(LIBDIR)" quiet
 
 clean:
 	rm -rf build build-san build-fuzz

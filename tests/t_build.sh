@@ -54,6 +54,11 @@ missing=$(for f in $declared; do echo "$exported" | grep -qx "$f" || echo "$f"; 
 check_eq "every TEL_API function is exported" "$missing" ""
 [ "$(echo "$declared" | wc -l)" -ge 20 ] && ok "tel.h declares the API (parsed $(echo "$declared" | wc -l) functions)" || fail "tel.h declares the API" "parsed too few"
 
+# Names: the file carries the whole version, the soname only the ABI's.
+ver=$(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/libqueue/tel.h")
+soname=$(readelf -d "$B/libtel.so.0.${ver#*.}" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\].*/\1/p')
+check_eq "libtel.so.0.${ver#*.} is built, with the soname libtel.so.0" "$soname" "libtel.so.0"
+
 # Light in the host.
 for f in "$B/libtel.so.0" "$B/bin/tel"; do
     deps=$(ldd "$f" 2>/dev/null)
@@ -72,7 +77,8 @@ san=""
 [ "${TEL_SANITIZED:-0}" = 1 ] && san="SANITIZE=address,undefined"
 if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr/local DESTDIR="$dest" >/dev/null 2>&1; then
     ok "make install into DESTDIR"
-    for f in bin/tel bin/tel-sync bin/tel-collect include/tel.h lib/libtel.a lib/libtel.so lib/libtel.so.0 lib/pkgconfig/tel.pc \
+    for f in bin/tel bin/tel-sync bin/tel-collect include/tel.h lib/libtel.a lib/libtel.so lib/libtel.so.0 \
+             "lib/libtel.so.0.${ver#*.}" lib/pkgconfig/tel.pc \
              share/man/man1/tel.1 share/man/man1/tel-sync.1 share/man/man1/tel-collect.1; do
         [ -e "$dest/usr/local/$f" ] && ok "installed $f" || fail "installed $f" "missing"
     done
@@ -85,9 +91,75 @@ if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr/local D
     check_eq "the event is queued" "$(tel show --app header-test | grep -c '"name":"compiled"')" 1
     deps=$(ldd "$T_TMP/host")
     case "$deps" in *libcurl*|*libz.so*) fail "the host links no libcurl or zlib" "$deps" ;; *) ok "the host links no libcurl or zlib" ;; esac
+    static=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config --static --libs tel)
+    dups=$(printf '%s\n' $static | sort | uniq -d)
+    check_eq "pkg-config --static --libs tel names each library once ($static)" "$dups" ""
+    case "$static" in *-llmdb*-lmsgpackc*|*-lmsgpackc*-llmdb*) ok "pkg-config --static --libs tel has LMDB and msgpack-c" ;;
+    *) fail "pkg-config --static --libs tel has LMDB and msgpack-c" "$static" ;; esac
+    check "tel.pc names the MIT licence" grep -q 'MIT' "$dest/usr/lib/pkgconfig/tel.pc"
+
+    # Uninstall removes what install wrote and nothing else.
+    echo keep >"$dest/usr/bin/someone-elses"
+    if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san uninstall PREFIX=/usr DESTDIR="$dest" >/dev/null 2>&1; then
+        left=$(cd "$dest" && find . -type f -o -type l | sort | tr '\n' ' ')
+        check_eq "make uninstall removes every installed file and leaves others" "$left" "./usr/bin/someone-elses "
+    else
+        fail "make uninstall removes every installed file and leaves others" "make uninstall failed"
+    fi
 else
     fail "make install into DESTDIR" "make install failed"
 fi
+
+# make installs nothing: with no dpkg-query or apt-get on PATH it still
+# builds (it used to run scripts/deps.sh first), and a missing library is
+# named with its Debian package.
+nodpkg="$T_TMP/nodpkg-bin"
+mkdir -p "$nodpkg"
+for d in $(echo "$PATH" | tr ':' ' '); do
+    for f in "$d"/*; do
+        n=${f##*/}
+        case "$n" in dpkg*|apt*) continue ;; esac
+        [ -x "$f" ] && [ ! -e "$nodpkg/$n" ] && ln -s "$f" "$nodpkg/$n"
+    done
+done
+if PATH="$nodpkg" command -v dpkg-query >/dev/null 2>&1; then
+    fail "a PATH without dpkg-query" "still found"
+else
+    check "make, built and up to date, runs no dpkg-query" env PATH="$nodpkg" make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san all
+    if [ "${TEL_SANITIZED:-0}" = 0 ]; then
+        check "make builds libtel and tel from scratch with no dpkg-query or apt-get" \
+            env PATH="$nodpkg" make -s -j2 -C "$TEL_TOP" BUILD="$T_TMP/fresh" "$T_TMP/fresh/bin/tel" "$T_TMP/fresh/libtel.so.0.${ver#*.}"
+    fi
+fi
+# A compiler that cannot find LMDB: the check names it, the build stops
+# before compiling anything.
+cat >"$T_TMP/nolmdb-cc" <<'SH'
+#!/bin/sh
+for a in "$@"; do case "$a" in -llmdb) echo "ld: cannot find -llmdb" >&2; exit 1 ;; esac; done
+exec cc "$@"
+SH
+chmod +x "$T_TMP/nolmdb-cc"
+out=$(make -s -C "$TEL_TOP" BUILD="$T_TMP/nolmdb" CC="$T_TMP/nolmdb-cc" all 2>&1)
+check_eq "make without LMDB fails, naming it" "$(echo "$out" | grep -c '^tel: missing library lmdb (<lmdb.h>, -llmdb; Debian: liblmdb-dev)$')" 1
+check_eq "make without LMDB compiles nothing" "$(find "$T_TMP/nolmdb" -name '*.o' 2>/dev/null | wc -l)" 0
+
+# ldconfig after install: run when the library went into a directory the
+# loader searches, a hint otherwise, nothing for a DESTDIR.
+fake="$T_TMP/fakeldconfig"
+mkdir -p "$fake"
+cat >"$fake/ldconfig" <<SH
+#!/bin/sh
+case "\$*" in *-N*) printf '/searched/lib: (from /etc/ld.so.conf.d/x.conf:1)\n\tlibc.so.6 -> libc.so.6\n' ;; *) echo "ran \$*" >>"$T_TMP/ldconfig.log" ;; esac
+SH
+chmod +x "$fake/ldconfig"
+PATH="$fake:$PATH" sh "$TEL_TOP/scripts/ldconfig.sh" "" /searched/lib >"$T_TMP/ld.out" 2>&1
+check_eq "install into a searched libdir runs ldconfig" "$(cat "$T_TMP/ldconfig.log" 2>/dev/null)" "ran "
+rm -f "$T_TMP/ldconfig.log"
+PATH="$fake:$PATH" sh "$TEL_TOP/scripts/ldconfig.sh" "" /opt/tel/lib >"$T_TMP/ld.out" 2>&1
+check_eq "install elsewhere does not run ldconfig" "$(cat "$T_TMP/ldconfig.log" 2>/dev/null)" ""
+check "install elsewhere says how to find libtel.so (rpath)" grep -q -- '-Wl,-rpath,/opt/tel/lib' "$T_TMP/ld.out"
+PATH="$fake:$PATH" sh "$TEL_TOP/scripts/ldconfig.sh" "$T_TMP/dest" /searched/lib >"$T_TMP/ld.out" 2>&1
+check_eq "install into a DESTDIR runs no ldconfig and says nothing" "$(cat "$T_TMP/ldconfig.log" 2>/dev/null)$(cat "$T_TMP/ld.out")" ""
 
 # The README's integration example is real code: it compiles as shown,
 # strictly, and records its event.
