@@ -55,7 +55,7 @@ check_eq "every TEL_API function is exported" "$missing" ""
 [ "$(echo "$declared" | wc -l)" -ge 20 ] && ok "tel.h declares the API (parsed $(echo "$declared" | wc -l) functions)" || fail "tel.h declares the API" "parsed too few"
 
 # Names: the file carries the whole version, the soname only the ABI's.
-ver=$(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/libqueue/tel.h")
+ver=$(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/include/tel.h")
 soname=$(readelf -d "$B/libtel.so.0.${ver#*.}" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\].*/\1/p')
 check_eq "libtel.so.0.${ver#*.} is built, with the soname libtel.so.0" "$soname" "libtel.so.0"
 
@@ -91,18 +91,18 @@ if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr/local D
     check_eq "the event is queued" "$(tel show --app header-test | grep -c '"name":"compiled"')" 1
     deps=$(ldd "$T_TMP/host")
     case "$deps" in *libcurl*|*libz.so*) fail "the host links no libcurl or zlib" "$deps" ;; *) ok "the host links no libcurl or zlib" ;; esac
-    static=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/lib/pkgconfig" pkg-config --static --libs tel)
+    static=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/local/lib/pkgconfig" pkg-config --static --libs tel)
     dups=$(printf '%s\n' $static | sort | uniq -d)
     check_eq "pkg-config --static --libs tel names each library once ($static)" "$dups" ""
     case "$static" in *-llmdb*-lmsgpackc*|*-lmsgpackc*-llmdb*) ok "pkg-config --static --libs tel has LMDB and msgpack-c" ;;
     *) fail "pkg-config --static --libs tel has LMDB and msgpack-c" "$static" ;; esac
-    check "tel.pc names the MIT licence" grep -q 'MIT' "$dest/usr/lib/pkgconfig/tel.pc"
+    check "tel.pc names the MIT licence" grep -q 'MIT' "$dest/usr/local/lib/pkgconfig/tel.pc"
 
     # Uninstall removes what install wrote and nothing else.
-    echo keep >"$dest/usr/bin/someone-elses"
-    if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san uninstall PREFIX=/usr DESTDIR="$dest" >/dev/null 2>&1; then
+    echo keep >"$dest/usr/local/bin/someone-elses"
+    if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san uninstall PREFIX=/usr/local DESTDIR="$dest" >/dev/null 2>&1; then
         left=$(cd "$dest" && find . -type f -o -type l | sort | tr '\n' ' ')
-        check_eq "make uninstall removes every installed file and leaves others" "$left" "./usr/bin/someone-elses "
+        check_eq "make uninstall removes every installed file and leaves others" "$left" "./usr/local/bin/someone-elses "
     else
         fail "make uninstall removes every installed file and leaves others" "make uninstall failed"
     fi
