@@ -96,13 +96,19 @@ EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
 TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 CONFIG_H = $(GEN)/tel_config.h
 
+# The Node-API addon of bindings/node, built from this tree alone (no
+# header download) when Node's headers are installed; not under the
+# sanitizers, which node itself is not built with.
+NODE_INCLUDE ?= /usr/include/node
+NODE_ADDON = $(if $(SANFLAGS),,$(if $(wildcard $(NODE_INCLUDE)/node_api.h),$(BUILD)/tel.node))
+
 .PHONY: all deps check check-plain demo bench stress fuzz install uninstall clean test-run FORCE
 
 # Objects made through pattern rules are kept, not deleted as intermediates.
 .SECONDARY:
 
 all: $(BUILD)/libtel.a $(BUILD)/$(REALNAME) $(BUILD)/libtelsync.a $(TOOLS) $(EXAMPLE_BIN) \
-	$(UNIT_BIN) $(BUILD)/tel.pc
+	$(UNIT_BIN) $(BUILD)/tel.pc $(NODE_ADDON)
 
 deps:
 	@scripts/deps.sh build
@@ -154,6 +160,13 @@ $(BUILD)/bin/tel-collect: $(BUILD)/obj/cli/tel-collect.o $(BUILD)/obj/cli/common
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(HOST_LIBS)
+
+# The addon takes libtel.a whole; LMDB and msgpack-c stay shared, as
+# Debian's static LMDB is not position-independent.  The napi_ symbols
+# come from the node process that loads it.
+$(BUILD)/tel.node: bindings/node/src/tel_node.c $(BUILD)/libtel.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -I$(NODE_INCLUDE) -DNODE_GYP_MODULE_NAME=tel -shared -o $@ $< \
+		$(BUILD)/libtel.a $(LIB_LIBS)
 
 # Unit tests link the static libraries, so they can reach internal symbols
 # and drive the sync engine's pieces alone.

@@ -1,0 +1,3 @@
+module tel.dev/tel
+
+go 1.19

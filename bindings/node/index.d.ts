@@ -1,0 +1,86 @@
+// Types of the tel Node binding (index.js over the tel.node addon).
+
+/** A property value: an integral number within 64 bits is recorded as an integer, any other number as a float. */
+export type PropValue = null | boolean | number | bigint | string;
+/** An event's properties; undefined values are left out. */
+export type Props = Record<string, PropValue | undefined>;
+
+export declare const codes: Readonly<{
+  OK: 0; DISABLED: 1; ERR_INVALID: -1; ERR_LIMIT: -2; ERR_NOSTATE: -3; ERR_IO: -4; ERR_NOMEM: -5;
+  ERR_CORRUPT: -6; ERR_BUSY: -7; ERR_CONFIG: -8; ERR_STATE: -9; ERR_NOTFOUND: -10;
+}>;
+
+/** A tel failure: code is tel's error code, detail its one-line reason. */
+export declare class TelError extends Error {
+  readonly code: number;
+  readonly detail: string;
+  /** True when the machine or the user's files caused it, not the caller. */
+  readonly environmental: boolean;
+}
+
+export interface TelemetryOptions {
+  /** The program's version, recorded in each event's context. */
+  version?: string;
+  /** The host's collector URL and bearer token, recorded for tel-sync. */
+  endpoint?: string;
+  token?: string;
+  /** The host's setting; with byFlag it is an explicit flag such as --no-telemetry. */
+  enabled?: boolean;
+  byFlag?: boolean;
+  /** Audit every recorded event: through log when given, else on stderr. */
+  logging?: boolean;
+  log?: (line: string) => void;
+  maxEvents?: number;
+  maxBytes?: number;
+  maxAgeSeconds?: number;
+  /** Opt into the salted project id. */
+  projectSalt?: string;
+  /** Record nothing until noticeShown() was called once. */
+  requireNotice?: boolean;
+  /** Throw on failures of the environment too. */
+  strict?: boolean;
+}
+
+export interface CommandOptions {
+  /** Names (never values) of the options given on the command line. */
+  options?: string[];
+  /** Names of the options set through the environment. */
+  envOptions?: string[];
+}
+
+/** A handle on one app's queue. */
+export declare class Telemetry {
+  constructor(app: string, options?: TelemetryOptions);
+  readonly app: string;
+  readonly strict: boolean;
+  /** What opening returned: codes.OK, codes.DISABLED or a negative code. */
+  readonly openStatus: number;
+  /** True when this handle records events. */
+  readonly enabled: boolean;
+  /** Records one event: true when queued. */
+  emit(event: string, props?: Props): boolean;
+  /** Runs fn, buffering its emits, and writes them in one transaction. */
+  batch<T>(fn: (t: Telemetry) => T): T;
+  metric(name: string, value: number, labels?: Record<string, string>): boolean;
+  prometheus(text: string): boolean;
+  commandStarted(command: string, options?: string[], envOptions?: string[]): boolean;
+  commandExited(exitCode: number, errorClass?: string, errorMessage?: string): boolean;
+  /** command.started, fn, command.exited (code 0, or 1 when fn throws or rejects). */
+  command<T>(name: string, fn: () => T): T;
+  command<T>(name: string, options: CommandOptions, fn: () => T): T;
+  /** Starts a detached tel-sync when something is queued; true when one was started. */
+  spawnSync(minIntervalSeconds?: number): boolean;
+  noticeDue(): boolean;
+  noticeShown(): boolean;
+  close(): void;
+}
+
+/** Records one event for app with no set-up: true when queued. */
+export declare function emit(app: string, event: string, props?: Props, options?: { strict?: boolean }): boolean;
+export declare function enable(app: string): void;
+export declare function disable(app: string): void;
+export declare function forget(app: string): void;
+export declare function status(app: string): string;
+export declare function version(): string;
+export declare function strerror(code: number): string;
+export declare function lastError(): string;

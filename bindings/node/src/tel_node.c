@@ -1,0 +1,675 @@
+/*
+ * bindings/node/src/tel_node.c - libtel as a Node-API addon.
+ *
+ * Each function here converts JavaScript values to the C API's and back
+ * and returns libtel's code; index.js decides what to throw.  Nothing of
+ * tel's logic is here.  Conversion mistakes (a property tel cannot hold, a
+ * NUL inside a string) return TEL_ERR_INVALID with their own detail, which
+ * lastError() gives in place of libtel's.
+ *
+ * Strings passed to libtel live in a per-call arena freed when the call
+ * returns: libtel only reads them during the call.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <node_api.h>
+
+#include "tel.h"
+
+/* The detail of the last conversion mistake, "" when libtel's own detail
+ * applies.  JavaScript runs each isolate on one thread, and libtel's
+ * detail is per thread, so one per thread here too. */
+static _Thread_local char conv_error[256];
+
+static int conv_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(conv_error, sizeof conv_error, fmt, ap);
+    va_end(ap);
+    return TEL_ERR_INVALID;
+}
+
+static int closed_fail(void)
+{
+    snprintf(conv_error, sizeof conv_error, "the handle is closed");
+    return TEL_ERR_STATE;
+}
+
+/* ------------------------------------------------------------ arena */
+
+typedef struct arena {
+    void **blocks;
+    size_t n, cap;
+    int failed;
+} arena;
+
+static void *arena_alloc(arena *a, size_t size)
+{
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 16;
+        void **nb = realloc(a->blocks, ncap * sizeof *nb);
+        if (!nb)
+            return NULL;
+        a->blocks = nb;
+        a->cap = ncap;
+    }
+    void *p = malloc(size ? size : 1);
+    if (p)
+        a->blocks[a->n++] = p;
+    return p;
+}
+
+static void arena_free(arena *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->blocks[i]);
+    free(a->blocks);
+}
+
+/* A JavaScript string as UTF-8 in the arena; NULL with the reason set
+ * when it is not a string or holds a NUL. */
+static char *str_of(napi_env env, arena *a, napi_value v, const char *what, int *rc)
+{
+    size_t len;
+    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+        *rc = conv_fail("%s must be a string", what);
+        return NULL;
+    }
+    char *s = arena_alloc(a, len + 1);
+    if (!s) {
+        *rc = TEL_ERR_NOMEM;
+        return NULL;
+    }
+    napi_get_value_string_utf8(env, v, s, len + 1, &len);
+    if (strlen(s) != len) {
+        *rc = conv_fail("%s holds a NUL character", what);
+        return NULL;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------ values */
+
+static napi_value num(napi_env env, double d)
+{
+    napi_value v;
+    napi_create_double(env, d, &v);
+    return v;
+}
+
+static napi_value boolean(napi_env env, int b)
+{
+    napi_value v;
+    napi_get_boolean(env, b != 0, &v);
+    return v;
+}
+
+static napi_value string(napi_env env, const char *s)
+{
+    napi_value v;
+    napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+    return v;
+}
+
+/* Reads up to `max` arguments; missing ones are undefined. */
+static void args(napi_env env, napi_callback_info info, napi_value *argv, size_t max)
+{
+    size_t argc = max;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    for (size_t i = argc; i < max; i++)
+        argv[i] = undef;
+}
+
+static int is_type(napi_env env, napi_value v, napi_valuetype t)
+{
+    napi_valuetype got;
+    return napi_typeof(env, v, &got) == napi_ok && got == t;
+}
+
+/* One property value: null, boolean, number (an integral number within
+ * 64 bits is an integer, any other a float), bigint, string. */
+static int prop_of(napi_env env, arena *a, napi_value v, tel_prop *p)
+{
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    switch (t) {
+    case napi_null:
+        p->type = TEL_T_NIL;
+        return TEL_OK;
+    case napi_boolean: {
+        bool b;
+        napi_get_value_bool(env, v, &b);
+        p->type = TEL_T_BOOL;
+        p->v.b = b;
+        return TEL_OK;
+    }
+    case napi_number: {
+        double d;
+        napi_get_value_double(env, v, &d);
+        if (isfinite(d) && d == trunc(d) && fabs(d) < 9223372036854775808.0) {
+            p->type = TEL_T_INT;
+            p->v.i = (int64_t)d;
+        } else {
+            p->type = TEL_T_FLOAT;
+            p->v.f = d;
+        }
+        return TEL_OK;
+    }
+    case napi_bigint: {
+        bool lossless;
+        napi_get_value_bigint_int64(env, v, &p->v.i, &lossless);
+        if (!lossless)
+            return conv_fail("property '%s' is a bigint outside 64 bits", p->key);
+        p->type = TEL_T_INT;
+        return TEL_OK;
+    }
+    case napi_string: {
+        int rc = TEL_OK;
+        char what[96];
+        snprintf(what, sizeof what, "property '%s'", p->key);
+        p->type = TEL_T_STR;
+        p->v.s = str_of(env, a, v, what, &rc);
+        return rc;
+    }
+    default:
+        return conv_fail("property '%s' is not null, a boolean, a number, a bigint or a string", p->key);
+    }
+}
+
+/* The own enumerable properties of `obj` (undefined or null: none) as a
+ * tel_prop array in the arena.  Properties whose value is undefined are
+ * left out, as JSON.stringify does. */
+static int props_of(napi_env env, arena *a, napi_value obj, tel_prop **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (is_type(env, obj, napi_undefined) || is_type(env, obj, napi_null))
+        return TEL_OK;
+    bool array = false;
+    if (!is_type(env, obj, napi_object) || (napi_is_array(env, obj, &array) == napi_ok && array))
+        return conv_fail("properties must be an object");
+    napi_value keys;
+    uint32_t nkeys;
+    if (napi_get_property_names(env, obj, &keys) != napi_ok || napi_get_array_length(env, keys, &nkeys) != napi_ok)
+        return conv_fail("properties must be a plain object");
+    tel_prop *props = arena_alloc(a, (nkeys ? nkeys : 1) * sizeof *props);
+    if (!props)
+        return TEL_ERR_NOMEM;
+    size_t k = 0;
+    for (uint32_t i = 0; i < nkeys; i++) {
+        napi_value key, val;
+        int rc = TEL_OK;
+        napi_get_element(env, keys, i, &key);
+        napi_get_property(env, obj, key, &val);
+        if (is_type(env, val, napi_undefined))
+            continue;
+        if (!(props[k].key = str_of(env, a, key, "a property key", &rc)))
+            return rc;
+        if ((rc = prop_of(env, a, val, &props[k])) != TEL_OK)
+            return rc;
+        k++;
+    }
+    *out = props;
+    *n = k;
+    return TEL_OK;
+}
+
+/* ------------------------------------------------------------ handles */
+
+typedef struct handle {
+    tel *h;
+    napi_env env;
+    napi_ref log;       /* the host's log function, or NULL */
+} handle;
+
+static void handle_finalize(napi_env env, void *data, void *hint)
+{
+    handle *hd = data;
+    tel_close(hd->h);
+    if (hd->log)
+        napi_delete_reference(env, hd->log);
+    free(hd);
+}
+
+/* The handle of an external made by open(); NULL for anything else. */
+static handle *handle_of(napi_env env, napi_value v)
+{
+    void *p = NULL;
+    if (!is_type(env, v, napi_external) || napi_get_value_external(env, v, &p) != napi_ok)
+        return NULL;
+    return p;
+}
+
+/* libtel's log lines, passed to the host's function.  A function that
+ * throws is ignored: telemetry never breaks its host. */
+static void log_to_js(void *userdata, const char *line)
+{
+    handle *hd = userdata;
+    napi_value fn, global, arg, ret;
+    if (napi_get_reference_value(hd->env, hd->log, &fn) != napi_ok || !fn)
+        return;
+    napi_get_global(hd->env, &global);
+    arg = string(hd->env, line);
+    if (napi_call_function(hd->env, global, fn, 1, &arg, &ret) == napi_pending_exception) {
+        napi_value ex;
+        napi_get_and_clear_last_exception(hd->env, &ex);
+    }
+}
+
+static napi_value get(napi_env env, napi_value obj, const char *name)
+{
+    napi_value v;
+    if (napi_get_named_property(env, obj, name, &v) != napi_ok)
+        napi_get_undefined(env, &v);
+    return v;
+}
+
+static int opt_string(napi_env env, arena *a, napi_value obj, const char *name, const char **out, int *rc)
+{
+    napi_value v = get(env, obj, name);
+    *out = NULL;
+    if (is_type(env, v, napi_undefined) || is_type(env, v, napi_null))
+        return 0;
+    *out = str_of(env, a, v, name, rc);
+    return *out != NULL;
+}
+
+static uint64_t opt_u64(napi_env env, napi_value obj, const char *name)
+{
+    double d = 0;
+    napi_value v = get(env, obj, name);
+    if (is_type(env, v, napi_number))
+        napi_get_value_double(env, v, &d);
+    return d > 0 && d < 1.8e19 ? (uint64_t)d : 0;
+}
+
+static int opt_bool(napi_env env, napi_value obj, const char *name, int *out)
+{
+    napi_value v = get(env, obj, name);
+    bool b;
+    if (!is_type(env, v, napi_boolean))
+        return 0;
+    napi_get_value_bool(env, v, &b);
+    *out = b;
+    return 1;
+}
+
+/* Applies the options object of open() to o. */
+static int configure(napi_env env, arena *a, handle *hd, tel_options *o, napi_value opts)
+{
+    if (!is_type(env, opts, napi_object))
+        return TEL_OK;
+    const char *s;
+    int rc = TEL_OK, b;
+    if (opt_string(env, a, opts, "version", &s, &rc) && (rc = tel_options_set_app_version(o, s)) < 0)
+        return rc;
+    if (opt_string(env, a, opts, "endpoint", &s, &rc) && (rc = tel_options_set_endpoint(o, s)) < 0)
+        return rc;
+    if (opt_string(env, a, opts, "token", &s, &rc) && (rc = tel_options_set_token(o, s)) < 0)
+        return rc;
+    if (opt_string(env, a, opts, "projectSalt", &s, &rc) && (rc = tel_options_set_project_salt(o, s)) < 0)
+        return rc;
+    if (rc < 0)
+        return rc;
+    if (opt_bool(env, opts, "enabled", &b)) {
+        int flag = 0;
+        opt_bool(env, opts, "byFlag", &flag);
+        if ((rc = tel_options_set_enabled(o, b, flag ? TEL_SRC_FLAG : TEL_SRC_HOST)) < 0)
+            return rc;
+    }
+    napi_value log = get(env, opts, "log");
+    int logging = 0;
+    if (is_type(env, log, napi_function)) {
+        napi_create_reference(env, log, 1, &hd->log);
+        rc = tel_options_set_logging(o, 1, log_to_js, hd);
+    } else if (opt_bool(env, opts, "logging", &logging) && logging) {
+        rc = tel_options_set_logging(o, 1, NULL, NULL);
+    }
+    if (rc < 0)
+        return rc;
+    uint64_t me = opt_u64(env, opts, "maxEvents"), mb = opt_u64(env, opts, "maxBytes"),
+             ma = opt_u64(env, opts, "maxAgeSeconds");
+    if ((me || mb || ma) && (rc = tel_options_set_caps(o, me, mb, ma)) < 0)
+        return rc;
+    if (opt_bool(env, opts, "requireNotice", &b) && b && (rc = tel_options_set_require_notice(o, 1)) < 0)
+        return rc;
+    return TEL_OK;
+}
+
+/* open(app, options) -> [code, handle or null] */
+static napi_value js_open(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2], out, ext;
+    args(env, info, argv, 2);
+    conv_error[0] = '\0';
+    arena a = { 0 };
+    int rc = TEL_OK;
+    handle *hd = calloc(1, sizeof *hd);
+    const char *app = hd ? str_of(env, &a, argv[0], "app", &rc) : NULL;
+    tel_options *o = app ? tel_options_new(app) : NULL;
+    if (!hd)
+        rc = TEL_ERR_NOMEM;
+    else if (app && !o)
+        rc = TEL_ERR_INVALID;
+    if (hd)
+        hd->env = env;
+    if (o && (rc = configure(env, &a, hd, o, argv[1])) < 0)
+        tel_options_free(o);
+    else if (o)
+        rc = tel_open(&hd->h, o);
+    arena_free(&a);
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, num(env, rc));
+    if (hd && hd->h) {
+        napi_create_external(env, hd, handle_finalize, NULL, &ext);
+    } else {
+        if (hd && hd->log)
+            napi_delete_reference(env, hd->log);
+        free(hd);
+        napi_get_null(env, &ext);
+    }
+    napi_set_element(env, out, 1, ext);
+    return out;
+}
+
+/* close(handle): releases it now; the finalizer then has nothing left. */
+static napi_value js_close(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1];
+    args(env, info, argv, 1);
+    handle *hd = handle_of(env, argv[0]);
+    if (hd) {
+        tel_close(hd->h);
+        hd->h = NULL;
+    }
+    return NULL;
+}
+
+/* Runs one call on a live handle; a closed one is TEL_ERR_STATE. */
+#define WITH_HANDLE(hd, v) \
+    handle *hd = handle_of(env, (v)); \
+    conv_error[0] = '\0'; \
+    if (!hd || !hd->h) \
+        return num(env, closed_fail())
+
+/* emit(app, event, props) and emitEvent(handle, event, props) -> code */
+static napi_value emit_common(napi_env env, napi_value target, napi_value event, napi_value props, handle *hd)
+{
+    arena a = { 0 };
+    int rc = TEL_OK;
+    tel_prop *p;
+    size_t n;
+    const char *app = hd ? NULL : str_of(env, &a, target, "app", &rc);
+    const char *ev = (hd || app) ? str_of(env, &a, event, "event", &rc) : NULL;
+    if (ev && (rc = props_of(env, &a, props, &p, &n)) == TEL_OK)
+        rc = hd ? tel_emit_event(hd->h, ev, p, n) : tel_emit(app, ev, p, n);
+    arena_free(&a);
+    return num(env, rc);
+}
+
+static napi_value js_emit(napi_env env, napi_callback_info info)
+{
+    napi_value argv[3];
+    args(env, info, argv, 3);
+    conv_error[0] = '\0';
+    return emit_common(env, argv[0], argv[1], argv[2], NULL);
+}
+
+static napi_value js_emit_event(napi_env env, napi_callback_info info)
+{
+    napi_value argv[3];
+    args(env, info, argv, 3);
+    WITH_HANDLE(hd, argv[0]);
+    return emit_common(env, NULL, argv[1], argv[2], hd);
+}
+
+/* The calls that take a handle alone, told apart by the function's data:
+ * batchBegin, batchCommit, noticeShown -> code; enabled, noticeDue -> bool. */
+typedef int (*handle_call)(tel *h);
+
+static int call_enabled(tel *h) { return tel_enabled(h); }
+static int call_notice_due(tel *h) { return tel_notice_due(h); }
+
+static napi_value js_handle_call(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1];
+    size_t argc = 1;
+    void *data;
+    napi_get_cb_info(env, info, &argc, argv, NULL, &data);
+    handle_call fn = *(handle_call *)data;
+    if (fn == call_enabled || fn == call_notice_due) {
+        handle *hd = handle_of(env, argc ? argv[0] : NULL);
+        return boolean(env, hd && hd->h && fn(hd->h));
+    }
+    if (argc < 1)
+        return num(env, closed_fail());
+    WITH_HANDLE(hd, argv[0]);
+    return num(env, fn(hd->h));
+}
+
+/* metric(handle, name, value, labels) -> code */
+static napi_value js_metric(napi_env env, napi_callback_info info)
+{
+    napi_value argv[4];
+    args(env, info, argv, 4);
+    WITH_HANDLE(hd, argv[0]);
+    arena a = { 0 };
+    int rc = TEL_OK;
+    tel_prop *labels;
+    size_t n;
+    double value = 0;
+    const char *name = str_of(env, &a, argv[1], "metric name", &rc);
+    if (name && napi_get_value_double(env, argv[2], &value) != napi_ok)
+        rc = conv_fail("metric '%s' value must be a number", name);
+    /* Labels are read as string properties, then laid out as pairs. */
+    if (name && rc == TEL_OK && (rc = props_of(env, &a, argv[3], &labels, &n)) == TEL_OK) {
+        const char **pairs = arena_alloc(&a, (2 * n + 1) * sizeof *pairs);
+        for (size_t i = 0; pairs && i < n && rc == TEL_OK; i++) {
+            if (labels[i].type != TEL_T_STR)
+                rc = conv_fail("metric '%s' label '%s' must be a string", name, labels[i].key);
+            pairs[2 * i] = labels[i].key;
+            pairs[2 * i + 1] = labels[i].v.s;
+        }
+        if (!pairs)
+            rc = TEL_ERR_NOMEM;
+        else if (rc == TEL_OK)
+            rc = tel_emit_metric(hd->h, name, value, pairs, n);
+    }
+    arena_free(&a);
+    return num(env, rc);
+}
+
+/* prometheus(handle, text) -> code */
+static napi_value js_prometheus(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2];
+    args(env, info, argv, 2);
+    WITH_HANDLE(hd, argv[0]);
+    arena a = { 0 };
+    int rc = TEL_OK;
+    size_t len;
+    char *text = NULL;
+    if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok)
+        rc = conv_fail("the exposition must be a string");
+    else if (!(text = arena_alloc(&a, len + 1)))
+        rc = TEL_ERR_NOMEM;
+    if (text) {
+        napi_get_value_string_utf8(env, argv[1], text, len + 1, &len);
+        rc = tel_emit_prometheus(hd->h, text, len);
+    }
+    arena_free(&a);
+    return num(env, rc);
+}
+
+/* commandStarted(handle, command, options[], envOptions[]) -> code */
+static napi_value js_command_started(napi_env env, napi_callback_info info)
+{
+    napi_value argv[4];
+    args(env, info, argv, 4);
+    WITH_HANDLE(hd, argv[0]);
+    arena a = { 0 };
+    int rc = TEL_OK;
+    uint32_t n1 = 0, n2 = 0;
+    const char *cmd = str_of(env, &a, argv[1], "command", &rc);
+    int ok1 = napi_get_array_length(env, argv[2], &n1) == napi_ok;
+    int ok2 = napi_get_array_length(env, argv[3], &n2) == napi_ok;
+    tel_option_use *uses = arena_alloc(&a, (n1 + n2 + 1) * sizeof *uses);
+    if (cmd && (!ok1 || !ok2))
+        rc = conv_fail("options must be arrays of names");
+    else if (!uses)
+        rc = TEL_ERR_NOMEM;
+    for (uint32_t i = 0; cmd && uses && rc == TEL_OK && i < n1 + n2; i++) {
+        napi_value v;
+        napi_get_element(env, i < n1 ? argv[2] : argv[3], i < n1 ? i : i - n1, &v);
+        uses[i].from_env = i >= n1;
+        if (!(uses[i].name = str_of(env, &a, v, "an option name", &rc)))
+            break;
+    }
+    if (cmd && rc == TEL_OK)
+        rc = tel_command_started(hd->h, cmd, uses, n1 + n2);
+    arena_free(&a);
+    return num(env, rc);
+}
+
+/* commandExited(handle, exitCode, errorClass?, errorMessage?) -> code */
+static napi_value js_command_exited(napi_env env, napi_callback_info info)
+{
+    napi_value argv[4];
+    args(env, info, argv, 4);
+    WITH_HANDLE(hd, argv[0]);
+    arena a = { 0 };
+    int rc = TEL_OK, code = 0;
+    const char *cls = NULL, *msg = NULL;
+    napi_get_value_int32(env, argv[1], &code);
+    if (is_type(env, argv[2], napi_string))
+        cls = str_of(env, &a, argv[2], "error class", &rc);
+    if (is_type(env, argv[3], napi_string))
+        msg = str_of(env, &a, argv[3], "error message", &rc);
+    if (rc == TEL_OK)
+        rc = tel_command_exited(hd->h, code, cls, msg);
+    arena_free(&a);
+    return num(env, rc);
+}
+
+static napi_value js_spawn_sync(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2];
+    args(env, info, argv, 2);
+    WITH_HANDLE(hd, argv[0]);
+    uint32_t secs = 0;
+    napi_get_value_uint32(env, argv[1], &secs);
+    return num(env, tel_spawn_sync(hd->h, secs));
+}
+
+/* ------------------------------------------------------- user controls */
+
+/* setEnabled(app, bool), forget(app) -> code; status(app) -> [code, line] */
+static napi_value js_set_enabled(napi_env env, napi_callback_info info)
+{
+    napi_value argv[2];
+    args(env, info, argv, 2);
+    conv_error[0] = '\0';
+    arena a = { 0 };
+    int rc = TEL_OK;
+    const char *app = str_of(env, &a, argv[0], "app", &rc);
+    bool b = false;
+    napi_get_value_bool(env, argv[1], &b);
+    if (app)
+        rc = tel_set_enabled(app, b);
+    arena_free(&a);
+    return num(env, rc);
+}
+
+static napi_value js_forget(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1];
+    args(env, info, argv, 1);
+    conv_error[0] = '\0';
+    arena a = { 0 };
+    int rc = TEL_OK;
+    const char *app = str_of(env, &a, argv[0], "app", &rc);
+    if (app)
+        rc = tel_forget(app);
+    arena_free(&a);
+    return num(env, rc);
+}
+
+static napi_value js_status(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1], out;
+    args(env, info, argv, 1);
+    conv_error[0] = '\0';
+    arena a = { 0 };
+    int rc = TEL_OK;
+    char line[512] = "";
+    const char *app = str_of(env, &a, argv[0], "app", &rc);
+    if (app)
+        rc = tel_status_line(app, line, sizeof line);
+    arena_free(&a);
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, num(env, rc));
+    napi_set_element(env, out, 1, string(env, line));
+    return out;
+}
+
+static napi_value js_version(napi_env env, napi_callback_info info)
+{
+    return string(env, tel_version());
+}
+
+static napi_value js_strerror(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1];
+    args(env, info, argv, 1);
+    int32_t code = 0;
+    napi_get_value_int32(env, argv[0], &code);
+    return string(env, tel_strerror(code));
+}
+
+/* The detail of the last failure on this thread: a conversion mistake of
+ * this addon, else libtel's. */
+static napi_value js_last_error(napi_env env, napi_callback_info info)
+{
+    return string(env, conv_error[0] ? conv_error : tel_last_error());
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+    static const struct {
+        const char *name;
+        napi_callback fn;
+    } fns[] = {
+        { "emit", js_emit }, { "open", js_open }, { "close", js_close },
+        { "emitEvent", js_emit_event }, { "metric", js_metric }, { "prometheus", js_prometheus },
+        { "commandStarted", js_command_started }, { "commandExited", js_command_exited },
+        { "spawnSync", js_spawn_sync },
+        { "setEnabled", js_set_enabled }, { "forget", js_forget }, { "status", js_status },
+        { "version", js_version }, { "strerror", js_strerror }, { "lastError", js_last_error },
+    };
+    static const struct {
+        const char *name;
+        handle_call fn;
+    } calls[] = {
+        { "batchBegin", tel_batch_begin }, { "batchCommit", tel_batch_commit },
+        { "noticeShown", tel_notice_shown }, { "enabled", call_enabled }, { "noticeDue", call_notice_due },
+    };
+    napi_value f;
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
+        napi_set_named_property(env, exports, fns[i].name, f);
+    }
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        napi_create_function(env, calls[i].name, NAPI_AUTO_LENGTH, js_handle_call, (void *)&calls[i].fn, &f);
+        napi_set_named_property(env, exports, calls[i].name, f);
+    }
+    return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

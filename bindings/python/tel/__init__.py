@@ -1,0 +1,406 @@
+"""tel: anonymous, opt-out usage telemetry for command-line programs.
+
+A thin binding over libtel: the queue, the user's opt-outs, the limits and
+the format all live in the C library, so a Python program gets the same
+guarantees as a C one.
+
+    import tel
+    tel.emit("mycli", "deploy", {"services": 3, "strategy": "rolling"})
+
+A program recording several events opens a handle:
+
+    with tel.Telemetry("mycli", version="1.4.2") as t:
+        if t.notice_due():
+            print("mycli collects anonymous usage data ...", file=sys.stderr)
+            t.notice_shown()
+        with t.command("deploy", options=["force"]):
+            ...
+        t.spawn_sync()
+
+Errors are TelError, carrying tel's code and its one-line detail.  An emit
+that failed for a reason of the environment (no HOME, a read-only or full
+disk, a damaged queue) never raises unless strict=True was asked for: it
+returns False.  A mistake of the caller (a bad event name, a property tel
+cannot hold, an event over a limit) always raises.
+"""
+import contextlib
+import ctypes
+import enum
+import math
+import threading
+from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
+
+from . import _lib
+
+__all__ = [
+    "OK", "DISABLED", "ERR_INVALID", "ERR_LIMIT", "ERR_NOSTATE", "ERR_IO", "ERR_NOMEM",
+    "ERR_CORRUPT", "ERR_BUSY", "ERR_CONFIG", "ERR_STATE", "ERR_NOTFOUND",
+    "Source", "TelError", "Telemetry", "Command", "emit", "enable", "disable", "forget",
+    "status", "version", "strerror", "last_error",
+]
+
+# tel_error, as in tel.h.
+OK = 0
+DISABLED = 1
+ERR_INVALID = -1
+ERR_LIMIT = -2
+ERR_NOSTATE = -3
+ERR_IO = -4
+ERR_NOMEM = -5
+ERR_CORRUPT = -6
+ERR_BUSY = -7
+ERR_CONFIG = -8
+ERR_STATE = -9
+ERR_NOTFOUND = -10
+
+# Failures that come from the machine or the user's files, not from the
+# caller: an emit returns False on these unless strict=True.
+_ENVIRONMENT = frozenset({ERR_NOSTATE, ERR_IO, ERR_NOMEM, ERR_CORRUPT, ERR_BUSY, ERR_CONFIG, ERR_NOTFOUND})
+
+# tel_type, as in tel.h.
+_T_NIL, _T_BOOL, _T_INT, _T_FLOAT, _T_STR = 0, 1, 2, 3, 4
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+PropValue = Union[None, bool, int, float, str]
+Props = Mapping[str, PropValue]
+
+
+class Source(enum.IntEnum):
+    """Where the host's 'enabled' setting comes from (tel_source)."""
+
+    HOST = 1  # the program's own default
+    FLAG = 4  # an explicit command-line flag such as --no-telemetry
+
+
+class TelError(Exception):
+    """A tel failure: .code is the tel_error value, .detail tel's one-line reason."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        self.code = code
+        self.detail = detail
+        msg = strerror(code)
+        super().__init__("%s: %s" % (msg, detail) if detail else msg)
+
+    @property
+    def environmental(self) -> bool:
+        """True when the machine or the user's files caused it, not the caller."""
+        return self.code in _ENVIRONMENT
+
+
+def strerror(code: int) -> str:
+    """tel's one-line description of a code."""
+    try:
+        return _lib.lib().tel_strerror(code).decode()
+    except OSError:
+        return "tel error %d" % code
+
+
+def last_error() -> str:
+    """The detail of the last failure of a tel call on this thread, or ''."""
+    return _lib.lib().tel_last_error().decode("utf-8", "replace")
+
+
+def version() -> str:
+    """libtel's version string."""
+    return _lib.lib().tel_version().decode()
+
+
+def _error(code: int) -> TelError:
+    return TelError(code, last_error())
+
+
+def _no_library(e: OSError) -> TelError:
+    return TelError(ERR_NOTFOUND, str(e))
+
+
+def _text(what: str, s: str) -> bytes:
+    """UTF-8 bytes of s for C; a NUL or a lone surrogate is the caller's mistake."""
+    if not isinstance(s, str):
+        raise TelError(ERR_INVALID, "%s must be a str, not %s" % (what, type(s).__name__))
+    try:
+        b = s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TelError(ERR_INVALID, "%s is not valid UTF-8 text" % what) from None
+    if b"\0" in b:
+        raise TelError(ERR_INVALID, "%s holds a NUL character" % what)
+    return b
+
+
+class _Props:
+    """A tel_prop array for one call, holding the bytes its pointers refer to."""
+
+    __slots__ = ("array", "count", "_keep")
+
+    def __init__(self, props: Optional[Props]) -> None:
+        items = list(props.items()) if props else []
+        self.count = len(items)
+        self.array = (_lib.Prop * max(self.count, 1))()
+        self._keep = []
+        for n, (key, value) in enumerate(items):
+            p = self.array[n]
+            p.key = self._hold(_text("property key", key))
+            self._set(p, key, value)
+
+    def _hold(self, b: bytes) -> bytes:
+        self._keep.append(b)
+        return b
+
+    def _set(self, p: Any, key: str, value: Any) -> None:
+        if value is None:
+            p.type = _T_NIL
+        elif isinstance(value, bool):
+            p.type, p.v.b = _T_BOOL, int(value)
+        elif isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise TelError(ERR_INVALID, "property '%s' is an integer outside 64 bits" % key)
+            p.type, p.v.i = _T_INT, value
+        elif isinstance(value, float):
+            p.type, p.v.f = _T_FLOAT, value
+        elif isinstance(value, str):
+            p.type, p.v.s = _T_STR, self._hold(_text("property '%s'" % key, value))
+        else:
+            raise TelError(ERR_INVALID, "property '%s' is a %s; tel records None, bool, int, float and str"
+                           % (key, type(value).__name__))
+
+
+def _outcome(rc: int, strict: bool) -> bool:
+    """True when recorded; False when off or failed for the environment; raises otherwise."""
+    if rc >= 0:
+        return rc == OK
+    err = _error(rc)
+    if strict or not err.environmental:
+        raise err
+    return False
+
+
+# One-call emits open and close the app's queue each time; LMDB must not
+# have one queue open twice in a process at once, so they take turns.
+_emit_lock = threading.Lock()
+
+
+def emit(app: str, event: str, props: Optional[Props] = None, *, strict: bool = False) -> bool:
+    """Records one event for app: True when queued, False when telemetry is off
+    or the environment kept it from being queued (TelError instead with strict=True).
+    A program recording several events should open a Telemetry handle."""
+    a, e, p = _text("app", app), _text("event", event), _Props(props)
+    try:
+        lib = _lib.lib()
+    except OSError as ex:
+        if strict:
+            raise _no_library(ex) from None
+        return False
+    with _emit_lock:
+        return _outcome(lib.tel_emit(a, e, p.array, p.count), strict)
+
+
+def _check(rc: int) -> int:
+    if rc < 0:
+        raise _error(rc)
+    return rc
+
+
+def enable(app: str) -> None:
+    """Records the user's choice to turn telemetry on (telemetry.conf)."""
+    _check(_lib.lib().tel_set_enabled(_text("app", app), 1))
+
+
+def disable(app: str) -> None:
+    """Records the user's opt-out (telemetry.conf) and purges the queue."""
+    _check(_lib.lib().tel_set_enabled(_text("app", app), 0))
+
+
+def forget(app: str) -> None:
+    """Deletes the anonymous id and purges the queue; the next event gets a new id."""
+    _check(_lib.lib().tel_forget(_text("app", app)))
+
+
+def status(app: str) -> str:
+    """One line for a program's `telemetry status`: on/off, what decided it, queue depth."""
+    buf = ctypes.create_string_buffer(512)
+    _check(_lib.lib().tel_status_line(_text("app", app), buf, len(buf)))
+    return buf.value.decode("utf-8", "replace")
+
+
+class Command(contextlib.ContextDecorator):
+    """Records command.started on entry and command.exited on exit; see Telemetry.command."""
+
+    def __init__(self, tel: "Telemetry", name: str, options: Iterable[str], env_options: Iterable[str]) -> None:
+        self._tel, self._name = tel, name
+        self._options, self._env_options = list(options), list(env_options)
+        self.exit_code = 0
+
+    def __enter__(self) -> "Command":
+        self._tel.command_started(self._name, self._options, self._env_options)
+        return self
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> None:
+        code, cls, msg = self.exit_code, None, None
+        if isinstance(exc, SystemExit):
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        elif exc is not None:
+            code, cls, msg = (self.exit_code or 1), typ.__name__, str(exc)
+        self._tel.command_exited(code, cls, msg)
+
+
+class Telemetry:
+    """A handle on one app's queue (tel_open/tel_close); a context manager.
+
+    Safe to share between threads: calls on one handle take turns.  Keep one
+    handle per app per process.  With strict=False (the default) a handle
+    that could not be opened for a reason of the environment records nothing
+    and every emit returns False; with strict=True the constructor raises.
+    """
+
+    def __init__(self, app: str, *, version: Optional[str] = None, endpoint: Optional[str] = None,
+                 token: Optional[str] = None, enabled: Optional[bool] = None, source: Source = Source.HOST,
+                 logging: Optional[bool] = None, log: Any = None,
+                 caps: Optional[Tuple[int, int, int]] = None, project_salt: Optional[str] = None,
+                 require_notice: bool = False, strict: bool = False) -> None:
+        self.app = app
+        self.strict = strict
+        self._lock = threading.RLock()
+        self._h: Optional[int] = None
+        self._log_cb: Any = None
+        try:
+            lib = _lib.lib()
+        except OSError as ex:
+            if strict:
+                raise _no_library(ex) from None
+            return
+        self._lib = lib
+        o = lib.tel_options_new(_text("app", app))
+        if not o:
+            raise _error(ERR_INVALID)
+        try:
+            self._configure(o, version, endpoint, token, enabled, source, logging, log, caps,
+                            project_salt, require_notice)
+        except BaseException:
+            lib.tel_options_free(o)
+            raise
+        h = ctypes.c_void_p()
+        rc = lib.tel_open(ctypes.byref(h), o)
+        self._h = h.value
+        self.open_status = rc
+        if rc < 0 and (strict or not _error(rc).environmental):
+            self.close()
+            raise _error(rc)
+
+    def _configure(self, o: int, version: Optional[str], endpoint: Optional[str], token: Optional[str],
+                   enabled: Optional[bool], source: Source, logging: Optional[bool], log: Any,
+                   caps: Optional[Tuple[int, int, int]], salt: Optional[str], require_notice: bool) -> None:
+        lib = self._lib
+        if version is not None:
+            _check(lib.tel_options_set_app_version(o, _text("version", version)))
+        if endpoint is not None:
+            _check(lib.tel_options_set_endpoint(o, _text("endpoint", endpoint)))
+        if token is not None:
+            _check(lib.tel_options_set_token(o, _text("token", token)))
+        if enabled is not None:
+            _check(lib.tel_options_set_enabled(o, int(enabled), int(source)))
+        if logging is not None or log is not None:
+            if log is not None:
+                # The line is valid only during the callback: decoded at once.
+                self._log_cb = _lib.LOG_FN(lambda ud, line: log(line.decode("utf-8", "replace")))
+            _check(lib.tel_options_set_logging(o, int(logging is not False), self._log_cb or _lib.LOG_FN(), None))
+        if caps is not None:
+            _check(lib.tel_options_set_caps(o, *caps))
+        if salt is not None:
+            _check(lib.tel_options_set_project_salt(o, _text("project salt", salt)))
+        if require_notice:
+            _check(lib.tel_options_set_require_notice(o, 1))
+
+    def __enter__(self) -> "Telemetry":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Commits an open batch and releases the handle; later calls record nothing."""
+        with self._lock:
+            if self._h is not None:
+                self._lib.tel_close(self._h)
+                self._h = None
+
+    def _call(self, fn: str, *args: Any) -> bool:
+        with self._lock:
+            if self._h is None:
+                if self.strict:
+                    raise TelError(ERR_STATE, "the handle is closed or was never opened")
+                return False
+            return _outcome(getattr(self._lib, fn)(self._h, *args), self.strict)
+
+    @property
+    def enabled(self) -> bool:
+        """True when this handle records events."""
+        with self._lock:
+            return self._h is not None and bool(self._lib.tel_enabled(self._h))
+
+    def emit(self, event: str, props: Optional[Props] = None) -> bool:
+        """Records one event: True when queued (durably, outside a batch)."""
+        e, p = _text("event", event), _Props(props)
+        return self._call("tel_emit_event", e, p.array, p.count)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator["Telemetry"]:
+        """Buffers the emits of the block and writes them in one transaction at its end.
+        The handle stays locked to this thread for the block."""
+        with self._lock:
+            self._call("tel_batch_begin")
+            try:
+                yield self
+            finally:
+                self._call("tel_batch_commit")
+
+    def metric(self, name: str, value: float, labels: Optional[Mapping[str, str]] = None) -> bool:
+        """Records one metric sample with its labels."""
+        keep = []
+        for k, v in (labels or {}).items():
+            keep += [_text("label name", k), _text("label '%s'" % k, v)]
+        arr = (ctypes.c_char_p * max(len(keep), 1))(*keep)
+        return self._call("tel_emit_metric", _text("metric name", name), float(value), arr, len(keep) // 2)
+
+    def prometheus(self, text: Union[str, bytes]) -> bool:
+        """Records every sample of a Prometheus text exposition, all or none."""
+        b = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        return self._call("tel_emit_prometheus", b, len(b))
+
+    def command_started(self, command: str, options: Iterable[str] = (), env_options: Iterable[str] = ()) -> bool:
+        """Records command.started with the names (never the values) of the options used:
+        `options` given on the command line, `env_options` through the environment."""
+        uses = [(_text("option name", n), 0) for n in options] + [(_text("option name", n), 1) for n in env_options]
+        arr = (_lib.OptionUse * max(len(uses), 1))(*uses)
+        return self._call("tel_command_started", _text("command", command), arr, len(uses))
+
+    def command_exited(self, exit_code: int, error_class: Optional[str] = None,
+                       error_message: Optional[str] = None) -> bool:
+        """Records command.exited with the exit code and the duration since command_started."""
+        cls = _text("error class", error_class) if error_class is not None else None
+        msg = _text("error message", error_message) if error_message is not None else None
+        return self._call("tel_command_exited", int(exit_code), cls, msg)
+
+    def command(self, name: str, options: Iterable[str] = (), env_options: Iterable[str] = ()) -> Command:
+        """A context manager (or decorator) around one command: command.started on entry,
+        command.exited on exit with code 0, SystemExit's code, or 1 and the exception's
+        class and message (recorded only under debug telemetry) on an exception.
+        Set .exit_code on the returned object for a non-zero exit without an exception."""
+        return Command(self, name, options, env_options)
+
+    def spawn_sync(self, min_interval: int = 0) -> bool:
+        """Starts a detached tel-sync when something is queued; True when one was started."""
+        return self._call("tel_spawn_sync", int(min_interval))
+
+    def notice_due(self) -> bool:
+        """True when the first-run notice should be printed (then call notice_shown)."""
+        with self._lock:
+            return self._h is not None and bool(self._lib.tel_notice_due(self._h))
+
+    def notice_shown(self) -> bool:
+        """Records that the first-run notice was shown."""
+        return self._call("tel_notice_shown")

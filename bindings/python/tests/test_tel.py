@@ -1,0 +1,302 @@
+"""The Python binding against a real libtel, each test in a private HOME.
+
+    python3 -m unittest discover -s bindings/python/tests
+    python3 bindings/python/tests/test_tel.py     # ok/FAIL lines, as make check reads them
+
+libtel is found as the package finds it (TEL_LIBRARY, else the tree's
+build/); `tel show` reads back what was queued (TEL_BIN, else PATH, else
+the tree's build/bin/tel).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import tel  # noqa: E402
+
+TOP = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
+TEL_BIN = os.environ.get("TEL_BIN") or shutil.which("tel") or os.path.join(TOP, "build", "bin", "tel")
+APP = "pyapp"
+
+
+def rss_anon_kib() -> int:
+    """Resident anonymous memory: the heaps, not the queue's file-backed map."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise RuntimeError("no RssAnon in /proc/self/status")
+
+
+class Base(unittest.TestCase):
+    def setUp(self) -> None:
+        self.home = tempfile.mkdtemp(prefix="tel-py.")
+        self.saved = dict(os.environ)
+        for k in list(os.environ):
+            if k == "DO_NOT_TRACK" or k == "CI" or "_TELEMETRY_" in k:
+                del os.environ[k]
+        os.environ["HOME"] = self.home
+        os.environ.pop("XDG_STATE_HOME", None)
+        os.environ.pop("XDG_CONFIG_HOME", None)
+
+    def tearDown(self) -> None:
+        os.environ.clear()
+        os.environ.update(self.saved)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def queued(self, app: str = APP) -> list:
+        out = subprocess.run([TEL_BIN, "show", "--app", app], capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def state(self, app: str = APP) -> str:
+        return os.path.join(self.home, ".local", "state", app)
+
+
+class OneCall(Base):
+    def test_typed(self) -> None:
+        """tel.emit records int, float, bool, None and UTF-8 str properties with their types"""
+        self.assertTrue(tel.emit(APP, "deploy", {"services": 3, "ratio": 2.5, "dry": False, "none": None,
+                                                 "who": "équipe", "big": -(1 << 63)}))
+        (ev,) = self.queued()
+        self.assertEqual(ev["name"], "deploy")
+        self.assertEqual(ev["props"], {"services": 3, "ratio": 2.5, "dry": False, "none": None,
+                                       "who": "équipe", "big": -(1 << 63)})
+        self.assertIs(type(ev["props"]["services"]), int)
+        self.assertIs(type(ev["props"]["ratio"]), float)
+
+    def test_do_not_track(self) -> None:
+        """DO_NOT_TRACK=1 makes tel.emit record nothing and create no cookie"""
+        os.environ["DO_NOT_TRACK"] = "1"
+        self.assertFalse(tel.emit(APP, "deploy", {"n": 1}))
+        self.assertFalse(os.path.exists(os.path.join(self.state(), "telemetry-cookie")))
+        self.assertEqual(self.queued(), [])
+
+    def test_app_env_optout(self) -> None:
+        """<APP>_TELEMETRY_ENABLED=false purges what was queued and records nothing"""
+        tel.emit(APP, "before")
+        os.environ["PYAPP_TELEMETRY_ENABLED"] = "false"
+        self.assertFalse(tel.emit(APP, "after"))
+        del os.environ["PYAPP_TELEMETRY_ENABLED"]
+        self.assertEqual(self.queued(), [])
+
+    def test_caller_errors_raise(self) -> None:
+        """a bad event name, an unsupported type or an oversized event raises TelError with code and detail"""
+        with self.assertRaises(tel.TelError) as cm:
+            tel.emit(APP, "bad name")
+        self.assertEqual(cm.exception.code, tel.ERR_INVALID)
+        self.assertIn("space", cm.exception.detail)
+        with self.assertRaises(tel.TelError) as cm:
+            tel.emit(APP, "e", {"s": {1, 2}})
+        self.assertEqual(cm.exception.code, tel.ERR_INVALID)
+        self.assertIn("'s'", cm.exception.detail)
+        with self.assertRaises(tel.TelError):
+            tel.emit(APP, "e", {"n": 1 << 64})
+        with self.assertRaises(tel.TelError):
+            tel.emit(APP, "e", {"s": "a\0b"})
+        with self.assertRaises(tel.TelError) as cm:
+            tel.emit(APP, "e", {"k%d" % i: i for i in range(33)})
+        self.assertEqual(cm.exception.code, tel.ERR_LIMIT)
+        with self.assertRaises(tel.TelError):
+            tel.emit("Bad/App", "e")
+        self.assertEqual(self.queued(), [])
+
+    def test_environment_failure_is_quiet(self) -> None:
+        """an unusable HOME makes emit return False, and raise an environmental TelError only when strict"""
+        f = os.path.join(self.home, "file")
+        open(f, "w").close()
+        os.environ["HOME"] = f
+        self.assertFalse(tel.emit(APP, "deploy"))
+        with self.assertRaises(tel.TelError) as cm:
+            tel.emit(APP, "deploy", strict=True)
+        self.assertEqual(cm.exception.code, tel.ERR_NOSTATE)
+        self.assertTrue(cm.exception.environmental)
+        t = tel.Telemetry(APP)
+        self.assertFalse(t.emit("deploy"))
+        t.close()
+        with self.assertRaises(tel.TelError):
+            tel.Telemetry(APP, strict=True)
+
+
+class Handle(Base):
+    def test_handle_lifecycle(self) -> None:
+        """a handle records command.started/exited with option names, a batch and its version"""
+        with tel.Telemetry(APP, version="1.4.2") as t:
+            self.assertTrue(t.enabled)
+            with t.command("deploy", options=["force", "output"], env_options=["token"]):
+                with t.batch():
+                    for i in range(3):
+                        self.assertTrue(t.emit("step", {"i": i}))
+                    self.assertEqual(self.queued(), [e for e in self.queued() if e["name"] != "step"])
+        evs = self.queued()
+        self.assertEqual([e["name"] for e in evs],
+                         ["command.started", "step", "step", "step", "command.exited"])
+        self.assertEqual(evs[0]["props"], {"command": "deploy", "options": "force,output", "env_options": "token"})
+        self.assertEqual(evs[-1]["props"]["exit_code"], 0)
+        self.assertIs(evs[-1]["props"]["success"], True)
+        self.assertEqual(evs[0]["context"]["app_version"], "1.4.2")
+        self.assertEqual(len({e["exec"] for e in evs}), 1)
+
+    def test_command_exception(self) -> None:
+        """an exception leaving a command records exit code 1 and is not swallowed"""
+        t = tel.Telemetry(APP)
+        with self.assertRaises(KeyError):
+            with t.command("build"):
+                raise KeyError("x")
+        with self.assertRaises(SystemExit):
+            with t.command("quit"):
+                sys.exit(3)
+        t.close()
+        ex = [e["props"] for e in self.queued() if e["name"] == "command.exited"]
+        self.assertEqual([(p["command"], p["exit_code"], p["success"]) for p in ex],
+                         [("build", 1, False), ("quit", 3, False)])
+        self.assertNotIn("error", ex[0])  # messages stay home unless debug telemetry is on
+
+    def test_flag_off(self) -> None:
+        """a host --no-telemetry flag (enabled=False, source FLAG) records nothing"""
+        with tel.Telemetry(APP, enabled=False, source=tel.Source.FLAG) as t:
+            self.assertFalse(t.enabled)
+            self.assertFalse(t.emit("deploy"))
+            self.assertEqual(t.open_status, tel.DISABLED)
+        self.assertEqual(self.queued(), [])
+
+    def test_metrics(self) -> None:
+        """metric() and prometheus() record metric events; malformed text raises naming the line"""
+        with tel.Telemetry(APP) as t:
+            self.assertTrue(t.metric("jobs_total", 7.5, {"queue": "default"}))
+            self.assertTrue(t.prometheus("# TYPE up gauge\nup 1\n"))
+            with self.assertRaises(tel.TelError) as cm:
+                t.prometheus("ok 1\nbad{ 2\n")
+            self.assertEqual(cm.exception.code, tel.ERR_INVALID)
+            self.assertIn("line 2", cm.exception.detail)
+            with self.assertRaises(tel.TelError):
+                t.metric("x", float("nan"))
+        props = [e["props"] for e in self.queued()]
+        self.assertEqual(props, [{"name": "jobs_total", "value": 7.5, "label.queue": "default"},
+                                 {"name": "up", "value": 1, "kind": "gauge"}])
+
+    def test_notice(self) -> None:
+        """the notice is due once, until notice_shown(); with require_notice nothing is recorded before it"""
+        with tel.Telemetry(APP, require_notice=True) as t:
+            self.assertTrue(t.notice_due())
+            self.assertFalse(t.emit("early"))
+            self.assertTrue(t.notice_shown())
+            self.assertFalse(t.notice_due())
+            self.assertTrue(t.emit("later"))
+        self.assertEqual([e["name"] for e in self.queued()], ["later"])
+
+    def test_user_controls(self) -> None:
+        """status, disable, enable and forget act on the user's state"""
+        tel.emit(APP, "one")
+        self.assertIn("1 event queued", tel.status(APP))
+        cookie = os.path.join(self.state(), "telemetry-cookie")
+        first = open(cookie).read()
+        tel.forget(APP)
+        self.assertFalse(os.path.exists(cookie))
+        tel.disable(APP)
+        self.assertFalse(tel.emit(APP, "two"))
+        self.assertIn("off", tel.status(APP))
+        tel.enable(APP)
+        self.assertTrue(tel.emit(APP, "three"))
+        self.assertNotEqual(open(cookie).read(), first)
+        self.assertEqual([e["name"] for e in self.queued()], ["three"])
+        with self.assertRaises(tel.TelError):
+            tel.status("../x")
+
+    def test_logging_callback(self) -> None:
+        """a log callback receives each recorded event as one line"""
+        lines = []
+        with tel.Telemetry(APP, log=lines.append) as t:
+            t.emit("seen", {"k": "v"})
+        self.assertEqual(len(lines), 1)
+        self.assertIn('"name":"seen"', lines[0])
+
+    def test_spawn_sync(self) -> None:
+        """spawn_sync starts a tel-sync when something is queued, not again within the interval"""
+        os.environ["PYAPP_TELEMETRY_ENDPOINT"] = "http://127.0.0.1:9/v1/batch"
+        with tel.Telemetry(APP) as t:
+            self.assertFalse(t.spawn_sync())
+            t.emit("one")
+            self.assertTrue(t.spawn_sync())
+            self.assertFalse(t.spawn_sync())
+
+    def test_threads(self) -> None:
+        """one handle shared by 8 threads records every event once"""
+        t = tel.Telemetry(APP)
+
+        def work(n: int) -> None:
+            for i in range(40):
+                t.emit("th", {"t": n, "i": i})
+                if i % 10 == 0:
+                    with t.batch():
+                        t.emit("th.b", {"t": n, "i": i})
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        t.close()
+        evs = self.queued()
+        self.assertEqual(len(evs), 8 * 44)
+        self.assertEqual(len({(e["name"], e["props"]["t"], e["props"]["i"]) for e in evs}), 8 * 44)
+
+    def test_flat_memory(self) -> None:
+        """100,000 emits on one handle (in batches, the queue at its cap) keep the process's resident heap flat"""
+        t = tel.Telemetry(APP)
+        props = {"command": "deploy", "n": 1, "ratio": 0.5, "ok": True}
+
+        def emit(n: int) -> None:
+            for _ in range(n // 1000):
+                with t.batch():
+                    for _ in range(1000):
+                        t.emit("mem", props)
+        emit(10000)
+        before = rss_anon_kib()
+        emit(90000)
+        after = rss_anon_kib()
+        t.close()
+        self.assertEqual(len(self.queued()), 10000)  # the default cap held
+        self.assertLess(after - before, 512, "resident heap grew %d KiB from 10,000 to 100,000 events"
+                        % (after - before))
+
+
+@unittest.skipUnless(os.environ.get("TEL_E2E_HOME"), "only when TEL_E2E_HOME is set")
+class ForTheCollector(Base):
+    def test_e2e(self) -> None:
+        """events for the collector, in TEL_E2E_HOME"""
+        os.environ["HOME"] = os.environ["TEL_E2E_HOME"]
+        self.assertTrue(tel.emit("e2e-python", "e2e.typed", {"count": 3, "ratio": 2.5, "ok": True, "none": None,
+                                                         "who": "équipe"}))
+        os.environ["DO_NOT_TRACK"] = "1"
+        self.assertFalse(tel.emit("e2e-python-dnt", "e2e.optedout"))
+
+
+class SentenceResult(unittest.TextTestResult):
+    """ok/FAIL lines named by each test's docstring, as tests/run.sh counts them."""
+
+    def _name(self, test: unittest.TestCase) -> str:
+        return "python: " + (test.shortDescription() or test.id())
+
+    def addSuccess(self, test: unittest.TestCase) -> None:
+        print("ok " + self._name(test), flush=True)
+
+    def addSkip(self, test: unittest.TestCase, reason: str) -> None:
+        pass
+
+    def addFailure(self, test: unittest.TestCase, err: tuple) -> None:
+        super().addFailure(test, err)
+        print("FAIL %s: %s" % (self._name(test), str(err[1]).replace("\n", " ")[:300]), flush=True)
+
+    def addError(self, test: unittest.TestCase, err: tuple) -> None:
+        super().addError(test, err)
+        print("FAIL %s: %s: %s" % (self._name(test), err[0].__name__, str(err[1])[:300]), flush=True)
+
+
+if __name__ == "__main__":
+    runner = unittest.TextTestRunner(resultclass=SentenceResult, stream=open(os.devnull, "w"))
+    unittest.main(testRunner=runner)
