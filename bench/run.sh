@@ -161,6 +161,10 @@ while kill -0 $CPID 2>/dev/null && [ $nsync -lt 500 ]; do
 done
 wait $CPID || { say "bench: the producer failed"; exit 1; }
 
+# ---------------------------------------------- 6: the language bindings
+say "bench: one event from Python, Go and Node, in process and through tel emit..."
+"$ROOT/bench/bindings.sh" "$B" "$T/bindings.txt"
+
 # ------------------------------------------------------------------ table
 say ""
 awk -v runs="$RUNS" -v disk="$DISK" -v nsync="$nsync" '
@@ -181,6 +185,7 @@ FILENAME ~ /layouts.txt$/ { lay[$1] = $2 }
 FILENAME ~ /post.txt$/  { qm = $2; qlo = $3; qhi = $4; qbytes = $5; qbody = $6 }
 FILENAME ~ /contend.txt$/ { c50 = $2; c99 = $3; cmax = $4; cn = $5 }
 FILENAME ~ /alone.txt$/ { a50 = $2; a99 = $3; amax = $4; an = $5 }
+FILENAME ~ /bindings.txt$/ { nb++; bl[nb] = $1; bh[nb] = $2; bo[nb] = $3; bs[nb] = $4 }
 END {
     f = wm["floor"]; fi = im["floor"]; sq = wm["sqlite_full"]
     print "| workload | median | min–max | ratio | target | result |"
@@ -252,7 +257,16 @@ END {
         sprintf("p99 %.2f× alone", c99 / a99), "p99 ≤ 5 ms", verdict(c99 <= 5))
     row(sprintf("5. emit latency, producer alone (%d emits): p50 / p99", an),
         sprintf("%.2f / %.2f ms", a50, a99), sprintf("max %.2f ms", amax), "", "", "")
-}' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt"
+    name["python"] = "Python"; name["go"] = "Go"; name["node"] = "Node"
+    for (i = 1; i <= nb; i++) {
+        l = name[bl[i]]
+        row("6. " l ": one durable event on a handle, in process", sprintf("%.0f µs", bh[i]), "",
+            sprintf("%.1f× cheaper than tel emit", bs[i] / bh[i]), "≥ 10× cheaper", verdict(bs[i] / bh[i] >= 10))
+        row("6. " l ": the one call (opens the queue each time), in process", sprintf("%.0f µs", bo[i]), "",
+            sprintf("%.1f× cheaper than tel emit", bs[i] / bo[i]), "", "")
+        row("6. " l ": tel emit run as a subprocess", sprintf("%.0f µs", bs[i]), "", "", "", "")
+    }
+}' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt" "$T/bindings.txt"
 printf '\n%s whole-process runs per program, interleaved; instructions: callgrind, median of 3.\n' "$RUNS"
 printf 'Machine: %s cores, %s, kernel %s, /tmp on %s; %s.\n' "$(nproc)" \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(uname -r)" \
