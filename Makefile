@@ -165,8 +165,8 @@ $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(BUILD)/libtel.a
 # Debian's static LMDB is not position-independent.  The napi_ symbols
 # come from the node process that loads it.
 $(BUILD)/tel.node: bindings/node/src/tel_node.c $(BUILD)/libtel.a
-	$(CC) $(ALL_CFLAGS) -Iinclude -I$(NODE_INCLUDE) -DNODE_GYP_MODULE_NAME=tel -shared -o $@ $< \
-		$(BUILD)/libtel.a $(LIB_LIBS)
+	$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -Iinclude -I$(NODE_INCLUDE) -DNODE_GYP_MODULE_NAME=tel \
+		-shared -o $@ $< $(BUILD)/libtel.a $(LIB_LIBS)
 
 # Unit tests link the static libraries, so they can reach internal symbols
 # and drive the sync engine's pieces alone.
