@@ -173,11 +173,98 @@ TEL_API int tel_options_set_app_version(tel_options *opts, const char *version);
 TEL_API int tel_options_set_endpoint(tel_options *opts, const char *url);
 TEL_API int tel_options_set_token(tel_options *opts, const char *token);
 /*
- * The host's --no-telemetry flag: enabled = 0 turns telemetry off for this
- * run at flag level.  enabled = 1 only says what the host defaults to; any
- * opt-out from the user still wins.
+ * Telemetry off for this run, decided by the host: enabled = 0 with
+ * TEL_SRC_FLAG is the host's --no-telemetry flag, with TEL_SRC_HOST a
+ * host-level setting (a project's own config file saying "enabled:
+ * false").  Either beats every "on" and records nothing for this run, but
+ * touches nothing else: events other runs queued stay queued and the
+ * anonymous id is kept.  Only the user's lasting opt-outs (DO_NOT_TRACK,
+ * <APP>_TELEMETRY_ENABLED=false, a declared opt-out variable,
+ * telemetry.conf, `tel disable`) also purge what was queued.
+ * enabled = 1 with TEL_SRC_FLAG is the user's own "on" for this run (it
+ * overrides tel_options_set_default_enabled(opts, 0)); with TEL_SRC_HOST it
+ * only says what the host defaults to.  Any opt-out from the user wins.
  */
 TEL_API int tel_options_set_enabled(tel_options *opts, int enabled, tel_source src);
+/*
+ * What the host does when the user has said nothing: enabled = 0 makes
+ * telemetry opt-in.  It is a default, not an opt-out: the user's own "on"
+ * (<APP>_TELEMETRY_ENABLED=true, `enabled = true` in telemetry.conf,
+ * `tel enable`, a declared TEL_ENV_ON_OFF variable set to 1, the host's
+ * on flag) turns telemetry on, and while it is off by default nothing
+ * queued is purged.  Recorded beside the queue, so tel status and tel-sync
+ * apply it too.
+ */
+TEL_API int tel_options_set_default_enabled(tel_options *opts, int enabled);
+
+/*
+ * What a host-declared environment variable means (tel_options_declare_env).
+ * Values are read from the environment of whichever tel program needs them
+ * (the host, tel status, tel-sync), never recorded.
+ */
+typedef enum tel_env_meaning {
+    /* NAME=1 (true, yes, anything but 0/false/no/off) is the user's opt-out:
+     * ASTRO_TELEMETRY_DISABLED=1 */
+    TEL_ENV_OFF_IF_TRUE = 1,
+    /* NAME set to anything, even empty, is the user's opt-out: CQ_NO_TELEMETRY */
+    TEL_ENV_OFF_IF_SET = 2,
+    /* NAME=1 is the user's "on", NAME=0 (or any value not read as true) the
+     * user's opt-out: WERF_TELEMETRY, ATMOS_TELEMETRY_ENABLED */
+    TEL_ENV_ON_OFF = 3,
+    /* NAME holds `word` in its comma or space separated list (or a pattern
+     * "prefix*" covering it): debug for this run, events are logged and
+     * never recorded: DEBUG=astro:telemetry */
+    TEL_ENV_DEBUG_IF_CONTAINS = 4,
+    /* NAME is the path of an audit log file: every recorded event, and
+     * from tel-sync every sent one, is appended there as a JSON line:
+     * WERF_TELEMETRY_LOG_FILE */
+    TEL_ENV_LOG_FILE = 5,
+    /* NAME set (and not 0/false/no/off) sends sanitised error messages
+     * (TEL_ERRORS_SANITIZED): CQ_DEBUG_TELEMETRY */
+    TEL_ENV_DETAILED_ERRORS = 6
+} tel_env_meaning;
+
+/* Limits of a declaration. */
+#define TEL_MAX_DECLS 16
+#define TEL_DECL_NAME_MAX 64
+#define TEL_DECL_WORD_MAX 64
+
+/*
+ * Declares one of the host's own environment variables and its meaning,
+ * once, at start-up.  `word` is the word TEL_ENV_DEBUG_IF_CONTAINS looks for
+ * ("astro:telemetry") and NULL for the other meanings.  The declarations are
+ * recorded beside the queue when tel_open() records anything, so `tel
+ * status` and a tel-sync started by cron read the same names from their own
+ * environment, and `tel status` names the variable that decided.  Returns
+ * TEL_OK, TEL_ERR_INVALID (bad name, unknown meaning, a name declared twice)
+ * or TEL_ERR_LIMIT (more than TEL_MAX_DECLS).
+ */
+TEL_API int tel_options_declare_env(tel_options *opts, const char *name,
+                                    tel_env_meaning meaning, const char *word);
+
+/*
+ * Inspect for this run: every event of the run is appended to `path`
+ * (created 0600 when missing), one JSON object per line, exactly as `tel
+ * show` prints it and tel-collect stores it (without the collector's own
+ * batch and receive fields); nothing is queued, synced or created in the
+ * state directory, and an existing anonymous id is read, not made.
+ * Nothing is written when telemetry is off.  NULL turns it off.  A file
+ * that cannot be opened makes tel_open() fail with TEL_ERR_IO.
+ */
+TEL_API int tel_options_set_inspect(tel_options *opts, const char *path);
+/* Debug for this run: every event is logged (through the log callback, or
+ * stderr) and nothing is recorded. */
+TEL_API int tel_options_set_debug(tel_options *opts, int on);
+
+/* How much of an error tel_command_exited() records. */
+typedef enum tel_error_detail {
+    TEL_ERRORS_CLASS = 0,      /* the error's class only ("ConfigError"); the default */
+    TEL_ERRORS_SANITIZED = 1   /* the class and the message, through tel_sanitize() */
+} tel_error_detail;
+
+/* The host's choice of error detail.  A declared TEL_ENV_DETAILED_ERRORS
+ * variable set by the user raises it to TEL_ERRORS_SANITIZED. */
+TEL_API int tel_options_set_error_detail(tel_options *opts, tel_error_detail level);
 /* Audit logging of every recorded event through `fn` (NULL: stderr). */
 TEL_API int tel_options_set_logging(tel_options *opts, int on, tel_log_fn fn, void *userdata);
 /* Queue caps; 0 keeps the default (10,000 events, 4 MiB, 30 days).  A
@@ -199,8 +286,9 @@ TEL_API int tel_options_set_require_notice(tel_options *opts, int on);
  * directory, the cookie and the queue.  Always takes ownership of `opts`,
  * even on failure.  On success *out is a handle to release with
  * tel_close().  When telemetry is disabled the call still succeeds, returns
- * TEL_DISABLED and gives a handle whose emits are no-ops; what was queued
- * before is purged.  On failure *out is NULL.
+ * TEL_DISABLED and gives a handle whose emits are no-ops; when the user
+ * opted out (not when the host turned this run off, nor by default) what
+ * was queued before is purged.  On failure *out is NULL.
  */
 TEL_API int tel_open(tel **out, tel_options *opts);
 
@@ -284,10 +372,13 @@ TEL_API int tel_command_started(tel *h, const char *command,
 
 /*
  * Records "command.exited" with the exit code and the duration in ms since
- * tel_command_started().  `error_class` (e.g. "ConfigError") and
- * `error_message` may be NULL; they are recorded only when debug telemetry
- * is on, and the message is sanitised first (paths, user names, e-mail
- * addresses, URLs with credentials and long tokens removed).
+ * tel_command_started().  `error_class` (e.g. "ConfigError", 1-64 of
+ * [A-Za-z0-9_.-]; anything else is left out) and `error_message` may be
+ * NULL.  The class is recorded as "error_class".  The message is never
+ * recorded unless the error detail is TEL_ERRORS_SANITIZED (the host's
+ * tel_options_set_error_detail() or a declared TEL_ENV_DETAILED_ERRORS
+ * variable) or the run is a debug run; it is then recorded as "error",
+ * sanitised first by tel_sanitize().
  */
 TEL_API int tel_command_exited(tel *h, int exit_code,
                                const char *error_class, const char *error_message);
@@ -322,6 +413,18 @@ TEL_API int tel_notice_shown(tel *h);
  * purges the queue.
  */
 TEL_API int tel_set_enabled(const char *app, int enabled);
+
+/*
+ * Copies `in` into out (at most size bytes, always NUL-terminated) with
+ * every file path, home directory, user and host name, e-mail address, IP
+ * address, URL credential and long hex or base64 run replaced by a
+ * placeholder ("<path>", "<user>", ...).  This is what
+ * tel_command_exited() does to a message before recording it; hosts may
+ * clean their own strings with it.  Errs on the side of removing too
+ * much.  Returns TEL_OK, or TEL_ERR_INVALID when out is NULL or size 0.
+ * A NULL `in` gives "".
+ */
+TEL_API int tel_sanitize(const char *in, char *out, size_t size);
 
 /* Deletes the cookie and purges the queue: the next event gets a new id. */
 TEL_API int tel_forget(const char *app);

@@ -140,3 +140,19 @@ int tel__cookie_delete(const char *state_dir)
         return tel__fail(TEL_ERR_NOSTATE, "cookie: cannot delete the cookie (%s)", strerror(errno));
     return TEL_OK;
 }
+
+void tel__cookie_peek(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lasting)
+{
+    char path[TEL_PATH_MAX];
+    *lasting = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s/" TEL_COOKIE_FILE, state_dir) < sizeof path) {
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0) {
+            *lasting = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read_uuid(fd, out);
+            close(fd);
+        }
+    }
+    if (!*lasting)
+        fresh(out, lasting, TEL_OK);
+}

@@ -72,6 +72,62 @@ int tel__mkdir_private(const char *path);
  */
 void tel__env_name(const char *app, const char *suffix, char *out, size_t size);
 
+/* ---------------------------------------------------------------- declare.c */
+
+/* What the host declared, written beside the queue for tel and tel-sync
+ * (format/SPEC.md, "Host declarations"). */
+#define TEL_DECL_FILE "telemetry-declared"
+#define TEL_DECL_FILE_MAX 4096
+
+typedef struct tel_decl {
+    char name[TEL_DECL_NAME_MAX + 1];
+    tel_env_meaning meaning;
+    char word[TEL_DECL_WORD_MAX + 1];   /* TEL_ENV_DEBUG_IF_CONTAINS only, else "" */
+} tel_decl;
+
+typedef struct tel_decls {
+    tel_decl d[TEL_MAX_DECLS];
+    size_t n;
+    int default_off;          /* tel_options_set_default_enabled(opts, 0) */
+} tel_decls;
+
+/* "off-if-true"... for a meaning, NULL for an unknown one; the reverse
+ * gives -1 for an unknown word.  The words of `tel emit --declare-env`. */
+const char *tel__meaning_name(tel_env_meaning m);
+int tel__meaning_parse(const char *word, size_t len);
+
+/* Adds one declaration after checking it.  Returns TEL_OK,
+ * TEL_ERR_INVALID or TEL_ERR_LIMIT with the reason. */
+int tel__decls_add(tel_decls *d, const char *name, int meaning, const char *word);
+
+/* The file's text, appended to out.  TEL_OK or TEL_ERR_NOMEM. */
+int tel__decls_format(const tel_decls *d, tel_buf *out);
+/* Parses the file's text into d (cleared first).  TEL_OK, or
+ * TEL_ERR_CORRUPT naming the line; d is then partly filled. */
+int tel__decls_parse(const char *text, size_t len, tel_decls *d);
+
+/* Reads <state_dir>/telemetry-declared into d (cleared first).  TEL_OK,
+ * TEL_ERR_NOTFOUND (nothing declared), TEL_ERR_CORRUPT. */
+int tel__decls_load(const char *state_dir, tel_decls *d);
+/* Replaces the file atomically (temp file + rename, 0600).  TEL_OK,
+ * TEL_ERR_NOSTATE or TEL_ERR_IO. */
+int tel__decls_store(const char *state_dir, const tel_decls *d);
+
+/* What the declared variables say in this process's environment.  Every
+ * pointer is NULL when nothing says so; names point into d, log_file into
+ * the environment: both valid while d and the environment are. */
+typedef struct tel_decl_effect {
+    const char *off;              /* the variable that opts out */
+    int on;                       /* 1 when a TEL_ENV_ON_OFF variable says on, else -1 */
+    const char *on_name;
+    const char *debug;            /* the variable that asks for debug */
+    const char *log_file;         /* the audit log path (a value: never shown) */
+    const char *log_file_name;
+    const char *detailed_errors;  /* the variable that asks for error messages */
+} tel_decl_effect;
+
+void tel__decls_apply(const tel_decls *d, tel_decl_effect *fx);
+
 /* ----------------------------------------------------------------- policy.c */
 
 /* What the host passed through tel_options, before the user's say. */
@@ -81,6 +137,8 @@ typedef struct tel_host_settings {
     const char *endpoint;     /* NULL unset */
     const char *token;
     int logging;              /* -1 unset */
+    const tel_decls *decls;   /* NULL: none; also carries the host's default off */
+    int error_detail;         /* tel_error_detail the host chose */
 } tel_host_settings;
 
 /* Command-line flags of tel / tel-sync: strongest source. */
@@ -101,8 +159,20 @@ typedef struct tel_policy {
     tel_source token_src;
     int logging;
     tel_source logging_src;
-    int debug;                /* <APP>_TELEMETRY_DEBUG: log, never send */
+    int debug;                /* <APP>_TELEMETRY_DEBUG or a declared variable: log, never send */
+    char debug_why[96];       /* the variable that asked for debug, "" if none */
     char inspect[TEL_PATH_MAX];  /* <APP>_TELEMETRY_INSPECT, "" if unset */
+    /*
+     * Off because the user opted out (DO_NOT_TRACK, <APP>_TELEMETRY_ENABLED,
+     * a declared opt-out variable, telemetry.conf): what was queued is
+     * purged.  0 when the only offs are the host's (per run, host level,
+     * default) or tel's own flag: those record nothing and touch nothing.
+     */
+    int opted_out;
+    char log_file[TEL_PATH_MAX];  /* audit log path from a declared variable; never shown */
+    char log_file_why[96];    /* the variable that named it */
+    int error_detail;         /* tel_error_detail */
+    char error_detail_why[96];  /* "host" or the variable that raised it */
 } tel_policy;
 
 /* The compiled-in default endpoint (TEL_DEFAULT_ENDPOINT at build time). */
@@ -146,6 +216,9 @@ int tel__config_set(const char *app, const char *key, const char *value);
  * fresh random id and *lasting = 0, so the caller may still proceed).
  */
 int tel__cookie_load(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lasting);
+/* The lasting id if a valid cookie is there, else a fresh random one
+ * (*lasting = 0); never creates or changes anything (inspect runs). */
+void tel__cookie_peek(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lasting);
 /* Removes the cookie if it is a regular file.  TEL_OK when gone. */
 int tel__cookie_delete(const char *state_dir);
 

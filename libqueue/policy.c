@@ -7,7 +7,10 @@
  * command-line flags.  For the endpoint, the token and logging the
  * strongest source that says anything wins.  For "enabled" it is
  * different: an opt-out anywhere is an opt-out, so any source saying "off"
- * wins over every source saying "on".  Whatever goes wrong while reading
+ * wins over every source saying "on".  Only a host's default of "off" is
+ * weaker: the user's own "on" overrides it.  The host also declares its
+ * own variable names (declare.c); they count as the user's environment.
+ * Whatever goes wrong while reading
  * the user's choice (a malformed or unreadable file) counts as "off": a
  * broken opt-out line must never turn telemetry on.
  */
@@ -346,6 +349,55 @@ static const char *env_value(const char *app, const char *suffix, char *name, si
     return (v != NULL && v[0] != '\0') ? v : NULL;
 }
 
+static const char *name_of(const char *app, const char *suffix, char *name, size_t cap)
+{
+    tel__env_name(app, suffix, name, cap);
+    return name;
+}
+
+/*
+ * Nobody said off: names the strongest source saying on.  A host whose
+ * default is off stays off unless the user's own "on" is among them; that
+ * off is a default, not an opt-out, so nothing is purged for it.
+ */
+static void resolve_on(tel_policy *out, const tel_host_settings *host, tel_source host_src,
+                       int conf_on_line, const char *env_on_name, const tel_decl_effect *fx,
+                       const tel_flag_settings *flags)
+{
+    tel_source src = TEL_SRC_BUILTIN;
+    char why[sizeof out->enabled_why] = "builtin";
+    int user_on = 0;
+    if (host && host->enabled == 1) {
+        note_on(&src, why, sizeof why, host_src, host_src == TEL_SRC_FLAG ? "host flag" : "host");
+        user_on |= host_src == TEL_SRC_FLAG;
+    }
+    if (conf_on_line > 0) {
+        char w[64];
+        snprintf(w, sizeof w, CONF_NAME " line %d", conf_on_line);
+        note_on(&src, why, sizeof why, TEL_SRC_CONFIG, w);
+        user_on = 1;
+    }
+    if (env_on_name) {
+        note_on(&src, why, sizeof why, TEL_SRC_ENV, env_on_name);
+        user_on = 1;
+    }
+    if (fx->on == 1) {
+        note_on(&src, why, sizeof why, TEL_SRC_ENV, fx->on_name);
+        user_on = 1;
+    }
+    if (flags && flags->enabled == 1) {
+        note_on(&src, why, sizeof why, TEL_SRC_FLAG, "flag");
+        user_on = 1;
+    }
+    if (host && host->decls && host->decls->default_off && !user_on) {
+        out->enabled = 0;
+        src = TEL_SRC_HOST;
+        set_text(why, sizeof why, "default off");
+    }
+    out->enabled_src = src;
+    set_text(out->enabled_why, sizeof out->enabled_why, why);
+}
+
 int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_settings *host,
                         const tel_flag_settings *flags)
 {
@@ -393,7 +445,12 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
     const char *env_debug = env_value(app, "DEBUG", name, sizeof name);
     const char *env_inspect = env_value(app, "INSPECT", name, sizeof name);
 
-    /* enabled: off votes, strongest source first. */
+    tel_decl_effect fx;
+    tel__decls_apply(host ? host->decls : NULL, &fx);
+
+    /* enabled: off votes, strongest source first.  The user's own offs
+     * are opt-outs (opted_out: purge); the host's and tel's flags only
+     * switch this run off. */
     int env_on = env_enabled ? tel__parse_bool(env_enabled) : -1;
     tel_source host_src = host ? host->enabled_src : TEL_SRC_HOST;
     if (host_src != TEL_SRC_FLAG)
@@ -404,10 +461,18 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
         vote_off(out, TEL_SRC_FLAG, "host flag");
     /* An unrecognised value is read as "off": someone who wrote
      * ENABLED=disable meant to opt out. */
-    if (env_enabled && env_on != 1)
+    if (env_enabled && env_on != 1) {
         vote_off(out, TEL_SRC_ENV, env_enabled_name);
-    if (do_not_track())
+        out->opted_out = 1;
+    }
+    if (fx.off) {
+        vote_off(out, TEL_SRC_ENV, fx.off);
+        out->opted_out = 1;
+    }
+    if (do_not_track()) {
         vote_off(out, TEL_SRC_ENV, "DO_NOT_TRACK");
+        out->opted_out = 1;
+    }
     if (conf_rc != TEL_OK && conf_rc != TEL_ERR_NOTFOUND) {
         char why[64];
         if (bad_line > 0)
@@ -420,27 +485,14 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
         char why[64];
         snprintf(why, sizeof why, CONF_NAME " line %d", cv.enabled_line);
         vote_off(out, TEL_SRC_CONFIG, why);
+        out->opted_out = 1;
     }
     if (host && host->enabled == 0 && host_src == TEL_SRC_HOST)
         vote_off(out, TEL_SRC_HOST, "host");
 
-    if (out->enabled) {
-        tel_source src = TEL_SRC_BUILTIN;
-        char why[sizeof out->enabled_why] = "builtin";
-        if (host && host->enabled == 1)
-            note_on(&src, why, sizeof why, host_src, host_src == TEL_SRC_FLAG ? "host flag" : "host");
-        if (conf_ok && cv.enabled == 1) {
-            char w[64];
-            snprintf(w, sizeof w, CONF_NAME " line %d", cv.enabled_line);
-            note_on(&src, why, sizeof why, TEL_SRC_CONFIG, w);
-        }
-        if (env_on == 1)
-            note_on(&src, why, sizeof why, TEL_SRC_ENV, env_enabled_name);
-        if (flags && flags->enabled == 1)
-            note_on(&src, why, sizeof why, TEL_SRC_FLAG, "flag");
-        out->enabled_src = src;
-        set_text(out->enabled_why, sizeof out->enabled_why, why);
-    }
+    if (out->enabled)
+        resolve_on(out, host, host_src, conf_ok && cv.enabled == 1 ? cv.enabled_line : 0,
+                   env_on == 1 ? env_enabled_name : NULL, &fx, flags);
 
     /* The other settings: each source as one layer, weakest first, each
      * stronger layer overwriting what it sets.  A value too long for its
@@ -474,8 +526,27 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
     }
 
     out->debug = env_debug != NULL && tel__parse_bool(env_debug) == 1;
+    if (out->debug)
+        set_text(out->debug_why, sizeof out->debug_why, name_of(app, "DEBUG", name, sizeof name));
+    else if (fx.debug) {
+        out->debug = 1;
+        set_text(out->debug_why, sizeof out->debug_why, fx.debug);
+    }
     if (env_inspect != NULL)
         copy_field(out->inspect, sizeof out->inspect, env_inspect, strlen(env_inspect));
+    /* A path too long for the field is dropped, not cut: a cut path
+     * could name some other file. */
+    if (fx.log_file && copy_field(out->log_file, sizeof out->log_file, fx.log_file,
+                                  strlen(fx.log_file)) == 0)
+        set_text(out->log_file_why, sizeof out->log_file_why, fx.log_file_name);
+    out->error_detail = host && host->error_detail == TEL_ERRORS_SANITIZED ? TEL_ERRORS_SANITIZED
+                                                                           : TEL_ERRORS_CLASS;
+    if (out->error_detail == TEL_ERRORS_SANITIZED)
+        set_text(out->error_detail_why, sizeof out->error_detail_why, "host");
+    if (fx.detailed_errors) {
+        out->error_detail = TEL_ERRORS_SANITIZED;
+        set_text(out->error_detail_why, sizeof out->error_detail_why, fx.detailed_errors);
+    }
 
     /* The config error is reported last so that nothing above overwrote
      * the detail. */

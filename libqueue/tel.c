@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,10 @@ struct tel_options {
     void *log_ud;
     tel_caps caps;
     int require_notice;
+    tel_decls decls;          /* declared variables and the host's default */
+    char *inspect;            /* this run's inspect file, NULL: none */
+    int debug;                /* this run is a debug run */
+    int error_detail;         /* tel_error_detail */
 };
 
 /* A record buffered by tel_batch_begin(). */
@@ -54,6 +59,9 @@ struct tel {
     int waiting_notice;       /* require_notice and the notice not shown yet */
     tel_log_fn log_fn;
     void *log_ud;
+    int debug;                /* log, record nothing: the host's or the user's choice */
+    int inspect_fd;           /* this run's events go here instead of the queue; -1 none */
+    int log_fd;               /* the declared audit log file; -1 none */
     char state_dir[TEL_PATH_MAX];
     tel_queue *q;
     uint8_t anon[TEL_ID_LEN];
@@ -111,6 +119,7 @@ void tel_options_free(tel_options *o)
         free(o->token);
     }
     free(o->salt);
+    free(o->inspect);
     free(o);
 }
 
@@ -154,6 +163,47 @@ int tel_options_set_enabled(tel_options *o, int enabled, tel_source src)
         return tel__fail(TEL_ERR_INVALID, "a host sets 'enabled' as TEL_SRC_HOST or TEL_SRC_FLAG");
     o->enabled = enabled ? 1 : 0;
     o->enabled_src = src;
+    return TEL_OK;
+}
+
+int tel_options_set_default_enabled(tel_options *o, int enabled)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    o->decls.default_off = !enabled;
+    return TEL_OK;
+}
+
+int tel_options_declare_env(tel_options *o, const char *name, tel_env_meaning meaning,
+                            const char *word)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    return tel__decls_add(&o->decls, name, (int)meaning, word);
+}
+
+int tel_options_set_inspect(tel_options *o, const char *path)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    return copy_str(&o->inspect, path && *path ? path : NULL, TEL_PATH_MAX - 1, "inspect path");
+}
+
+int tel_options_set_debug(tel_options *o, int on)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    o->debug = on ? 1 : 0;
+    return TEL_OK;
+}
+
+int tel_options_set_error_detail(tel_options *o, tel_error_detail level)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (level != TEL_ERRORS_CLASS && level != TEL_ERRORS_SANITIZED)
+        return tel__fail(TEL_ERR_INVALID, "unknown error detail level %d", (int)level);
+    o->error_detail = level;
     return TEL_OK;
 }
 
@@ -233,12 +283,46 @@ static int purge_existing(const char *state_dir)
     return rc != TEL_OK ? rc : wrc;
 }
 
+/* One line to the log the user or host asked for: the callback or
+ * stderr when logging or debug is on, and the audit log file when one was
+ * declared.  A write that fails is dropped: telemetry never fails its host. */
 static void log_line(tel *h, const char *line)
 {
-    if (h->log_fn)
-        h->log_fn(h->log_ud, line);
-    else
-        fprintf(stderr, "%s telemetry: %s\n", h->app, line);
+    if (h->policy.logging || h->debug) {
+        if (h->log_fn)
+            h->log_fn(h->log_ud, line);
+        else
+            fprintf(stderr, "%s telemetry: %s\n", h->app, line);
+    }
+    if (h->log_fd >= 0) {
+        size_t n = strlen(line);
+        struct iovec iov[2] = { { (void *)line, n }, { "\n", 1 } };
+        /* One writev with O_APPEND: lines of concurrent runs never mix. */
+        if (writev(h->log_fd, iov, 2) < 0)
+            return;
+    }
+}
+
+/*
+ * Records the host's declarations for tel and tel-sync, in the file beside
+ * the queue, when they differ from the copy kept in the queue's meta: the
+ * comparison reads memory LMDB already mapped, so a run whose declarations
+ * did not change costs no file read.  A host that stopped declaring gets
+ * its old file emptied.
+ */
+static void record_declarations(tel *h, const tel_decls *d)
+{
+    char cur[TEL_DECL_FILE_MAX];
+    size_t len = 0;
+    int have = tel__queue_meta_get(h->q, "declared", cur, sizeof cur, &len) == TEL_OK;
+    if (!have && d->n == 0 && !d->default_off)
+        return;
+    tel_buf text = TEL_BUF_INIT;
+    if (tel__decls_format(d, &text) == TEL_OK &&
+        !(have && len == text.len && memcmp(cur, text.p, len) == 0) &&
+        tel__decls_store(h->state_dir, d) == TEL_OK)
+        tel__queue_meta_put(h->q, "declared", text.p, text.len);
+    tel_buf_free(&text);
 }
 
 /*
@@ -264,6 +348,36 @@ static void record_host_settings(tel *h, const char *endpoint, const char *token
 
 /* ---------------------------------------------------------------- open */
 
+/*
+ * Prepares what a handle that records needs: the state directory, the
+ * cookie and the queue; or, for an inspect or debug run, only the id, read
+ * from an existing cookie without creating or changing anything.
+ */
+static int open_state(tel *h, tel_options *o, int dry)
+{
+    int rc = tel__state_dir(h->app, h->state_dir, sizeof h->state_dir);
+    int lasting = 0;
+    if (dry) {
+        if (rc == TEL_OK)
+            tel__cookie_peek(h->state_dir, h->anon, &lasting);
+        else if (tel__uuid4(h->anon) != 0)
+            return tel__fail(TEL_ERR_IO, "no random numbers available");
+        if (o->inspect) {
+            h->inspect_fd = open(o->inspect, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            if (h->inspect_fd < 0)
+                return tel__fail(TEL_ERR_IO, "cannot open the inspect file (%s)", strerror(errno));
+        }
+        return TEL_OK;
+    }
+    if (rc == TEL_OK)
+        rc = tel__mkdir_private(h->state_dir);
+    if (rc == TEL_OK)
+        rc = tel__cookie_load(h->state_dir, h->anon, &lasting);
+    if (rc == TEL_OK)
+        rc = tel__queue_open(&h->q, h->state_dir, &o->caps, TEL_Q_CREATE);
+    return rc;
+}
+
 int tel_open(tel **out, tel_options *o)
 {
     if (!out) {
@@ -283,19 +397,24 @@ int tel_open(tel **out, tel_options *o)
     strcpy(h->app_version, o->app_version);
     h->log_fn = o->log_fn;
     h->log_ud = o->log_ud;
+    h->inspect_fd = -1;
+    h->log_fd = -1;
 
-    tel_host_settings host = { o->enabled, o->enabled_src, o->endpoint, o->token, o->logging };
+    tel_host_settings host = { o->enabled, o->enabled_src, o->endpoint, o->token, o->logging,
+                               &o->decls, o->error_detail };
     int prc = tel__policy_resolve(&h->policy, h->app, &host, NULL);
     h->enabled = h->policy.enabled;
-    int rc = tel__state_dir(h->app, h->state_dir, sizeof h->state_dir);
+    h->debug = h->policy.debug || o->debug;
 
     if (!h->enabled) {
-        /* Disabled means nothing is kept: a queue filled before the user
-         * opted out is emptied now.  A config file that could not be read
-         * or parsed only counts as "off" for this run: it may hold an
-         * opt-out, or nothing of the kind, so nothing is deleted on that
-         * guess (tel-sync does the same). */
-        if (rc == TEL_OK && prc != TEL_ERR_CONFIG)
+        /* The user's opt-out means nothing is kept: a queue filled before
+         * is emptied now.  The host's off (this run, this project, or its
+         * default) records nothing and leaves the rest alone.  A config
+         * file that could not be read or parsed only counts as "off" for
+         * this run: it may hold an opt-out, or nothing of the kind, so
+         * nothing is deleted on that guess (tel-sync does the same). */
+        if (h->policy.opted_out && prc != TEL_ERR_CONFIG &&
+            tel__state_dir(h->app, h->state_dir, sizeof h->state_dir) == TEL_OK)
             purge_existing(h->state_dir);
         tel_options_free(o);
         *out = h;
@@ -303,22 +422,13 @@ int tel_open(tel **out, tel_options *o)
             return TEL_ERR_CONFIG;
         return TEL_DISABLED;
     }
-    if (rc == TEL_OK)
-        rc = tel__mkdir_private(h->state_dir);
-    int lasting = 0;
-    if (rc == TEL_OK)
-        rc = tel__cookie_load(h->state_dir, h->anon, &lasting);
-    if (rc == TEL_OK)
-        rc = tel__queue_open(&h->q, h->state_dir, &o->caps, TEL_Q_CREATE);
+    int rc = open_state(h, o, h->debug || o->inspect != NULL);
+    if (rc == TEL_OK && tel__uuid4(h->exec) != 0)
+        rc = tel__fail(TEL_ERR_IO, "no random numbers available");
     if (rc != TEL_OK) {
         tel_options_free(o);
-        free(h);
-        return rc;
-    }
-    if (tel__uuid4(h->exec) != 0) {
-        tel_options_free(o);
         tel_close(h);
-        return tel__fail(TEL_ERR_IO, "no random numbers available");
+        return rc;
     }
     tel__context_detect(&h->ctx);
     h->ctx.app = h->app;
@@ -328,16 +438,23 @@ int tel_open(tel **out, tel_options *o)
         if (getcwd(cwd, sizeof cwd) && tel__project_id(o->salt, cwd, h->project) == TEL_OK)
             h->ctx.project = h->project;
     }
-    h->waiting_notice = o->require_notice && !notice_recorded(h);
+    h->waiting_notice = o->require_notice && h->q && !notice_recorded(h);
+    /* The audit log is opened once: a run's emits pay nothing more than
+     * the write. */
+    if (h->policy.log_file[0])
+        h->log_fd = open(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     /* The one thing worth a line even in a quiet library: events were
      * lost to a damaged file.  Said only where logging was asked for. */
-    if (tel__queue_recovered(h->q) && (h->policy.logging || h->policy.debug)) {
+    if (h->q && tel__queue_recovered(h->q)) {
         char line[160];
         snprintf(line, sizeof line, "the queue was damaged; kept aside as %s, a fresh queue started",
                  tel__queue_recovered(h->q));
         log_line(h, line);
     }
-    record_host_settings(h, o->endpoint, o->token);
+    if (h->q) {
+        record_host_settings(h, o->endpoint, o->token);
+        record_declarations(h, &o->decls);
+    }
     tel_options_free(o);
     *out = h;
     return TEL_OK;
@@ -350,6 +467,10 @@ void tel_close(tel *h)
     if (h->in_batch)
         tel_batch_commit(h);
     tel__queue_close(h->q);
+    if (h->inspect_fd >= 0)
+        close(h->inspect_fd);
+    if (h->log_fd >= 0)
+        close(h->log_fd);
     tel_buf_free(&h->batch);
     free(h->brecs);
     explicit_bzero(h->policy.token, sizeof h->policy.token);
@@ -362,6 +483,35 @@ int tel_enabled(const tel *h)
 }
 
 /* ---------------------------------------------------------------- emit */
+
+/*
+ * Shows one encoded event where it was asked for: the inspect file (as
+ * `tel show` prints it), the log, the audit log file.  Only a failure to
+ * write the inspect file is an error: that file is what the host asked
+ * this run to produce.
+ */
+static int show_event(tel *h, const uint8_t *buf, size_t len)
+{
+    tel_record r;
+    tel_buf line = TEL_BUF_INIT;
+    const char *tag = h->inspect_fd >= 0 ? "inspect, not stored: "
+                      : h->debug         ? "debug, not stored: "
+                                         : "recorded: ";
+    int rc = TEL_OK;
+    if (tel__record_decode(&r, buf, len) != TEL_OK || tel_buf_puts(&line, tag) != 0 ||
+        tel__record_json(&r, &line) != TEL_OK || tel_buf_append(&line, "\n", 1) != 0)
+        rc = tel__fail(TEL_ERR_NOMEM, "out of memory");
+    size_t skip = strlen(tag);
+    if (rc == TEL_OK && h->inspect_fd >= 0 &&
+        write(h->inspect_fd, line.p + skip, line.len - skip) != (ssize_t)(line.len - skip))
+        rc = tel__fail(TEL_ERR_IO, "cannot write the inspect file (%s)", strerror(errno));
+    if (rc == TEL_OK) {
+        line.p[line.len - 1] = '\0';
+        log_line(h, (const char *)line.p);
+    }
+    tel_buf_free(&line);
+    return rc;
+}
 
 static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
 {
@@ -394,17 +544,13 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
     if ((rc = tel__record_encode(&ev, buf, sizeof buf, &len)) != TEL_OK)
         return rc;
 
-    if (h->policy.logging || h->policy.debug) {
-        tel_record r;
-        tel_buf line = TEL_BUF_INIT;
-        if (tel__record_decode(&r, buf, len) == TEL_OK &&
-            tel_buf_puts(&line, h->policy.debug ? "debug, not stored: " : "recorded: ") == 0 &&
-            tel__record_json(&r, &line) == TEL_OK && tel_buf_append(&line, "", 1) == 0)
-            log_line(h, (const char *)line.p);
-        tel_buf_free(&line);
+    if (h->policy.logging || h->debug || h->log_fd >= 0 || h->inspect_fd >= 0) {
+        rc = show_event(h, buf, len);
+        if (rc != TEL_OK)
+            return rc;
     }
-    /* Debug telemetry is for looking, never for sending. */
-    if (h->policy.debug) {
+    /* Debug and inspect runs are for looking, never for sending. */
+    if (h->debug || h->inspect_fd >= 0) {
         h->events_recorded++;
         return TEL_OK;
     }
@@ -710,12 +856,13 @@ int tel_command_exited(tel *h, int exit_code, const char *error_class, const cha
     props[n++] = (tel_prop)TEL_BOOL("success", exit_code == 0);
     if (h->command_started)
         props[n++] = (tel_prop)TEL_INT("duration_ms", (int64_t)(tel__mono_ms() - h->command_start_ms));
-    /* Error details can carry anything the program printed; they leave
-     * the host only in debug telemetry, which is never sent, and even
-     * then sanitised. */
-    if (h->policy.debug && error_class && option_name_ok(error_class))
+    /* The class is a name the program chose, checked to be one.  The
+     * message can carry anything the program printed: it is recorded only
+     * when the host or the user asked for it (or in a debug run, which
+     * sends nothing), and always sanitised. */
+    if (error_class && option_name_ok(error_class))
         props[n++] = (tel_prop)TEL_STR("error_class", error_class);
-    if (h->policy.debug && error_message) {
+    if (error_message && (h->debug || h->policy.error_detail == TEL_ERRORS_SANITIZED)) {
         tel__sanitize(error_message, clean, sizeof clean);
         props[n++] = (tel_prop)TEL_STR("error", clean);
     }
@@ -728,7 +875,7 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
 {
     if (!h)
         return tel__fail(TEL_ERR_INVALID, "no handle");
-    if (!h->enabled || h->waiting_notice || h->policy.debug || !h->q)
+    if (!h->enabled || h->waiting_notice || h->debug || !h->q)
         return TEL_DISABLED;
     if (h->in_batch)
         tel_batch_commit(h);
@@ -800,6 +947,14 @@ int tel_set_enabled(const char *app, int enabled)
     return purge_existing(dir);
 }
 
+int tel_sanitize(const char *in, char *out, size_t size)
+{
+    if (!out || size == 0)
+        return tel__fail(TEL_ERR_INVALID, "no output buffer");
+    tel__sanitize(in, out, size);
+    return TEL_OK;
+}
+
 int tel_forget(const char *app)
 {
     int rc = tel__app_check(app);
@@ -819,12 +974,17 @@ int tel_status_line(const char *app, char *buf, size_t size)
     int rc = tel__app_check(app);
     if (rc != TEL_OK)
         return rc;
-    tel_policy p;
-    int prc = tel__policy_resolve(&p, app, NULL, NULL);
-    explicit_bzero(p.token, sizeof p.token);
     char dir[TEL_PATH_MAX];
+    int have_dir = tel__state_dir(app, dir, sizeof dir) == TEL_OK;
+    tel_decls d;
+    tel_host_settings host = { -1, TEL_SRC_HOST, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
+    if (have_dir && tel__decls_load(dir, &d) == TEL_OK)
+        host.decls = &d;
+    tel_policy p;
+    int prc = tel__policy_resolve(&p, app, &host, NULL);
+    explicit_bzero(p.token, sizeof p.token);
     uint64_t count = 0;
-    if (tel__state_dir(app, dir, sizeof dir) == TEL_OK) {
+    if (have_dir) {
         tel_queue *q;
         tel_queue_stats s;
         if (tel__queue_open(&q, dir, NULL, TEL_Q_READONLY) == TEL_OK) {

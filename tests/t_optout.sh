@@ -4,8 +4,10 @@
 # and the tel-sync a host spawns as it exits.  For each pairing: exit 0,
 # nothing stored, no cookie on a fresh HOME, not one connection to the
 # collector, no tel-sync started, and a queue filled before the opt-out
-# emptied.  The same runs without an opt-out must do all of those things,
-# which is what shows each check can fail.
+# emptied -- except for the host's --no-telemetry, which is one run's off,
+# not an opt-out: that run records nothing and leaves the queue and the
+# cookie of other runs as they were.  The same runs without an opt-out
+# must do all of those things, which is what shows each check can fail.
 . "$TEL_TOP/tests/lib.sh"
 
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
@@ -80,7 +82,8 @@ ncase=0
 #   PATH:   emit (tel emit), mycli (a host run; its exit may spawn
 #           tel-sync), sync (tel-sync --app), syncall (tel-sync --all)
 #   FILL:   fresh (empty HOME) or filled (3 events queued before the opt-out)
-#   WANT:   off (nothing may happen) or on (the control: things happen)
+#   WANT:   off (nothing may happen), keep (nothing may happen, and what
+#           was queued stays, cookie and all) or on (the control)
 case_run() {
     opt=$1 path=$2 fill=$3 want=$4
     ncase=$((ncase + 1))
@@ -93,6 +96,7 @@ case_run() {
         for e in fill.one fill.two fill.three; do tel emit --app mycli "$e" k=1 >/dev/null 2>&1; done
         [ "$(stored)" = 3 ] || fail "$label: setup" "the queue was not filled"
     fi
+    cookie_before=$(cat "$HOME/.local/state/mycli/telemetry-cookie" 2>/dev/null)
     opt_persist "$opt" "$label"
     pre=$(opt_prefix "$opt")
     flag=""
@@ -106,7 +110,11 @@ case_run() {
     rc=$?
     check_eq "$label: exit 0" "$rc" 0
     st=$(stored) en=$(entries)
-    if [ "$want" = off ]; then
+    if [ "$want" = keep ]; then
+        check_eq "$label: the events of other runs stay queued, none added" "$st:$en" 3:3
+        check_eq "$label: the anonymous id is kept" \
+            "$(cat "$HOME/.local/state/mycli/telemetry-cookie" 2>/dev/null)" "$cookie_before"
+    elif [ "$want" = off ]; then
         check_eq "$label: tel show is empty" "$st" 0
         check_eq "$label: data.mdb holds no events" "$en" 0
         if [ "$fill" = fresh ]; then
@@ -138,7 +146,9 @@ for opt in conf env=false disable dnt=1 flag; do
             # The host's flag is a flag of one host run: tel and tel-sync
             # have no such thing to be given.
             [ "$opt" = flag ] && [ "$path" != mycli ] && continue
-            case_run "$opt" "$path" "$fill" off
+            want=off
+            [ "$opt" = flag ] && [ "$fill" = filled ] && want=keep
+            case_run "$opt" "$path" "$fill" $want
         done
     done
 done
@@ -177,7 +187,7 @@ sleep $settle
 while read -r cn cport cwant cpath cfill clabel; do
     set -- $(conns "$cport")
     spawned="$T_TMP/c$cn.spawned"
-    if [ "$cwant" = off ]; then
+    if [ "$cwant" != on ]; then
         check_eq "$clabel: not one connection or byte reached the collector" "$1 $2" "0 0"
         if [ -e "$spawned" ]; then fail "$clabel: no tel-sync spawned" "$(head -n 1 "$spawned")"
         else ok "$clabel: no tel-sync spawned"; fi

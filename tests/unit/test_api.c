@@ -298,37 +298,178 @@ static void test_debug(void)
     clear_lines();
 }
 
-/* Error class and message: recorded only in debug telemetry, sanitised. */
+/* The host's per-run choices: debug and inspect record nothing and create
+ * nothing; the host's off leaves what other runs queued alone. */
+static void test_per_run(void)
+{
+    CHECK_GROUP("per run");
+    fresh();
+    calls = 0;
+    clear_lines();
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_debug(o, 1);
+    tel *h = open_logged(o);
+    CHECK_EQ_INT("host debug: an emit", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    CHECK("host debug: logged as not stored", nlines == 1 && strncmp(lines[0], "debug, not stored: {", 20) == 0);
+    tel_close(h);
+    CHECK("host debug: no state directory, no cookie", !exists(".local/state"));
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cq-telemetry.txt", home);
+    o = tel_options_new(APP);
+    CHECK_EQ_INT("set_inspect", tel_options_set_inspect(o, path), TEL_OK);
+    tel_open(&h, o);
+    tel_command_started(h, "sync", NULL, 0);
+    tel_command_exited(h, 0, NULL, NULL);
+    tel_close(h);
+    CHECK("inspect: no state directory, no cookie", !exists(".local/state"));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "r");
+    int lines_in_file = 0;
+    if (f) {
+        while (getline(&text, &len, f) > 0)
+            lines_in_file += text[0] == '{' && strstr(text, "\"name\":\"command.");
+        fclose(f);
+    }
+    free(text);
+    CHECK_EQ_INT("inspect: both events in the file, one JSON object per line", lines_in_file, 2);
+    o = tel_options_new(APP);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.txt", home);
+    tel_options_set_inspect(o, path);
+    h = (tel *)1;
+    CHECK_EQ_INT("inspect: a file that cannot be opened is an error", tel_open(&h, o), TEL_ERR_IO);
+    CHECK("inspect: and no handle", h == NULL);
+
+    /* Three events of other runs, then runs the host turned off. */
+    fresh();
+    for (int i = 0; i < 3; i++)
+        tel_emit(APP, "earlier", NULL, 0);
+    for (int src = 0; src < 2; src++) {
+        o = tel_options_new(APP);
+        tel_options_set_enabled(o, 0, src ? TEL_SRC_HOST : TEL_SRC_FLAG);
+        CHECK_EQ_INT(src ? "host-level off: disabled" : "host flag off: disabled", tel_open(&h, o), TEL_DISABLED);
+        tel_emit_event(h, "this.run", NULL, 0);
+        tel_close(h);
+        CHECK_EQ_INT(src ? "host-level off: the other runs' events stay" : "host flag off: the other runs' events stay",
+                     queued(APP), 3);
+        CHECK(src ? "host-level off: the cookie stays" : "host flag off: the cookie stays",
+              exists(".local/state/" APP "/telemetry-cookie"));
+    }
+    setenv("DO_NOT_TRACK", "1", 1);
+    o = tel_options_new(APP);
+    tel_options_set_enabled(o, 0, TEL_SRC_FLAG);
+    tel_open(&h, o);
+    tel_close(h);
+    CHECK_EQ_INT("the user's opt-out with the host's flag: purged", queued(APP), 0);
+    CHECK("the user's opt-out with the host's flag: cookie gone", !exists(".local/state/" APP "/telemetry-cookie"));
+    unsetenv("DO_NOT_TRACK");
+}
+
+/* Declarations are recorded beside the queue when the handle records, and
+ * survive the opt-out that removes the queue. */
+static void test_declarations(void)
+{
+    CHECK_GROUP("declarations");
+    fresh();
+    tel_options *o = tel_options_new(APP);
+    CHECK_EQ_INT("declare", tel_options_declare_env(o, "TAPI_OFF", TEL_ENV_OFF_IF_TRUE, NULL), TEL_OK);
+    CHECK_EQ_INT("declare twice", tel_options_declare_env(o, "TAPI_OFF", TEL_ENV_OFF_IF_SET, NULL), TEL_ERR_INVALID);
+    tel *h;
+    tel_open(&h, o);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    CHECK("recorded in telemetry-declared", exists(".local/state/" APP "/" TEL_DECL_FILE));
+    char line[256];
+    setenv("TAPI_OFF", "1", 1);
+    tel_status_line(APP, line, sizeof line);
+    CHECK("tel_status_line names the declared variable",
+          strncmp(line, "telemetry is off (decided by env: TAPI_OFF)", 43) == 0);
+    o = tel_options_new(APP);
+    tel_options_declare_env(o, "TAPI_OFF", TEL_ENV_OFF_IF_TRUE, NULL);
+    CHECK_EQ_INT("the declared opt-out disables", tel_open(&h, o), TEL_DISABLED);
+    tel_close(h);
+    CHECK_EQ_INT("and purges, as an opt-out", queued(APP), 0);
+    tel_status_line(APP, line, sizeof line);
+    CHECK("after the purge, status still names it", strncmp(line, "telemetry is off (decided by env: TAPI_OFF)", 43) == 0);
+    unsetenv("TAPI_OFF");
+
+    fresh();
+    o = tel_options_new(APP);
+    tel_options_set_default_enabled(o, 0);
+    CHECK_EQ_INT("default off: disabled", tel_open(&h, o), TEL_DISABLED);
+    tel_close(h);
+    CHECK("default off: nothing created", !exists(".local/state"));
+    setenv("TAPI_TELEMETRY_ENABLED", "1", 1);
+    o = tel_options_new(APP);
+    tel_options_set_default_enabled(o, 0);
+    CHECK_EQ_INT("default off, the user's on: enabled", tel_open(&h, o), TEL_OK);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    unsetenv("TAPI_TELEMETRY_ENABLED");
+    o = tel_options_new(APP);
+    tel_options_set_default_enabled(o, 0);
+    tel_open(&h, o);
+    tel_close(h);
+    CHECK_EQ_INT("default off again: what the user let record stays", queued(APP), 1);
+    tel_status_line(APP, line, sizeof line);
+    CHECK("status: off, decided by the host's default", strncmp(line, "telemetry is off (decided by host: default off)", 47) == 0);
+}
+
+/*
+ * Error class and message: the class by default, the message only when
+ * the host or the user asked for it (or in debug), always sanitised.
+ * Modes: 0 default, 1 debug, 2 the host's TEL_ERRORS_SANITIZED, 3 a
+ * declared detailed-errors variable set by the user, 4 that variable
+ * declared but set to 0.
+ */
 static void test_errors(void)
 {
     CHECK_GROUP("error details");
     static const char msg[] = "cannot read /home/zq8alice/app.conf for zq8alice@example.com";
-    for (int debug = 0; debug < 2; debug++) {
+    static const char *const mode[] = { "default", "debug", "host sanitized", "declared env",
+                                        "declared env=0" };
+    for (int m = 0; m < 5; m++) {
         fresh();
-        if (debug)
+        if (m == 1)
             setenv("TAPI_TELEMETRY_DEBUG", "1", 1);
+        if (m >= 3)
+            setenv("TAPI_DEBUG_TELEMETRY", m == 3 ? "1" : "0", 1);
         calls = 0;
         clear_lines();
-        tel *h = open_logged(tel_options_new(APP));
+        tel_options *o = tel_options_new(APP);
+        if (m == 2)
+            CHECK_EQ_INT("set_error_detail", tel_options_set_error_detail(o, TEL_ERRORS_SANITIZED), TEL_OK);
+        if (m >= 3)
+            tel_options_declare_env(o, "TAPI_DEBUG_TELEMETRY", TEL_ENV_DETAILED_ERRORS, NULL);
+        tel *h = open_logged(o);
         tel_command_started(h, "deploy", NULL, 0);
         tel_command_exited(h, 3, "ConfigError", msg);
         const char *l = last_line();
-        if (!debug) {
-            CHECK("normal: the exit is recorded", strstr(l, "\"exit_code\":3") != NULL);
-            CHECK("normal: no error class", !strstr(l, "ConfigError"));
-            CHECK("normal: no error message", !strstr(l, "cannot read"));
-        } else {
-            CHECK("debug: the class is recorded", strstr(l, "\"error_class\":\"ConfigError\"") != NULL);
-            CHECK("debug: the message is recorded", strstr(l, "cannot read") != NULL);
-            CHECK("debug: without the path", !strstr(l, "/home/zq8alice") && !strstr(l, "app.conf"));
-            CHECK("debug: without the user or e-mail", !strstr(l, "zq8alice"));
-            tel_command_exited(h, 3, "Config Error: /etc/x", NULL);
-            CHECK("debug: a class that is not a name is left out",
-                  !strstr(last_line(), "error_class") && !strstr(last_line(), "/etc/x"));
-        }
+        int detailed = m >= 1 && m <= 3;
+        char n[128];
+        snprintf(n, sizeof n, "%s: the exit and the error class are recorded", mode[m]);
+        CHECK(n, strstr(l, "\"exit_code\":3") && strstr(l, "\"error_class\":\"ConfigError\""));
+        snprintf(n, sizeof n, "%s: the message is %s", mode[m], detailed ? "recorded" : "not recorded");
+        CHECK(n, (strstr(l, "cannot read") != NULL) == detailed);
+        snprintf(n, sizeof n, "%s: without the path, the user or the e-mail", mode[m]);
+        CHECK(n, !strstr(l, "/home/zq8alice") && !strstr(l, "app.conf") && !strstr(l, "zq8alice"));
+        tel_command_exited(h, 3, "Config Error: /etc/x", NULL);
+        snprintf(n, sizeof n, "%s: a class that is not a name is left out", mode[m]);
+        CHECK(n, !strstr(last_line(), "error_class") && !strstr(last_line(), "/etc/x"));
         tel_close(h);
         unsetenv("TAPI_TELEMETRY_DEBUG");
+        unsetenv("TAPI_DEBUG_TELEMETRY");
     }
+    tel_options *bad = tel_options_new(APP);
+    CHECK_EQ_INT("an unknown detail level is refused",
+                 tel_options_set_error_detail(bad, (tel_error_detail)7), TEL_ERR_INVALID);
+    tel_options_free(bad);
+    char out[64];
+    CHECK_EQ_INT("tel_sanitize cleans a host's own string",
+                 tel_sanitize("open /home/zq8alice/x failed", out, sizeof out), TEL_OK);
+    CHECK("tel_sanitize leaves no path", !strstr(out, "zq8alice") && strstr(out, "failed"));
+    CHECK_EQ_INT("tel_sanitize without a buffer", tel_sanitize("x", NULL, 0), TEL_ERR_INVALID);
     clear_lines();
 }
 
@@ -575,6 +716,8 @@ int main(void)
     test_logging();
     test_debug();
     test_errors();
+    test_per_run();
+    test_declarations();
     test_options();
     test_project();
     test_emit_codes();

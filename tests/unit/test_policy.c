@@ -32,6 +32,8 @@ static const char *const app_env[] = {
     "TAPP_TELEMETRY_ENABLED", "TAPP_TELEMETRY_ENDPOINT", "TAPP_TELEMETRY_TOKEN",
     "TAPP_TELEMETRY_LOGGING", "TAPP_TELEMETRY_DEBUG",    "TAPP_TELEMETRY_INSPECT",
     "DO_NOT_TRACK",           "XDG_STATE_HOME",          "XDG_CONFIG_HOME",
+    "T_OFF",                  "T_SET",                   "T_ONOFF",
+    "T_DEBUG",                "T_LOG",                   "T_ERRS",
 };
 
 /* A new empty HOME and none of our variables set. */
@@ -280,7 +282,7 @@ static void test_precedence_matrix(void)
     CHECK_GROUP("precedence");
     for (int mask = 0; mask < 16; mask++) {
         fresh_home();
-        tel_host_settings h = { -1, TEL_SRC_HOST, NULL, NULL, -1 };
+        tel_host_settings h = { -1, TEL_SRC_HOST, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
         tel_flag_settings f = { -1, NULL, NULL, -1 };
         /* logging alternates 1, 0, 1, 0 with strength so the winner's
          * value differs from the next one down. */
@@ -354,7 +356,7 @@ static void test_enabled_matrix(void)
             x /= 3;
         }
         fresh_home();
-        tel_host_settings h = { v[0], TEL_SRC_HOST, NULL, NULL, -1 };
+        tel_host_settings h = { v[0], TEL_SRC_HOST, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
         tel_flag_settings f = { v[3], NULL, NULL, -1 };
         if (v[1] >= 0)
             write_conf(v[1] ? "# mine\nenabled = true\n" : "# mine\nenabled = false\n");
@@ -391,7 +393,7 @@ static void test_enabled_matrix(void)
     CHECK_EQ_INT("81 combinations, none wrong", cases - (check_failures - failures_before), 81);
 
     fresh_home();
-    tel_host_settings hf = { 0, TEL_SRC_FLAG, NULL, NULL, -1 };
+    tel_host_settings hf = { 0, TEL_SRC_FLAG, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
     tel_flag_settings fon = { 1, NULL, NULL, -1 };
     tel_policy p;
     tel__policy_resolve(&p, APP, &hf, NULL);
@@ -425,7 +427,7 @@ static void test_do_not_track(void)
     } cases[] = { { "", 1 }, { "0", 1 }, { "false", 1 }, { "FALSE", 1 }, { "1", 0 }, { "yes", 0 },
                   { "true", 0 }, { "anything", 0 } };
     tel_flag_settings fon = { 1, NULL, NULL, -1 };
-    tel_host_settings hon = { 1, TEL_SRC_HOST, NULL, NULL, -1 };
+    tel_host_settings hon = { 1, TEL_SRC_HOST, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fresh_home();
         write_conf("enabled = true\n");
@@ -738,6 +740,212 @@ static void test_endpoint(void)
     CHECK("scheme refusal names the scheme", strstr(tel_last_error(), "'ftp'") != NULL);
 }
 
+/* The declarations every test below starts from: one of each meaning. */
+static void declare_all(tel_decls *d)
+{
+    memset(d, 0, sizeof *d);
+    tel__decls_add(d, "T_OFF", TEL_ENV_OFF_IF_TRUE, NULL);
+    tel__decls_add(d, "T_SET", TEL_ENV_OFF_IF_SET, NULL);
+    tel__decls_add(d, "T_ONOFF", TEL_ENV_ON_OFF, NULL);
+    tel__decls_add(d, "T_DEBUG", TEL_ENV_DEBUG_IF_CONTAINS, "tapp:telemetry");
+    tel__decls_add(d, "T_LOG", TEL_ENV_LOG_FILE, NULL);
+    tel__decls_add(d, "T_ERRS", TEL_ENV_DETAILED_ERRORS, NULL);
+}
+
+static tel_policy resolve_with(const tel_decls *d, int host_enabled, tel_source host_src)
+{
+    tel_host_settings h = { host_enabled, host_src, NULL, NULL, -1, d, TEL_ERRORS_CLASS };
+    tel_policy p;
+    tel__policy_resolve(&p, APP, &h, NULL);
+    return p;
+}
+
+/*
+ * Host-declared variables: each meaning against the values a user types,
+ * the variable named as the decider, and an opt-out counted as one.
+ */
+static void test_declared(void)
+{
+    CHECK_GROUP("declared variables");
+    tel_decls d;
+    declare_all(&d);
+    CHECK_EQ_INT("six declared", (int)d.n, 6);
+    static const struct {
+        const char *var, *val;
+        int on;
+        const char *why;
+    } cases[] = {
+        { "T_OFF", "1", 0, "T_OFF" },        { "T_OFF", "true", 0, "T_OFF" },
+        { "T_OFF", "yes please", 0, "T_OFF" }, { "T_OFF", "0", 1, "builtin" },
+        { "T_OFF", "false", 1, "builtin" },  { "T_OFF", "", 1, "builtin" },
+        { "T_SET", "1", 0, "T_SET" },        { "T_SET", "0", 0, "T_SET" },
+        { "T_SET", "", 0, "T_SET" },         { "T_ONOFF", "0", 0, "T_ONOFF" },
+        { "T_ONOFF", "false", 0, "T_ONOFF" }, { "T_ONOFF", "nope", 0, "T_ONOFF" },
+        { "T_ONOFF", "1", 1, "T_ONOFF" },    { "T_ONOFF", "", 1, "builtin" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fresh_home();
+        setenv(cases[i].var, cases[i].val, 1);
+        tel_policy p = resolve_with(&d, -1, TEL_SRC_HOST);
+        char n[128];
+        snprintf(n, sizeof n, "%s='%s' -> %s, decided by %s", cases[i].var, cases[i].val,
+                 cases[i].on ? "on" : "off", cases[i].why);
+        CHECK(n, p.enabled == cases[i].on && strcmp(p.enabled_why, cases[i].why) == 0 &&
+                     p.opted_out == !cases[i].on);
+        unsetenv(cases[i].var);
+    }
+    fresh_home();
+    setenv("T_OFF", "1", 1);
+    write_conf("enabled = true\n");
+    setenv("TAPP_TELEMETRY_ENABLED", "true", 1);
+    tel_policy p = resolve_with(&d, 1, TEL_SRC_FLAG);
+    CHECK("a declared opt-out beats every on (config, env, the host's flag)",
+          !p.enabled && p.enabled_src == TEL_SRC_ENV && strcmp(p.enabled_why, "T_OFF") == 0);
+    tel_policy none = resolve_with(NULL, -1, TEL_SRC_HOST);
+    CHECK("without the declaration the variable means nothing", none.enabled);
+
+    fresh_home();
+    static const struct {
+        const char *val;
+        int debug;
+    } dbg[] = { { "tapp:telemetry", 1 }, { "vite:*,tapp:telemetry", 1 }, { "tapp:*", 1 }, { "*", 1 },
+                { "tapp:telemetryx", 0 }, { "other", 0 }, { "tapp", 0 }, { "", 0 } };
+    for (size_t i = 0; i < sizeof dbg / sizeof *dbg; i++) {
+        setenv("T_DEBUG", dbg[i].val, 1);
+        p = resolve_with(&d, -1, TEL_SRC_HOST);
+        char n[128];
+        snprintf(n, sizeof n, "T_DEBUG='%s' -> debug %s", dbg[i].val, dbg[i].debug ? "on" : "off");
+        CHECK(n, p.debug == dbg[i].debug && (!p.debug || strcmp(p.debug_why, "T_DEBUG") == 0));
+    }
+    unsetenv("T_DEBUG");
+    setenv("T_LOG", "/tmp/audit.log", 1);
+    setenv("T_ERRS", "1", 1);
+    p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("log-file: the path is taken, the variable named", strcmp(p.log_file, "/tmp/audit.log") == 0 &&
+                                                                   strcmp(p.log_file_why, "T_LOG") == 0);
+    CHECK("detailed-errors: raised to sanitised, the variable named",
+          p.error_detail == TEL_ERRORS_SANITIZED && strcmp(p.error_detail_why, "T_ERRS") == 0);
+    setenv("T_ERRS", "0", 1);
+    p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("detailed-errors=0: class only", p.error_detail == TEL_ERRORS_CLASS);
+    unsetenv("T_LOG");
+    unsetenv("T_ERRS");
+
+    tel_decls bad = { .n = 0 };
+    CHECK_EQ_INT("a name with '=' is refused", tel__decls_add(&bad, "A=B", TEL_ENV_OFF_IF_SET, NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("a name starting with a digit is refused", tel__decls_add(&bad, "1A", TEL_ENV_OFF_IF_SET, NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("an unknown meaning is refused", tel__decls_add(&bad, "A", 99, NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("debug-if-contains needs a word", tel__decls_add(&bad, "A", TEL_ENV_DEBUG_IF_CONTAINS, NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("a word with a comma is refused", tel__decls_add(&bad, "A", TEL_ENV_DEBUG_IF_CONTAINS, "a,b"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("a word on another meaning is refused", tel__decls_add(&bad, "A", TEL_ENV_OFF_IF_SET, "w"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("the first declaration is taken", tel__decls_add(&bad, "A", TEL_ENV_OFF_IF_SET, NULL), TEL_OK);
+    CHECK_EQ_INT("a name declared twice is refused", tel__decls_add(&bad, "A", TEL_ENV_ON_OFF, NULL), TEL_ERR_INVALID);
+    for (int i = 1; i < TEL_MAX_DECLS; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "V%d", i);
+        tel__decls_add(&bad, n, TEL_ENV_OFF_IF_SET, NULL);
+    }
+    CHECK_EQ_INT("more than 16 is over the limit", tel__decls_add(&bad, "LAST", TEL_ENV_OFF_IF_SET, NULL), TEL_ERR_LIMIT);
+}
+
+/* The file beside the queue: what is written is what is read back; what
+ * does not parse is refused whole. */
+static void test_declared_file(void)
+{
+    CHECK_GROUP("declared file");
+    const char *home = fresh_home();
+    tel_decls d, back;
+    declare_all(&d);
+    d.default_off = 1;
+    CHECK_EQ_INT("stored", tel__decls_store(home, &d), TEL_OK);
+    CHECK_EQ_INT("loaded", tel__decls_load(home, &back), TEL_OK);
+    CHECK("read back the same", back.n == d.n && back.default_off && memcmp(&back, &d, sizeof d) == 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/" TEL_DECL_FILE, home);
+    CHECK_EQ_INT("mode 0600", mode_of(path), 0600);
+    char *text = read_text(path);
+    CHECK("holds names and meanings", text && strstr(text, "env T_DEBUG debug-if-contains tapp:telemetry\n") &&
+                                          strstr(text, "default off\n"));
+    static const char *const bad[] = { "env\n", "env A\n", "env A off\n", "env A off-if-set extra\n",
+                                       "default on\n", "env A=B off-if-set\n", "envy A off-if-set\n",
+                                       "env A debug-if-contains\n" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_file(path, bad[i]);
+        char n[96];
+        snprintf(n, sizeof n, "refused: '%.*s'", (int)strlen(bad[i]) - 1, bad[i]);
+        CHECK(n, tel__decls_load(home, &back) == TEL_ERR_CORRUPT);
+    }
+    unlink(path);
+    CHECK_EQ_INT("no file: nothing declared", tel__decls_load(home, &back), TEL_ERR_NOTFOUND);
+    mkfifo(path, 0600);
+    CHECK_EQ_INT("a fifo there is refused, without hanging", tel__decls_load(home, &back), TEL_ERR_CORRUPT);
+    unlink(path);
+}
+
+/*
+ * A host default of off is a default: the user's own on (config, env, a
+ * declared on variable, a flag) turns it on, and it never counts as an
+ * opt-out.  The host's off (per run or host level) beats every on and is
+ * not an opt-out either; the user's offs are.
+ */
+static void test_default_off(void)
+{
+    CHECK_GROUP("default off and who opted out");
+    tel_decls d;
+    declare_all(&d);
+    d.default_off = 1;
+    fresh_home();
+    tel_policy p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("default off: off, decided by the host's default, not an opt-out",
+          !p.enabled && p.enabled_src == TEL_SRC_HOST && strcmp(p.enabled_why, "default off") == 0 &&
+              !p.opted_out);
+    p = resolve_with(&d, 1, TEL_SRC_HOST);
+    CHECK("default off: the host's own on does not count as the user's", !p.enabled);
+    p = resolve_with(&d, 1, TEL_SRC_FLAG);
+    CHECK("default off: the user's on flag turns it on", p.enabled && p.enabled_src == TEL_SRC_FLAG);
+    setenv("T_ONOFF", "1", 1);
+    p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("default off: the declared on variable turns it on", p.enabled && strcmp(p.enabled_why, "T_ONOFF") == 0);
+    unsetenv("T_ONOFF");
+    setenv("TAPP_TELEMETRY_ENABLED", "1", 1);
+    p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("default off: <APP>_TELEMETRY_ENABLED=1 turns it on", p.enabled && p.enabled_src == TEL_SRC_ENV);
+    unsetenv("TAPP_TELEMETRY_ENABLED");
+    write_conf("enabled = true\n");
+    p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("default off: enabled = true in telemetry.conf turns it on", p.enabled && p.enabled_src == TEL_SRC_CONFIG);
+    setenv("DO_NOT_TRACK", "1", 1);
+    p = resolve_with(&d, -1, TEL_SRC_HOST);
+    CHECK("default off, config on: DO_NOT_TRACK still wins, as an opt-out", !p.enabled && p.opted_out);
+    unsetenv("DO_NOT_TRACK");
+
+    fresh_home();
+    p = resolve_with(NULL, 0, TEL_SRC_FLAG);
+    CHECK("the host's --no-telemetry: off, not an opt-out", !p.enabled && !p.opted_out);
+    p = resolve_with(NULL, 0, TEL_SRC_HOST);
+    CHECK("a host-level off: off, not an opt-out", !p.enabled && !p.opted_out &&
+                                                        strcmp(p.enabled_why, "host") == 0);
+    write_conf("enabled = true\n");
+    p = resolve_with(NULL, 0, TEL_SRC_HOST);
+    CHECK("a host-level off beats the user's on", !p.enabled && !p.opted_out);
+    tel_flag_settings foff = { 0, NULL, NULL, -1 };
+    tel__policy_resolve(&p, APP, NULL, &foff);
+    CHECK("tel's own off flag: not an opt-out", !p.enabled && !p.opted_out);
+    static const char *const user_offs[] = { "DO_NOT_TRACK", "TAPP_TELEMETRY_ENABLED", "T_OFF", "conf" };
+    for (size_t i = 0; i < 4; i++) {
+        fresh_home();
+        if (i == 3)
+            write_conf("enabled = false\n");
+        else
+            setenv(user_offs[i], i == 1 ? "false" : "1", 1);
+        p = resolve_with(&d, 0, TEL_SRC_FLAG);
+        char n[128];
+        snprintf(n, sizeof n, "%s with the host's flag off too: still the user's opt-out", user_offs[i]);
+        CHECK(n, !p.enabled && p.opted_out);
+        unsetenv(user_offs[i]);
+    }
+}
+
 int main(void)
 {
     snprintf(tmp_root, sizeof tmp_root, "%s/tel-policy.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -756,6 +964,9 @@ int main(void)
     test_config_parse();
     test_config_set();
     test_endpoint();
+    test_declared();
+    test_declared_file();
+    test_default_off();
     nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_exit();
 }
