@@ -212,6 +212,33 @@ static void sent_log(const char *qdir, const uint8_t id[TEL_ID_LEN], size_t even
     close(fd);
 }
 
+/* ----------------------------------------------------------- audit log */
+
+/* The audit log file the host declared and the user named in our
+ * environment (TEL_ENV_LOG_FILE); -1 when none. */
+static int audit_fd = -1;
+
+/*
+ * Appends "sent: {event}" for each record of the batch the collector just
+ * accepted: the same lines the library wrote as "recorded: " when they
+ * were queued, so the file shows both ends.  A failed write is dropped.
+ */
+static void audit_sent(const batch *b, size_t n)
+{
+    tel_buf line = TEL_BUF_INIT;
+    for (size_t i = 0; i < n && i < b->n; i++) {
+        tel_record r;
+        tel_buf_clear(&line);
+        if (tel__record_decode(&r, b->recs.p + b->off[i], b->len[i]) != TEL_OK ||
+            tel_buf_puts(&line, "sent: ") != 0 || tel__record_json(&r, &line) != TEL_OK ||
+            tel_buf_append(&line, "\n", 1) != 0)
+            continue;
+        if (write(audit_fd, line.p, line.len) < 0)
+            break;
+    }
+    tel_buf_free(&line);
+}
+
 /* ------------------------------------------------------------- backoff */
 
 static uint64_t random_below(uint64_t bound)
@@ -588,6 +615,8 @@ static int drain(tel_queue **qp, const char *state, batch *b, tel_upload *up,
             if ((rc = tel__queue_delete_meta(q, p.first_seq, p.last_seq, p.dropped, kv, nkv)) != TEL_OK)
                 break;
             cleared_backoff = 1;
+            if (audit_fd >= 0)
+                audit_sent(b, p.count);
             ds->batches++;
             ds->events += p.count;
             ds->wire += gz.len;
@@ -741,11 +770,24 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
     static char host_endpoint[1024], host_token[512];
     meta_string(q, "endpoint", host_endpoint, sizeof host_endpoint);
     meta_string(q, "token", host_token, sizeof host_token);
+    /* The host's declared variables are read from our own environment:
+     * a cron job sees the user's crontab settings, not the shell's. */
+    static tel_decls decls;
+    rc = tel__decls_load(state, &decls);
+    if (rc == TEL_ERR_CORRUPT) {
+        /* It may declare an opt-out we cannot read: as for a malformed
+         * telemetry.conf, send nothing and delete nothing. */
+        complain("%s: %s", app, tel_last_error());
+        code = EXIT_CONFIG;
+        goto out;
+    }
+    int have_decls = rc == TEL_OK;
     tel_host_settings host = {
         .enabled = -1, .enabled_src = TEL_SRC_HOST,
         .endpoint = host_endpoint[0] ? host_endpoint : NULL,
         .token = host_token[0] ? host_token : NULL,
         .logging = -1,
+        .decls = have_decls ? &decls : NULL,
     };
     tel_flag_settings flags = {
         .enabled = -1, .endpoint = opt->endpoint, .token = opt->token, .logging = -1,
@@ -763,6 +805,14 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
     if (rc != TEL_OK && rc != TEL_DISABLED) {
         complain("%s: %s", app, tel_last_error());
         code = EXIT_FAIL;
+        goto out;
+    }
+    if (!pol.enabled && !pol.opted_out) {
+        /* Off by the host's default, with no "on" from the user in our
+         * environment: what an earlier run recorded (when the user had
+         * said on) waits; it is neither sent nor deleted. */
+        say(1, "%s: telemetry is off (%s); nothing sent, the queue is kept", app,
+            pol.enabled_why[0] ? pol.enabled_why : tel__source_name(pol.enabled_src));
         goto out;
     }
     if (!pol.enabled) {
@@ -787,6 +837,8 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
         code = dry_run(q, b, &pol, app, deadline);
         goto out;
     }
+    if (pol.log_file[0])
+        audit_fd = open(pol.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (st.count == 0) {
         say(1, "%s: nothing queued", app);
         goto out;
@@ -824,6 +876,9 @@ static int sync_app(const char *app, uint64_t deadline, batch *b)
     say(1, "%s: sent %zu events in %zu batches (%zu bytes gzip) in %" PRIu64 " ms%s", app,
         ds.events, ds.batches, ds.wire, ms, ds.dropped ? ", some dropped" : "");
 out:
+    if (audit_fd >= 0)
+        close(audit_fd);
+    audit_fd = -1;
     tel__upload_free(up);
     tel__queue_close(q);
     /* Purged pages still hold the old bytes until LMDB reuses them:

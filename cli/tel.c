@@ -55,6 +55,16 @@ static const char usage_text[] =
     "      --token T            (emit, metrics) bearer token recorded for tel-sync\n"
     "      --spawn-sync         (emit, metrics) then start a detached tel-sync, at most\n"
     "                           once per 10 minutes and only when something is queued\n"
+    "      --declare-env NAME=MEANING[:WORD]\n"
+    "                           (emit, metrics) the script's own variable NAME means\n"
+    "                           off-if-true, off-if-set, on-off, debug-if-contains:WORD,\n"
+    "                           log-file or detailed-errors; recorded for tel status\n"
+    "                           and tel-sync (repeatable, at most 16)\n"
+    "      --default-off        (emit, metrics) telemetry is opt-in: off until the user\n"
+    "                           turns it on\n"
+    "      --inspect FILE       (emit, metrics) write the events to FILE as JSON lines\n"
+    "                           instead of queueing them\n"
+    "      --debug              (emit, metrics) log the events on stderr, queue nothing\n"
     "      --message TEXT       (notice) the notice to print instead of the default\n"
     "      --all                (status) every app with a queue here, instead of --app\n"
     "      --json               (status) one JSON object instead of text (one per line\n"
@@ -69,7 +79,8 @@ static const char usage_text[] =
     "     an event over a limit, malformed or unreadable metrics input; nothing\n"
     "     was stored\n";
 
-enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE, OPT_ALL };
+enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE, OPT_ALL,
+       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_INSPECT, OPT_DEBUG };
 
 static const struct option long_opts[] = {
     { "app", required_argument, NULL, 'a' },
@@ -80,6 +91,10 @@ static const struct option long_opts[] = {
     { "spawn-sync", no_argument, NULL, OPT_SPAWN_SYNC },
     { "message", required_argument, NULL, OPT_MESSAGE },
     { "all", no_argument, NULL, OPT_ALL },
+    { "declare-env", required_argument, NULL, OPT_DECLARE_ENV },
+    { "default-off", no_argument, NULL, OPT_DEFAULT_OFF },
+    { "inspect", required_argument, NULL, OPT_INSPECT },
+    { "debug", no_argument, NULL, OPT_DEBUG },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -95,9 +110,49 @@ typedef struct args {
     int spawn_sync;
     int all;
     const char *message;
+    tel_decls decls;          /* --declare-env, --default-off */
+    const char *inspect;
+    int debug;
     char **rest;
     int nrest;
 } args;
+
+/* The host options of emit and metrics given on the command line. */
+static int host_options(const args *a, tel_options *o)
+{
+    if ((a->app_version && tel_options_set_app_version(o, a->app_version) != TEL_OK) ||
+        (a->endpoint && tel_options_set_endpoint(o, a->endpoint) != TEL_OK) ||
+        (a->token && tel_options_set_token(o, a->token) != TEL_OK) ||
+        (a->inspect && tel_options_set_inspect(o, a->inspect) != TEL_OK) ||
+        (a->debug && tel_options_set_debug(o, 1) != TEL_OK) ||
+        (a->decls.default_off && tel_options_set_default_enabled(o, 0) != TEL_OK))
+        return -1;
+    for (size_t i = 0; i < a->decls.n; i++) {
+        const tel_decl *e = &a->decls.d[i];
+        if (tel_options_declare_env(o, e->name, e->meaning, e->word[0] ? e->word : NULL) != TEL_OK)
+            return -1;
+    }
+    return 0;
+}
+
+/* --declare-env NAME=MEANING[:WORD], checked as the library will. */
+static int take_declaration(args *a, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (size_t)(eq - arg) > TEL_DECL_NAME_MAX)
+        return cli_usage_error("--declare-env takes NAME=MEANING[:WORD]");
+    char name[TEL_DECL_NAME_MAX + 1];
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = '\0';
+    const char *m = eq + 1, *colon = strchr(m, ':');
+    int meaning = tel__meaning_parse(m, colon ? (size_t)(colon - m) : strlen(m));
+    if (meaning < 0)
+        return cli_usage_error("--declare-env %s: unknown meaning (off-if-true, off-if-set, on-off, "
+                               "debug-if-contains:WORD, log-file, detailed-errors)", name);
+    if (tel__decls_add(&a->decls, name, meaning, colon ? colon + 1 : NULL) != TEL_OK)
+        return cli_usage_error("--declare-env: %s", tel_last_error());
+    return -1;
+}
 
 /* ---------------------------------------------------------------- emit */
 
@@ -131,9 +186,7 @@ static int cmd_emit(const args *a)
         cli_error("could not queue the event: %s", tel_last_error());
         return EXIT_NOT_QUEUED;
     }
-    if ((a->app_version && tel_options_set_app_version(o, a->app_version) != TEL_OK) ||
-        (a->endpoint && tel_options_set_endpoint(o, a->endpoint) != TEL_OK) ||
-        (a->token && tel_options_set_token(o, a->token) != TEL_OK)) {
+    if (host_options(a, o) != 0) {
         tel_options_free(o);
         return cli_usage_error("emit: %s", tel_last_error());
     }
@@ -235,9 +288,7 @@ static int cmd_metrics(const args *a)
         free(text);
         return cli_usage_error("%s", tel_last_error());
     }
-    if ((a->app_version && tel_options_set_app_version(o, a->app_version) != TEL_OK) ||
-        (a->endpoint && tel_options_set_endpoint(o, a->endpoint) != TEL_OK) ||
-        (a->token && tel_options_set_token(o, a->token) != TEL_OK)) {
+    if (host_options(a, o) != 0) {
         tel_options_free(o);
         free(text);
         return cli_usage_error("metrics: %s", tel_last_error());
@@ -384,10 +435,43 @@ static void json_str(const char *s)
     putchar('"');
 }
 
+/* The host's declared variables, "NAME (meaning[ word]), ..." or as a
+ * JSON array. */
+static void print_decls(const tel_decls *d, int json)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const tel_decl *e = &d->d[i];
+        if (json) {
+            printf("%s{\"name\":", i ? "," : "");
+            json_str(e->name);
+            printf(",\"meaning\":\"%s\"", tel__meaning_name(e->meaning));
+            if (e->word[0]) {
+                printf(",\"word\":");
+                json_str(e->word);
+            }
+            putchar('}');
+        } else {
+            printf("%s%s (%s%s%s)", i ? ", " : "", e->name, tel__meaning_name(e->meaning),
+                   e->word[0] ? " " : "", e->word);
+        }
+    }
+}
+
 static int status_one(const args *a, const char *app)
 {
+    char sdir[TEL_PATH_MAX];
+    tel_decls d = { .n = 0 };
+    tel_host_settings host = { -1, TEL_SRC_HOST, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
+    int drc = TEL_ERR_NOTFOUND;
+    char declerr[128] = "";
+    if (tel__state_dir(app, sdir, sizeof sdir) == TEL_OK)
+        drc = tel__decls_load(sdir, &d);
+    if (drc == TEL_ERR_CORRUPT)
+        snprintf(declerr, sizeof declerr, "%s", tel_last_error());
+    if (drc == TEL_OK)
+        host.decls = &d;
     tel_policy p;
-    int prc = tel__policy_resolve(&p, app, NULL, NULL);
+    int prc = tel__policy_resolve(&p, app, &host, NULL);
     int token_set = p.token[0] != '\0';
     explicit_bzero(p.token, sizeof p.token);
     char conferr[256] = "";
@@ -443,6 +527,14 @@ static int status_one(const args *a, const char *app)
             printf("null");
         printf(",\"debug\":%s,\"logging\":%s,\"inspect\":%s", p.debug ? "true" : "false",
                p.logging ? "true" : "false", p.inspect[0] ? "true" : "false");
+        printf(",\"opted_out\":%s,\"host_default\":\"%s\",\"declared\":[",
+               p.opted_out ? "true" : "false", d.default_off ? "off" : "on");
+        print_decls(&d, 1);
+        printf("],\"debug_by\":");
+        json_str(p.debug_why);
+        printf(",\"log_file_by\":");
+        json_str(p.log_file_why);
+        printf(",\"errors\":\"%s\"", p.error_detail == TEL_ERRORS_SANITIZED ? "sanitized" : "class");
         printf(",\"endpoint\":");
         json_str(endpoint);
         printf(",\"endpoint_source\":\"%s\",\"token_set\":%s", endpoint_src, token_set ? "true" : "false");
@@ -469,10 +561,24 @@ static int status_one(const args *a, const char *app)
                tel__source_name(p.enabled_src), why ? ": " : "", why ? p.enabled_why : "");
         if (conferr[0])
             printf("config:      error: %s\n", conferr);
+        if (!p.enabled && !p.opted_out && prc != TEL_ERR_CONFIG)
+            printf("             (this is not an opt-out: what is queued is kept)\n");
+        if (d.n || d.default_off) {
+            printf("declared:    ");
+            if (d.default_off)
+                printf("default off%s", d.n ? "; " : "");
+            print_decls(&d, 0);
+            putchar('\n');
+        } else if (drc == TEL_ERR_CORRUPT)
+            printf("declared:    unreadable: %s\n", declerr);
         if (p.debug)
-            printf("debug:       on (events are logged, never sent)\n");
+            printf("debug:       on (decided by env: %s; events are logged, never sent)\n", p.debug_why);
         if (p.logging)
             printf("logging:     on\n");
+        if (p.log_file[0])
+            printf("audit log:   on (the file named by env %s)\n", p.log_file_why);
+        if (p.error_detail == TEL_ERRORS_SANITIZED)
+            printf("errors:      sanitised messages are sent (decided by env: %s)\n", p.error_detail_why);
         if (p.inspect[0])
             printf("inspect:     on (tel-sync writes batches to a file instead of sending)\n");
         printf("endpoint:    %s (%s)%s\n", endpoint, endpoint_src, token_set ? ", token set" : "");
@@ -631,6 +737,10 @@ static int take_option(int c, args *a, char **argv)
     case OPT_SPAWN_SYNC: a->spawn_sync = 1; return -1;
     case OPT_MESSAGE: a->message = optarg; return -1;
     case OPT_ALL: a->all = 1; return -1;
+    case OPT_DECLARE_ENV: return take_declaration(a, optarg);
+    case OPT_DEFAULT_OFF: a->decls.default_off = 1; return -1;
+    case OPT_INSPECT: a->inspect = optarg; return -1;
+    case OPT_DEBUG: a->debug = 1; return -1;
     case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
     default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
     }
@@ -679,9 +789,10 @@ int main(int argc, char **argv)
     if (a.app && tel__app_check(a.app) != TEL_OK)
         return cli_usage_error("%s", tel_last_error());
     if (strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0 &&
-        (a.app_version || a.endpoint || a.token))
-        return cli_usage_error("%s: --app-version, --endpoint and --token go with emit and metrics",
-                               a.command);
+        (a.app_version || a.endpoint || a.token || a.decls.n || a.decls.default_off || a.inspect ||
+         a.debug))
+        return cli_usage_error("%s: --app-version, --endpoint, --token, --declare-env, --default-off, "
+                               "--inspect and --debug go with emit and metrics", a.command);
     if (strcmp(a.command, "status") != 0 && a.json)
         return cli_usage_error("%s: --json goes with status", a.command);
     if (a.spawn_sync && strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0)

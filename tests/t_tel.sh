@@ -466,4 +466,43 @@ check_eq "status --all: one text block per app" "$(tel status --all | grep -c '^
 check_rc "status --all with --app is usage" 2 tel status --all --app st-a
 check_rc "--all goes with status only" 2 tel show --all
 
+
+# A script host declares its own variables; tel status and tel-sync read
+# them from their own environment.
+export HOME="$T_TMP/declare"
+mkdir -p "$HOME"
+check_rc "emit --declare-env with an unknown meaning is usage" 2 \
+    tel emit --app decl ev --declare-env MY_OFF=off-when-true
+check_rc "emit --declare-env without a word for debug-if-contains is usage" 2 \
+    tel emit --app decl ev --declare-env DEBUG=debug-if-contains
+check_rc "--declare-env goes with emit and metrics" 2 tel status --app decl --declare-env A=on-off
+check "a refused declaration stores nothing" test ! -e "$HOME/.local/state/decl"
+tel emit --app decl ev --declare-env DECL_OFF=off-if-true --declare-env DEBUG=debug-if-contains:decl:telemetry >/dev/null 2>&1
+check_eq "status names the declared variable that decided" \
+    "$(DECL_OFF=1 tel status --app decl | sed -n 's/^telemetry: *//p')" "off (decided by env: DECL_OFF)"
+check_eq "status lists the declarations" \
+    "$(tel status --app decl | sed -n 's/^declared: *//p')" "DECL_OFF (off-if-true), DEBUG (debug-if-contains decl:telemetry)"
+check_eq "status: DEBUG holding the word is debug, named" \
+    "$(DEBUG=x,decl:telemetry tel status --app decl --json | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["debug"], j["debug_by"])')" "True DEBUG"
+check_eq "emit --debug: logged on stderr, nothing queued" \
+    "$(tel emit --app decl dbg --debug 2>&1 | grep -c 'debug, not stored'):$(tel show --app decl | grep -c '"dbg"')" "1:0"
+tel emit --app decl insp --inspect "$T_TMP/insp.jsonl" >/dev/null 2>&1
+check_eq "emit --inspect: the event in the file, not in the queue" \
+    "$(grep -c '"name":"insp"' "$T_TMP/insp.jsonl"):$(tel show --app decl | grep -c '"insp"')" "1:0"
+DECL_OFF=1 tel-sync --app decl >/dev/null 2>&1
+check_eq "tel-sync under the declared opt-out purges" "$(tel show --app decl | wc -l | tr -d ' ')" 0
+
+# An opt-in script host: off by default, kept queue, the user's on.
+export HOME="$T_TMP/optin"
+mkdir -p "$HOME"
+tel emit --app optin ev --default-off >/dev/null 2>&1
+check_eq "default off: nothing queued" "$(tel show --app optin | wc -l | tr -d ' ')" 0
+OPTIN_TELEMETRY_ENABLED=1 tel emit --app optin ev --default-off >/dev/null 2>&1
+check_eq "default off, the user's on: queued" "$(tel show --app optin | wc -l | tr -d ' ')" 1
+check_eq "status: off by the host's default, not an opt-out" \
+    "$(tel status --app optin --json | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["enabled"], j["reason"], j["opted_out"], j["host_default"])')" \
+    "False default off False off"
+tel-sync --app optin --endpoint http://127.0.0.1:9/v1 >/dev/null 2>&1
+check_eq "tel-sync off by the host's default keeps the queue" "$(tel show --app optin | wc -l | tr -d ' ')" 1
+
 t_done
