@@ -307,16 +307,17 @@ static void log_line(tel *h, const char *line)
  * Records the host's declarations for tel and tel-sync, in the file beside
  * the queue, when they differ from the copy kept in the queue's meta: the
  * comparison reads memory LMDB already mapped, so a run whose declarations
- * did not change costs no file read.  A host that stopped declaring gets
- * its old file emptied.
+ * did not change costs no file read, and a host that declares nothing
+ * pays nothing at all (which is also why a host that stops declaring
+ * leaves its last declarations in place).
  */
 static void record_declarations(tel *h, const tel_decls *d)
 {
+    if (d->n == 0 && !d->default_off)
+        return;
     char cur[TEL_DECL_FILE_MAX];
     size_t len = 0;
     int have = tel__queue_meta_get(h->q, "declared", cur, sizeof cur, &len) == TEL_OK;
-    if (!have && d->n == 0 && !d->default_off)
-        return;
     tel_buf text = TEL_BUF_INIT;
     if (tel__decls_format(d, &text) == TEL_OK &&
         !(have && len == text.len && memcmp(cur, text.p, len) == 0) &&
