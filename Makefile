@@ -51,7 +51,7 @@ BUILD_LIBS = lmdb:lmdb.h:-llmdb:liblmdb-dev msgpack:msgpack.h:-lmsgpackc:libmsgp
 	libcurl:curl/curl.h:-lcurl:libcurl4-openssl-dev zlib:zlib.h:-lz:zlib1g-dev \
 	libmicrohttpd:microhttpd.h:-lmicrohttpd:libmicrohttpd-dev
 
-DEPS_CFLAGS := $(shell pkg-config --cflags lmdb msgpack 2>/dev/null)
+DEPS_CFLAGS := $(shell pkg-config --cflags lmdb msgpack libpq sqlite3 2>/dev/null)
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 GEN = $(BUILD)/gen
 # -MMD -MP: each object lists the headers it really read (build/obj/*.d),
@@ -80,7 +80,8 @@ LIB_LIBS = -llmdb -lmsgpackc
 # the cost of its one fdatasync (bench/README.md).
 HOST_LIBS = -Wl,-Bstatic -llmdb -lmsgpackc -Wl,-Bdynamic
 SYNC_LIBS = -lcurl -lz
-COLLECT_LIBS = -lmicrohttpd -lz
+COLLECT_LIBS = -lmicrohttpd -lz $(STORE_LIBS)
+STORE_LIBS = -lsqlite3 -lpq -lpthread
 
 # libtel is util/, format/ and libqueue/.  The sync engine (sync/) needs
 # libcurl and zlib and so is a library of its own, libtelsync.a, linked by
@@ -89,6 +90,10 @@ LIB_SRC = $(sort $(wildcard util/*.c format/*.c libqueue/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SYNC_SRC = $(sort $(wildcard sync/*.c))
 SYNC_OBJ = $(SYNC_SRC:%.c=$(BUILD)/obj/%.o)
+# The collector's store (store.h and its engines), apart so that the store
+# tests can link it without the HTTP front.
+STORE_SRC = collector/store.c collector/store_sqlite.c collector/store_pg.c
+STORE_OBJ = $(STORE_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC = $(wildcard examples/*.c)
@@ -176,7 +181,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtelsync.a $(BUILD)/lib
 
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c | $(CONFIG_H) $(BUILD)/libs.ok
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(INC_all) -Itests/unit -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(INC_all) -Icollector -Itests/unit -c $< -o $@
+
+# The store test needs the store and its engines' client libraries.
+$(BUILD)/tests/test_store: $(BUILD)/obj/tests/unit/test_store.o $(STORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(STORE_LIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

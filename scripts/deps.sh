@@ -7,8 +7,8 @@ set -u
 pkgs=""
 for set in "$@"; do
     case "$set" in
-    build) pkgs="$pkgs gcc make pkg-config liblmdb-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev" ;;
-    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db golang-go nodejs" ;;
+    build) pkgs="$pkgs gcc make pkg-config liblmdb-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libsqlite3-dev libpq-dev" ;;
+    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db golang-go nodejs postgresql sqlite3" ;;
     stress) pkgs="$pkgs valgrind" ;;
     bench) pkgs="$pkgs libsqlite3-dev valgrind hyperfine" ;;
     fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;

@@ -1,0 +1,500 @@
+/*
+ * collector/store_sqlite.c - the embedded store: one SQLite file.
+ *
+ * Two connections: one writer, used under a mutex by every write (SQLite
+ * has one writer at a time anyway), and one reader for store_query, so
+ * that reports read a consistent snapshot while uploads go on (WAL).
+ *
+ * Durability: journal_mode=WAL with synchronous=FULL makes every COMMIT
+ * wait for the WAL to reach the disk, so a batch that was answered 200
+ * survives a crash of the process or of the machine.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store_impl.h"
+
+/* Waits for a lock another process holds (a report run with the sqlite3
+ * shell, a second collector pointed at the same file by mistake). */
+#define BUSY_TIMEOUT_MS 5000
+
+/* Each entry migrates the schema from version i to i + 1. */
+static const char *const migrations[] = {
+    "CREATE TABLE events ("
+    " id TEXT PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,"
+    " name TEXT NOT NULL, app TEXT NOT NULL, app_version TEXT,"
+    " anon_id TEXT, exec_id TEXT, props TEXT NOT NULL, context TEXT NOT NULL,"
+    " batch_id TEXT NOT NULL);"
+    "CREATE INDEX events_ts ON events (ts);"
+    "CREATE INDEX events_anon_id ON events (anon_id);"
+    "CREATE TABLE batches ("
+    " id TEXT PRIMARY KEY, received INTEGER NOT NULL, app TEXT NOT NULL,"
+    " events INTEGER NOT NULL, dropped INTEGER NOT NULL);"
+    "CREATE INDEX batches_received ON batches (received);"
+    "CREATE TABLE erasures ("
+    " anon_id TEXT PRIMARY KEY, received INTEGER NOT NULL, deleted INTEGER NOT NULL);",
+};
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+enum {
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_HAS_ERASURE, S_HAS_BATCH, S_INS_EVENT, S_INS_BATCH,
+    S_DEL_ANON, S_INS_ERASURE, S_EXPIRE_EVENTS, S_EXPIRE_BATCHES, NSTMT
+};
+
+static const char *const stmt_sql[NSTMT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_HAS_ERASURE] = "SELECT 1 FROM erasures WHERE anon_id = ?1",
+    [S_HAS_BATCH] = "SELECT 1 FROM batches WHERE id = ?1",
+    [S_INS_EVENT] = "INSERT INTO events (id, ts, received, name, app, app_version, anon_id,"
+                    " exec_id, props, context, batch_id)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    " ON CONFLICT (id) DO NOTHING",
+    [S_INS_BATCH] = "INSERT INTO batches (id, received, app, events, dropped)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_DEL_ANON] = "DELETE FROM events WHERE anon_id = ?1",
+    [S_INS_ERASURE] = "INSERT INTO erasures (anon_id, received, deleted) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT (anon_id) DO UPDATE SET deleted = deleted + excluded.deleted",
+    [S_EXPIRE_EVENTS] = "DELETE FROM events WHERE rowid IN"
+                        " (SELECT rowid FROM events WHERE ts < ?1 LIMIT ?2)",
+    [S_EXPIRE_BATCHES] = "DELETE FROM batches WHERE rowid IN"
+                         " (SELECT rowid FROM batches WHERE received < ?1 LIMIT ?2)",
+};
+
+typedef struct sq {
+    sqlite3 *w;
+    pthread_mutex_t wlock;
+    sqlite3_stmt *st[NSTMT];
+    sqlite3 *r;
+    pthread_mutex_t rlock;
+} sq;
+
+static int sq_fail(sqlite3 *db, const char *what)
+{
+    return tel__store_fail("sqlite: %s: %s", what, sqlite3_errmsg(db));
+}
+
+/* Runs a prepared statement that returns no rows it needs, and resets it.
+ * Returns 0, or -1 with the reason set. */
+static int run(sq *q, int which)
+{
+    sqlite3_stmt *st = q->st[which];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return sq_fail(q->w, "statement failed");
+    return 0;
+}
+
+/* 1 when the one-parameter statement finds a row, 0 when not, -1 on error. */
+static int exists(sq *q, int which, const char *key)
+{
+    sqlite3_stmt *st = q->st[which];
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    return sq_fail(q->w, "lookup failed");
+}
+
+static int version_row(void *ud, int ncol, char **vals, char **names)
+{
+    *(long *)ud = ncol > 0 && vals[0] ? atol(vals[0]) : 0;
+    return 0;
+}
+
+/* Brings the schema to STORE_SCHEMA_VERSION inside one write transaction,
+ * so that two processes starting on a new file cannot both create it. */
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    long version = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE;"
+                         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
+                     NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, "SELECT version FROM schema_version", version_row, &version, &msg) != SQLITE_OK)
+        goto fail;
+    if (version > (long)NMIGRATIONS) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        snprintf(err, errlen, "the database has schema version %ld; this tel-collect knows up to %d",
+                 version, STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    for (long v = version; v < (long)NMIGRATIONS; v++)
+        if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+    if (version < (long)NMIGRATIONS) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d);",
+                 (int)NMIGRATIONS);
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "sqlite: cannot create or migrate the schema: %s",
+             msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+static sqlite3 *open_conn(const char *path, const char *pragmas, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    char *msg = NULL;
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+        rc = sqlite3_exec(db, pragmas, NULL, NULL, &msg);
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "sqlite: cannot open %s: %s", path,
+                 msg ? msg : db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+static void sq_close(void *h)
+{
+    sq *q = h;
+    if (!q)
+        return;
+    for (int i = 0; i < NSTMT; i++)
+        sqlite3_finalize(q->st[i]);
+    sqlite3_close(q->w);
+    sqlite3_close(q->r);
+    pthread_mutex_destroy(&q->wlock);
+    pthread_mutex_destroy(&q->rlock);
+    free(q);
+}
+
+static void *sq_open(const char *url, char *err, size_t errlen)
+{
+    const char *path = url + strlen("sqlite:");
+    if (!*path) {
+        snprintf(err, errlen, "sqlite: the URL names no file (sqlite:PATH)");
+        return NULL;
+    }
+    sq *q = calloc(1, sizeof *q);
+    if (!q) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&q->wlock, NULL);
+    pthread_mutex_init(&q->rlock, NULL);
+    q->w = open_conn(path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen);
+    if (!q->w || migrate(q->w, err, errlen) != 0)
+        goto fail;
+    for (int i = 0; i < NSTMT; i++) {
+        if (sqlite3_prepare_v3(q->w, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(q->w));
+            goto fail;
+        }
+    }
+    /* query_only: store_query checks each statement too, this is the
+     * engine's own guarantee that reports never write. */
+    q->r = open_conn(path, "PRAGMA query_only=1;", err, errlen);
+    if (!q->r)
+        goto fail;
+    return q;
+fail:
+    sq_close(q);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ reading */
+
+/* Binds params to the $N parameters of st.  Every parameter of the
+ * statement must be $1..$nparams: anything else would silently read as
+ * NULL. */
+static int bind_params(sqlite3_stmt *st, int nparams, const char *const *params)
+{
+    int n = sqlite3_bind_parameter_count(st);
+    for (int i = 1; i <= n; i++) {
+        const char *name = sqlite3_bind_parameter_name(st, i);
+        char *end;
+        long k = name && name[0] == '$' ? strtol(name + 1, &end, 10) : 0;
+        if (!name || name[0] != '$' || end == name + 1 || *end || k < 1 || k > nparams)
+            return tel__store_fail("sqlite: parameter %s has no value (write $1..$%d)",
+                                   name ? name : "?", nparams);
+        const char *v = params[k - 1];
+        int rc = v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+        if (rc != SQLITE_OK)
+            return tel__store_fail("sqlite: cannot bind %s", name);
+    }
+    return 0;
+}
+
+static int sq_rows(sq *q, sqlite3_stmt *st, store_row_fn row, void *ud)
+{
+    int ncol = sqlite3_column_count(st);
+    const char **vals = calloc(ncol > 0 ? (size_t)ncol : 1, sizeof *vals);
+    if (!vals)
+        return tel__store_fail("out of memory");
+    int ret = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncol; c++)
+            vals[c] = (const char *)sqlite3_column_text(st, c);
+        int stop = row(ud, ncol, vals);
+        if (stop) {
+            ret = stop;
+            break;
+        }
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = sq_fail(q->r, "query failed");
+    free(vals);
+    return ret;
+}
+
+static int sq_query(void *h, const char *sql, int nparams, const char *const *params,
+                    store_row_fn row, void *ud)
+{
+    sq *q = h;
+    sqlite3_stmt *st = NULL;
+    const char *tail = NULL;
+    int ret;
+    pthread_mutex_lock(&q->rlock);
+    if (sqlite3_prepare_v2(q->r, sql, -1, &st, &tail) != SQLITE_OK || !st) {
+        ret = st ? sq_fail(q->r, "bad query") : tel__store_fail("sqlite: bad query: %s",
+                                                                 sqlite3_errmsg(q->r));
+        goto out;
+    }
+    tail += strspn(tail, " \t\r\n;");
+    if (*tail) {
+        ret = tel__store_fail("sqlite: store_query takes one statement");
+        goto out;
+    }
+    if (!sqlite3_stmt_readonly(st)) {
+        ret = tel__store_fail("sqlite: store_query only reads");
+        goto out;
+    }
+    ret = bind_params(st, nparams, params);
+    if (ret == 0)
+        ret = sq_rows(q, st, row, ud);
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->rlock);
+    return ret;
+}
+
+static int sq_exec(void *h, const char *sql)
+{
+    sq *q = h;
+    char *msg = NULL;
+    pthread_mutex_lock(&q->wlock);
+    int rc = sqlite3_exec(q->w, sql, NULL, NULL, &msg);
+    pthread_mutex_unlock(&q->wlock);
+    if (rc != SQLITE_OK) {
+        tel__store_fail("sqlite: %s", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ writing */
+
+static int insert_events(sq *q, const store_batch *b, unsigned char *fresh, store_put_result *res)
+{
+    sqlite3_stmt *st = q->st[S_INS_EVENT];
+    sqlite3_bind_int64(st, 3, b->received_ms);
+    sqlite3_bind_text(st, 7, b->anon_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, b->id, -1, SQLITE_STATIC);
+    for (size_t i = 0; i < b->nevents; i++) {
+        const store_event *e = &b->events[i];
+        sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, e->ts_ms);
+        sqlite3_bind_text(st, 4, e->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, e->app, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, e->app_version, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, e->exec_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, e->props, (int)e->props_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 10, e->context, (int)e->context_len, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return sq_fail(q->w, "cannot store an event");
+        int added = sqlite3_changes(q->w) > 0;
+        if (fresh)
+            fresh[i] = (unsigned char)added;
+        if (added)
+            res->stored++;
+        else
+            res->duplicates++;
+    }
+    sqlite3_clear_bindings(st);
+    return 0;
+}
+
+static int insert_batch(sq *q, const store_batch *b, size_t stored)
+{
+    sqlite3_stmt *st = q->st[S_INS_BATCH];
+    sqlite3_bind_text(st, 1, b->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, b->received_ms);
+    sqlite3_bind_text(st, 3, b->app, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)stored);
+    sqlite3_bind_int64(st, 5, b->dropped > INT64_MAX ? INT64_MAX : (sqlite3_int64)b->dropped);
+    return run(q, S_INS_BATCH);
+}
+
+/* Everything of a batch under the write transaction; COMMIT is the
+ * caller's.  Returns 0, or -1 for a rollback. */
+static int put_locked(sq *q, const store_batch *b, unsigned char *fresh, store_put_result *res)
+{
+    int hit;
+    if (b->anon_id) {
+        if ((hit = exists(q, S_HAS_ERASURE, b->anon_id)) < 0)
+            return -1;
+        if (hit) {
+            res->outcome = STORE_ERASED;
+            return 0;
+        }
+    }
+    if ((hit = exists(q, S_HAS_BATCH, b->id)) < 0)
+        return -1;
+    if (hit) {
+        res->outcome = STORE_REPEAT;
+        res->duplicates = b->nevents;
+        return 0;
+    }
+    if (insert_events(q, b, fresh, res) != 0)
+        return -1;
+    return insert_batch(q, b, res->stored);
+}
+
+/* Runs body inside one write transaction: COMMIT when it returns 0,
+ * ROLLBACK otherwise.  Returns what body returned, or -1 when BEGIN or
+ * COMMIT failed (then nothing was written). */
+static int write_txn(sq *q, int (*body)(sq *q, void *arg), void *arg)
+{
+    pthread_mutex_lock(&q->wlock);
+    int rc = run(q, S_BEGIN);
+    if (rc == 0) {
+        rc = body(q, arg);
+        if (rc == 0)
+            rc = run(q, S_COMMIT);
+        if (rc != 0)
+            run(q, S_ROLLBACK);
+    }
+    pthread_mutex_unlock(&q->wlock);
+    return rc;
+}
+
+typedef struct put_args {
+    const store_batch *b;
+    unsigned char *fresh;
+    store_put_result *res;
+} put_args;
+
+static int put_body(sq *q, void *arg)
+{
+    put_args *a = arg;
+    return put_locked(q, a->b, a->fresh, a->res);
+}
+
+static int sq_put_batch(void *h, const store_batch *b, unsigned char *fresh, store_put_result *res)
+{
+    if (fresh)
+        memset(fresh, 0, b->nevents);
+    put_args a = { b, fresh, res };
+    int rc = write_txn(h, put_body, &a);
+    if (rc != 0) {
+        memset(res, 0, sizeof *res);
+        if (fresh)
+            memset(fresh, 0, b->nevents);
+    }
+    return rc;
+}
+
+typedef struct erase_args {
+    const char *anon_id;
+    int64_t received_ms;
+    uint64_t *deleted;
+    int *known;
+} erase_args;
+
+static int erase_body(sq *q, void *arg)
+{
+    erase_args *a = arg;
+    int hit = exists(q, S_HAS_ERASURE, a->anon_id);
+    if (hit < 0)
+        return -1;
+    *a->known = hit;
+    sqlite3_bind_text(q->st[S_DEL_ANON], 1, a->anon_id, -1, SQLITE_STATIC);
+    if (run(q, S_DEL_ANON) != 0)
+        return -1;
+    *a->deleted = (uint64_t)sqlite3_changes(q->w);
+    sqlite3_stmt *st = q->st[S_INS_ERASURE];
+    sqlite3_bind_text(st, 1, a->anon_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->received_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)*a->deleted);
+    return run(q, S_INS_ERASURE);
+}
+
+static int sq_erase(void *h, const char *anon_id, int64_t received_ms, uint64_t *deleted, int *known)
+{
+    erase_args a = { anon_id, received_ms, deleted, known };
+    int rc = write_txn(h, erase_body, &a);
+    if (rc != 0) {
+        *deleted = 0;
+        *known = 0;
+    }
+    return rc;
+}
+
+typedef struct expire_args {
+    int64_t before_ms;
+    unsigned limit;
+    uint64_t *deleted;
+} expire_args;
+
+static int expire_body(sq *q, void *arg)
+{
+    expire_args *a = arg;
+    for (int which = S_EXPIRE_EVENTS; which <= S_EXPIRE_BATCHES; which++) {
+        sqlite3_bind_int64(q->st[which], 1, a->before_ms);
+        sqlite3_bind_int64(q->st[which], 2, a->limit);
+        if (run(q, which) != 0)
+            return -1;
+        if (which == S_EXPIRE_EVENTS)
+            *a->deleted = (uint64_t)sqlite3_changes(q->w);
+    }
+    return 0;
+}
+
+static int sq_expire(void *h, int64_t before_ms, unsigned limit, uint64_t *deleted)
+{
+    expire_args a = { before_ms, limit, deleted };
+    int rc = write_txn(h, expire_body, &a);
+    if (rc != 0)
+        *deleted = 0;
+    return rc;
+}
+
+const store_ops tel__store_sqlite = {
+    .kind = STORE_SQLITE,
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .query = sq_query,
+    .exec = sq_exec,
+    .put_batch = sq_put_batch,
+    .erase = sq_erase,
+    .expire = sq_expire,
+};

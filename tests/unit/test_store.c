@@ -1,0 +1,251 @@
+/*
+ * tests/unit/test_store.c - the store interface of tel-collect
+ * (collector/store.h) on a real SQLite file, and on a real PostgreSQL
+ * when TEL_TEST_PG_URL names one (tests/t_store_pg.sh starts one and runs
+ * this program again with it).
+ *
+ * Every check goes through store.h only, so both engines answer the same
+ * questions: opening and its errors, batches stored once whatever is
+ * re-sent, $N parameters in any order, read-only queries, erasure,
+ * retention in bounded steps, and what survives closing and reopening.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "store.h"
+
+#define ANON "aaaaaaaa-0000-4000-8000-000000000001"
+
+static char err[256];
+
+/* Event ids: a fixed prefix and a number, so tests can name them. */
+static void event_id(char out[37], unsigned n)
+{
+    snprintf(out, 37, "eeeeeeee-0000-4000-8000-%012u", n);
+}
+
+typedef struct mkbatch {
+    char bid[37];
+    char ids[8][37];
+    store_event ev[8];
+    store_batch b;
+} mkbatch;
+
+/* A batch "b<n>" of the events first .. first+count-1. */
+static const store_batch *make(mkbatch *m, unsigned n, unsigned first, unsigned count, const char *anon,
+                               int64_t ts)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->bid, sizeof m->bid, "bbbbbbbb-0000-4000-8000-%012u", n);
+    for (unsigned i = 0; i < count; i++) {
+        event_id(m->ids[i], first + i);
+        store_event *e = &m->ev[i];
+        e->id = m->ids[i];
+        e->ts_ms = ts + i;
+        e->name = i % 2 ? "cmd.run" : "cmd.fail";
+        e->app = "demo";
+        e->app_version = i == 0 ? NULL : "1.2.3";
+        e->exec_id = "cccccccc-0000-4000-8000-000000000001";
+        e->props = "{\"cmd\":\"deploy\",\"ok\":true}";
+        e->props_len = strlen(e->props);
+        e->context = "{\"app\":\"demo\",\"os\":\"linux\",\"ci\":false}";
+        e->context_len = strlen(e->context);
+    }
+    m->b.id = m->bid;
+    m->b.received_ms = 1700000000000;
+    m->b.app = "demo";
+    m->b.anon_id = anon;
+    m->b.dropped = n;
+    m->b.events = m->ev;
+    m->b.nevents = count;
+    return &m->b;
+}
+
+/* Rows into one string: "a,b|c,d|" with NULL shown as "~". */
+typedef struct rows {
+    char text[1024];
+    int n, stop_after;
+} rows;
+
+static int collect(void *ud, int ncol, const char *const *vals)
+{
+    rows *r = ud;
+    for (int c = 0; c < ncol; c++) {
+        size_t len = strlen(r->text);
+        snprintf(r->text + len, sizeof r->text - len, "%s%s", c ? "," : "", vals[c] ? vals[c] : "~");
+    }
+    size_t len = strlen(r->text);
+    snprintf(r->text + len, sizeof r->text - len, "|");
+    r->n++;
+    return r->stop_after && r->n >= r->stop_after ? 7 : 0;
+}
+
+/* The rows of sql as text, or "ERR" when it failed. */
+static const char *q(tel_store *s, const char *sql, int np, const char *const *p)
+{
+    static rows r;
+    memset(&r, 0, sizeof r);
+    if (store_query(s, sql, np, p, collect, &r) != 0)
+        return "ERR";
+    return r.text;
+}
+
+static void opening_errors(void)
+{
+    CHECK_GROUP("open");
+    CHECK("an unknown scheme is refused", !store_open("mysql://x/y", err, sizeof err) &&
+                                              strstr(err, "sqlite:") && !strchr(err, '\n'));
+    CHECK("sqlite: without a path is refused", !store_open("sqlite:", err, sizeof err) && strstr(err, "no file"));
+    CHECK("a missing directory is one line", !store_open("sqlite:/nonexistent/dir/x.db", err, sizeof err) &&
+                                                 strstr(err, "cannot open") && !strchr(err, '\n'));
+}
+
+static void batches(tel_store *s)
+{
+    CHECK_GROUP(store_engine_name(s));
+    mkbatch m;
+    store_put_result res;
+    unsigned char fresh[8];
+
+    CHECK_EQ_INT("a new batch is stored", store_put_batch(s, make(&m, 1, 1, 3, ANON, 1000), fresh, &res), 0);
+    CHECK("its three events are new", res.outcome == STORE_STORED && res.stored == 3 && res.duplicates == 0 &&
+                                          fresh[0] && fresh[1] && fresh[2]);
+    CHECK_EQ_INT("the same batch again", store_put_batch(s, make(&m, 1, 1, 3, ANON, 1000), fresh, &res), 0);
+    CHECK("is a repeat, stored nothing", res.outcome == STORE_REPEAT && res.stored == 0 && !fresh[0]);
+
+    /* A new batch id re-sending event 3 beside a new event 4 (a split). */
+    CHECK_EQ_INT("a split batch", store_put_batch(s, make(&m, 2, 3, 2, ANON, 1000), fresh, &res), 0);
+    CHECK("stores only the new event", res.outcome == STORE_STORED && res.stored == 1 && res.duplicates == 1 &&
+                                           !fresh[0] && fresh[1]);
+    CHECK_EQ_INT("a batch with no lasting id", store_put_batch(s, make(&m, 3, 5, 1, NULL, 5000), fresh, &res), 0);
+
+    CHECK_EQ_INT("events hold each id once", atoi(q(s, "SELECT count(*) FROM events", 0, NULL)), 5);
+    CHECK("dropped counts are stored per batch",
+          strcmp(q(s, "SELECT id, events, dropped FROM batches ORDER BY id", 0, NULL),
+                 "bbbbbbbb-0000-4000-8000-000000000001,3,1|bbbbbbbb-0000-4000-8000-000000000002,1,2|"
+                 "bbbbbbbb-0000-4000-8000-000000000003,1,3|") == 0);
+    CHECK("columns keep what was stored",
+          strcmp(q(s, "SELECT name, app, app_version, anon_id, exec_id, ts, batch_id FROM events"
+                      " WHERE id = 'eeeeeeee-0000-4000-8000-000000000005'", 0, NULL),
+                 "cmd.fail,demo,~,~,cccccccc-0000-4000-8000-000000000001,5000,"
+                 "bbbbbbbb-0000-4000-8000-000000000003|") == 0);
+}
+
+static void queries(tel_store *s)
+{
+    const char *p[] = { "demo", "cmd.run", NULL };
+    CHECK("$2 before $1, one used twice",
+          strcmp(q(s, "SELECT count(*) FROM events WHERE name = $2 AND app = $1 AND name = $2", 2, p),
+                 "2|") == 0);
+    CHECK("a NULL parameter is SQL NULL",
+          strcmp(q(s, "SELECT count(*) FROM events WHERE app_version = $3 OR $3 IS NULL", 3, p), "5|") == 0);
+    CHECK("a parameter past nparams is refused",
+          strcmp(q(s, "SELECT count(*) FROM events WHERE app = $3", 2, p), "ERR") == 0 && *store_error());
+    CHECK("a writing statement is refused", strcmp(q(s, "DELETE FROM events", 0, NULL), "ERR") == 0);
+    CHECK("nothing was deleted by it", atoi(q(s, "SELECT count(*) FROM events", 0, NULL)) == 5);
+    CHECK("a bad statement is refused", strcmp(q(s, "SELEC nothing", 0, NULL), "ERR") == 0);
+    rows r;
+    memset(&r, 0, sizeof r);
+    r.stop_after = 2;
+    CHECK_EQ_INT("row() stops the query with its value",
+                 store_query(s, "SELECT id FROM events ORDER BY id", 0, NULL, collect, &r), 7);
+    CHECK_EQ_INT("after two rows", r.n, 2);
+    CHECK_EQ_INT("store_exec runs DDL",
+                 store_exec(s, "CREATE INDEX IF NOT EXISTS events_name ON events (name)"), 0);
+    CHECK_EQ_INT("store_exec refuses nonsense", store_exec(s, "CREATE NONSENSE"), -1);
+}
+
+static void erasure_and_retention(tel_store *s)
+{
+    uint64_t deleted = 0;
+    int known = -1;
+    CHECK_EQ_INT("erasing an anonymous id", store_erase(s, ANON, 1700000000001, &deleted, &known), 0);
+    CHECK("deletes the four events of that id", deleted == 4 && known == 0);
+    CHECK_EQ_INT("only events of other ids are left",
+                 atoi(q(s, "SELECT count(*) FROM events WHERE anon_id IS NOT NULL", 0, NULL)), 0);
+    CHECK_EQ_INT("erasing it again", store_erase(s, ANON, 1700000000002, &deleted, &known), 0);
+    CHECK("is known, deletes nothing", deleted == 0 && known == 1);
+    mkbatch m;
+    store_put_result res;
+    CHECK_EQ_INT("a late batch of the erased id", store_put_batch(s, make(&m, 9, 90, 2, ANON, 1000), NULL, &res), 0);
+    CHECK("is dropped", res.outcome == STORE_ERASED && res.stored == 0);
+    CHECK_EQ_INT("and stores nothing", atoi(q(s, "SELECT count(*) FROM events", 0, NULL)), 1);
+
+    /* Retention: 5 old events, 1 new; steps of 2. */
+    make(&m, 10, 100, 5, NULL, 10);
+    store_put_batch(s, &m.b, NULL, &res);
+    uint64_t total = 0, steps = 0;
+    do {
+        if (store_expire(s, 2000, 2, &deleted) != 0)
+            break;
+        total += deleted;
+        steps++;
+    } while (deleted == 2);
+    CHECK("expiry deletes old events in steps of at most the limit", total == 5 && steps == 3);
+    CHECK_EQ_INT("and keeps newer ones", atoi(q(s, "SELECT count(*) FROM events", 0, NULL)), 1);
+}
+
+static void reopen(const char *url)
+{
+    tel_store *s = store_open(url, err, sizeof err);
+    CHECK("reopening the store", s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ_INT("keeps the events", atoi(q(s, "SELECT count(*) FROM events", 0, NULL)), 1);
+    CHECK_EQ_INT("keeps the erasures", atoi(q(s, "SELECT count(*) FROM erasures", 0, NULL)), 1);
+    CHECK_EQ_INT("at schema version 1", atoi(q(s, "SELECT version FROM schema_version", 0, NULL)), 1);
+    mkbatch m;
+    store_put_result res;
+    store_put_batch(s, make(&m, 3, 5, 1, NULL, 5000), NULL, &res);
+    CHECK("a batch stored before the restart is still a repeat", res.outcome == STORE_REPEAT);
+    /* A newer schema than this build knows is refused, not damaged. */
+    store_exec(s, "UPDATE schema_version SET version = 99");
+    store_close(s);
+    s = store_open(url, err, sizeof err);
+    CHECK("a newer schema version is refused", !s && strstr(err, "schema version 99"));
+    store_close(s);
+}
+
+static void run(const char *url, int fresh_db)
+{
+    tel_store *s = store_open(url, err, sizeof err);
+    CHECK("opening the store", s != NULL);
+    if (!s) {
+        printf("# %s\n", err);
+        return;
+    }
+    if (!fresh_db) {
+        store_exec(s, "DELETE FROM events; DELETE FROM batches; DELETE FROM erasures");
+    }
+    batches(s);
+    queries(s);
+    erasure_and_retention(s);
+    store_close(s);
+    reopen(url);
+}
+
+int main(void)
+{
+    opening_errors();
+    const char *pg = getenv("TEL_TEST_PG_URL");
+    if (pg && *pg) {
+        run(pg, 0);
+        return check_exit();
+    }
+    char dir[] = "/tmp/tel-store.XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "sqlite:%s/events.db", dir);
+    run(url, 1);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    return check_exit();
+}
