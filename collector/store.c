@@ -104,13 +104,36 @@ int store_exec(tel_store *s, const char *sql)
     return s->ops->exec(s->db, sql);
 }
 
+/* Runs w; on failure clears its results, so callers never see half of
+ * a transaction that was rolled back. */
+static int write(tel_store *s, store_write *w)
+{
+    int rc = s->ops->write(s->db, w);
+    if (rc != 0) {
+        if (w->res)
+            memset(w->res, 0, sizeof *w->res);
+        if (w->fresh)
+            memset(w->fresh, 0, w->b->nevents);
+        if (w->deleted)
+            *w->deleted = 0;
+        if (w->known)
+            *w->known = 0;
+    }
+    return rc;
+}
+
 int store_put_batch(tel_store *s, const store_batch *b, unsigned char *fresh,
                     store_put_result *res)
 {
     memset(res, 0, sizeof *res);
     if (!b->id || !b->app || (b->nevents && !b->events))
         return tel__store_fail("store_put_batch: bad arguments");
-    return s->ops->put_batch(s->db, b, fresh, res);
+    if (b->nevents > STORE_MAX_EVENTS)
+        return tel__store_fail("store_put_batch: a batch holds at most %d events", STORE_MAX_EVENTS);
+    if (fresh)
+        memset(fresh, 0, b->nevents);
+    store_write w = { .kind = STORE_W_PUT, .b = b, .fresh = fresh, .res = res };
+    return write(s, &w);
 }
 
 int store_erase(tel_store *s, const char *anon_id, int64_t received_ms,
@@ -120,7 +143,9 @@ int store_erase(tel_store *s, const char *anon_id, int64_t received_ms,
     *known = 0;
     if (!anon_id)
         return tel__store_fail("store_erase: no anonymous id");
-    return s->ops->erase(s->db, anon_id, received_ms, deleted, known);
+    store_write w = { .kind = STORE_W_ERASE, .anon_id = anon_id, .received_ms = received_ms,
+                      .deleted = deleted, .known = known };
+    return write(s, &w);
 }
 
 int store_expire(tel_store *s, int64_t before_ms, unsigned limit, uint64_t *deleted)
@@ -128,5 +153,6 @@ int store_expire(tel_store *s, int64_t before_ms, unsigned limit, uint64_t *dele
     *deleted = 0;
     if (limit == 0)
         return 0;
-    return s->ops->expire(s->db, before_ms, limit, deleted);
+    store_write w = { .kind = STORE_W_EXPIRE, .before_ms = before_ms, .limit = limit, .deleted = deleted };
+    return write(s, &w);
 }

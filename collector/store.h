@@ -30,6 +30,9 @@ typedef enum store_kind {
     STORE_POSTGRESQL = 2
 } store_kind;
 
+/* The most events store_put_batch takes at once: a batch of the wire. */
+#define STORE_MAX_EVENTS 1000
+
 /* The schema version this build creates and migrates to. */
 #define STORE_SCHEMA_VERSION 1
 

@@ -12,6 +12,23 @@
 
 #include "store.h"
 
+/* One write transaction: what store_put_batch, store_erase and
+ * store_expire ask of a backend, with their arguments. */
+typedef enum store_write_kind { STORE_W_PUT, STORE_W_ERASE, STORE_W_EXPIRE } store_write_kind;
+
+typedef struct store_write {
+    store_write_kind kind;
+    const store_batch *b;         /* PUT */
+    unsigned char *fresh;         /* PUT, may be NULL; zeroed by the caller */
+    store_put_result *res;        /* PUT, zeroed by the caller */
+    const char *anon_id;          /* ERASE */
+    int64_t received_ms;          /* ERASE */
+    int *known;                   /* ERASE */
+    int64_t before_ms;            /* EXPIRE */
+    unsigned limit;               /* EXPIRE */
+    uint64_t *deleted;            /* ERASE, EXPIRE */
+} store_write;
+
 typedef struct store_ops {
     store_kind kind;
     const char *name;
@@ -21,9 +38,9 @@ typedef struct store_ops {
     int (*query)(void *db, const char *sql, int nparams, const char *const *params,
                  store_row_fn row, void *ud);
     int (*exec)(void *db, const char *sql);
-    int (*put_batch)(void *db, const store_batch *b, unsigned char *fresh, store_put_result *res);
-    int (*erase)(void *db, const char *anon_id, int64_t received_ms, uint64_t *deleted, int *known);
-    int (*expire)(void *db, int64_t before_ms, unsigned limit, uint64_t *deleted);
+    /* Runs w in one transaction, committed before it returns 0; -1
+     * when nothing was written (store.c then clears w's results). */
+    int (*write)(void *db, store_write *w);
 } store_ops;
 
 extern const store_ops tel__store_sqlite;

@@ -378,112 +378,54 @@ static int put_locked(sq *q, const store_batch *b, unsigned char *fresh, store_p
     return insert_batch(q, b, res->stored);
 }
 
-/* Runs body inside one write transaction: COMMIT when it returns 0,
- * ROLLBACK otherwise.  Returns what body returned, or -1 when BEGIN or
- * COMMIT failed (then nothing was written). */
-static int write_txn(sq *q, int (*body)(sq *q, void *arg), void *arg)
+static int erase_locked(sq *q, const store_write *w)
 {
+    int hit = exists(q, S_HAS_ERASURE, w->anon_id);
+    if (hit < 0)
+        return -1;
+    *w->known = hit;
+    sqlite3_bind_text(q->st[S_DEL_ANON], 1, w->anon_id, -1, SQLITE_STATIC);
+    if (run(q, S_DEL_ANON) != 0)
+        return -1;
+    *w->deleted = (uint64_t)sqlite3_changes(q->w);
+    sqlite3_stmt *st = q->st[S_INS_ERASURE];
+    sqlite3_bind_text(st, 1, w->anon_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, w->received_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)*w->deleted);
+    return run(q, S_INS_ERASURE);
+}
+
+static int expire_locked(sq *q, const store_write *w)
+{
+    for (int which = S_EXPIRE_EVENTS; which <= S_EXPIRE_BATCHES; which++) {
+        sqlite3_bind_int64(q->st[which], 1, w->before_ms);
+        sqlite3_bind_int64(q->st[which], 2, w->limit);
+        if (run(q, which) != 0)
+            return -1;
+        if (which == S_EXPIRE_EVENTS)
+            *w->deleted = (uint64_t)sqlite3_changes(q->w);
+    }
+    return 0;
+}
+
+/* One write transaction: COMMIT when its work succeeded, else ROLLBACK. */
+static int sq_write(void *h, store_write *w)
+{
+    sq *q = h;
     pthread_mutex_lock(&q->wlock);
     int rc = run(q, S_BEGIN);
     if (rc == 0) {
-        rc = body(q, arg);
+        switch (w->kind) {
+        case STORE_W_PUT: rc = put_locked(q, w->b, w->fresh, w->res); break;
+        case STORE_W_ERASE: rc = erase_locked(q, w); break;
+        case STORE_W_EXPIRE: rc = expire_locked(q, w); break;
+        }
         if (rc == 0)
             rc = run(q, S_COMMIT);
         if (rc != 0)
             run(q, S_ROLLBACK);
     }
     pthread_mutex_unlock(&q->wlock);
-    return rc;
-}
-
-typedef struct put_args {
-    const store_batch *b;
-    unsigned char *fresh;
-    store_put_result *res;
-} put_args;
-
-static int put_body(sq *q, void *arg)
-{
-    put_args *a = arg;
-    return put_locked(q, a->b, a->fresh, a->res);
-}
-
-static int sq_put_batch(void *h, const store_batch *b, unsigned char *fresh, store_put_result *res)
-{
-    if (fresh)
-        memset(fresh, 0, b->nevents);
-    put_args a = { b, fresh, res };
-    int rc = write_txn(h, put_body, &a);
-    if (rc != 0) {
-        memset(res, 0, sizeof *res);
-        if (fresh)
-            memset(fresh, 0, b->nevents);
-    }
-    return rc;
-}
-
-typedef struct erase_args {
-    const char *anon_id;
-    int64_t received_ms;
-    uint64_t *deleted;
-    int *known;
-} erase_args;
-
-static int erase_body(sq *q, void *arg)
-{
-    erase_args *a = arg;
-    int hit = exists(q, S_HAS_ERASURE, a->anon_id);
-    if (hit < 0)
-        return -1;
-    *a->known = hit;
-    sqlite3_bind_text(q->st[S_DEL_ANON], 1, a->anon_id, -1, SQLITE_STATIC);
-    if (run(q, S_DEL_ANON) != 0)
-        return -1;
-    *a->deleted = (uint64_t)sqlite3_changes(q->w);
-    sqlite3_stmt *st = q->st[S_INS_ERASURE];
-    sqlite3_bind_text(st, 1, a->anon_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, a->received_ms);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)*a->deleted);
-    return run(q, S_INS_ERASURE);
-}
-
-static int sq_erase(void *h, const char *anon_id, int64_t received_ms, uint64_t *deleted, int *known)
-{
-    erase_args a = { anon_id, received_ms, deleted, known };
-    int rc = write_txn(h, erase_body, &a);
-    if (rc != 0) {
-        *deleted = 0;
-        *known = 0;
-    }
-    return rc;
-}
-
-typedef struct expire_args {
-    int64_t before_ms;
-    unsigned limit;
-    uint64_t *deleted;
-} expire_args;
-
-static int expire_body(sq *q, void *arg)
-{
-    expire_args *a = arg;
-    for (int which = S_EXPIRE_EVENTS; which <= S_EXPIRE_BATCHES; which++) {
-        sqlite3_bind_int64(q->st[which], 1, a->before_ms);
-        sqlite3_bind_int64(q->st[which], 2, a->limit);
-        if (run(q, which) != 0)
-            return -1;
-        if (which == S_EXPIRE_EVENTS)
-            *a->deleted = (uint64_t)sqlite3_changes(q->w);
-    }
-    return 0;
-}
-
-static int sq_expire(void *h, int64_t before_ms, unsigned limit, uint64_t *deleted)
-{
-    expire_args a = { before_ms, limit, deleted };
-    int rc = write_txn(h, expire_body, &a);
-    if (rc != 0)
-        *deleted = 0;
     return rc;
 }
 
@@ -494,7 +436,5 @@ const store_ops tel__store_sqlite = {
     .close = sq_close,
     .query = sq_query,
     .exec = sq_exec,
-    .put_batch = sq_put_batch,
-    .erase = sq_erase,
-    .expire = sq_expire,
+    .write = sq_write,
 };
