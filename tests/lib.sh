@@ -33,4 +33,10 @@ check_eq() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "got '$2', want '$
 check_rc() { n="$1"; w="$2"; shift 2; "$@" >/dev/null 2>&1; r=$?; check_eq "$n" "$r" "$w"; }
 # free_port: an unused loopback TCP port
 free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# wait_port FILE: waits up to 5 s for a server's port file; prints the port.
+wait_port() {
+    i=0
+    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    cat "$1" 2>/dev/null
+}
 t_done() { exit $((T_FAILS > 0)); }

@@ -222,11 +222,6 @@ expect "an unreadable telemetry.conf (EIO) does not purge the queue" \
     "libqueue/tel.c tel_open treats TEL_ERR_CONFIG as an opt-out and purges; tel-sync rightly does not" conf_keeps_queue
 
 # ------------------------------------------------------------- tel-sync
-wait_port() {
-    i=0
-    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    cat "$1" 2>/dev/null
-}
 COLL="$T_TMP/collect.jsonl"
 tel-collect -q --port 0 --port-file "$T_TMP/port" --out "$COLL" 2>"$T_TMP/collect.err" &
 CPID=$!

@@ -11,11 +11,6 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy
 PY=/usr/bin/python3
 COLLECTOR="$TEL_TOP/tests/collector.py"
 
-wait_port() {
-    i=0
-    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    cat "$1" 2>/dev/null
-}
 # collector NAME ARGS...: starts collector.py; sets CPID, REC, URL.
 collector() {
     n=$1

@@ -25,11 +25,6 @@ err_line() {
 }
 # tree DIR: every path under DIR with type, mode, size and content hash.
 tree() { find "$1" -printf '%p %y %m %s\n' 2>/dev/null | sort; find "$1" -type f -exec md5sum {} + 2>/dev/null | sort; }
-wait_port() {
-    i=0
-    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    cat "$1" 2>/dev/null
-}
 tel-collect -q --port 0 --port-file "$T_TMP/port" --out "$T_TMP/coll.jsonl" 2>/dev/null &
 CPID=$!
 URL="http://127.0.0.1:$(wait_port "$T_TMP/port")/v1/batch"

@@ -24,11 +24,6 @@ kills_target=${TEL_STORM_KILLS:-$kills_target}
 seed=${TEL_STORM_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
 echo "# storm seed $seed, $kills_target kills"
 
-wait_port() {
-    i=0
-    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    cat "$1" 2>/dev/null
-}
 COLL="$T_TMP/collect.jsonl"
 tel-collect -q --port 0 --port-file "$T_TMP/port" --out "$COLL" --fail-rate 0.3 --seed "$seed" \
     --remember 1 2>"$T_TMP/collect.err" &

@@ -14,12 +14,6 @@ STRESS=${TEL_STRESS:-0}
 # ms since the epoch, for timing runs.
 now_ms() { date +%s%3N; }
 
-# Waits up to 5 s for a port file; prints the port.
-wait_port() {
-    i=0
-    while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    cat "$1" 2>/dev/null
-}
 
 # start_py NAME [collector.py options]: sets PORT, CPID, OUT (the JSON record).
 start_py() {
