@@ -97,7 +97,10 @@ STORE_OBJ = $(STORE_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC = $(wildcard examples/*.c)
-EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%)
+# The hosts of examples/<product>/: each a small program keeping every
+# knob its product's telemetry page documents, built as $(BUILD)/bin/<product>.
+SEED_EXAMPLES = atmos astro cloudquery werf
+EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%) $(SEED_EXAMPLES:%=$(BUILD)/bin/%)
 TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 CONFIG_H = $(GEN)/tel_config.h
 
@@ -165,6 +168,13 @@ $(BUILD)/bin/tel-collect: $(BUILD)/obj/cli/tel-collect.o $(BUILD)/obj/cli/common
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(HOST_LIBS)
+
+define seed_example
+$(BUILD)/bin/$(1): $(BUILD)/obj/examples/$(1)/$(1).o $(BUILD)/libtel.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(SANFLAGS) -o $$@ $$^ $$(HOST_LIBS)
+endef
+$(foreach e,$(SEED_EXAMPLES),$(eval $(call seed_example,$(e))))
 
 # The addon takes libtel.a whole; LMDB and msgpack-c stay shared, as
 # Debian's static LMDB is not position-independent.  The napi_ symbols
