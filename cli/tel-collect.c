@@ -380,9 +380,9 @@ static void request_free(request *rq)
 {
     if (rq->z_live)
         inflateEnd(&rq->zs);
-    tel_buf_free(&rq->raw);
-    tel_buf_free(&rq->lines);
-    tel_buf_free(&rq->keys);
+    tel__buf_free(&rq->raw);
+    tel__buf_free(&rq->lines);
+    tel__buf_free(&rq->keys);
     free(rq->evs);
     free(rq);
 }
@@ -536,7 +536,7 @@ static void inflate_piece(request *rq, const uint8_t *p, size_t n)
                 return;
             }
             if (rq->raw.len == rq->raw.cap &&
-                tel_buf_reserve(&rq->raw, INFLATE_STEP) != 0) {
+                tel__buf_reserve(&rq->raw, INFLATE_STEP) != 0) {
                 refuse(rq, 500, "out of memory");
                 return;
             }
@@ -650,19 +650,19 @@ static int metric_key(request *rq, ev_line *ev, const tel_record *r)
         return 0;
     tel_buf *k = &rq->keys;
     size_t start = k->len;
-    if (tel_buf_append(k, n.p, n.len) || tel_buf_puts(k, "{app=\"") ||
-        tel__prom_escape(k, r->app.p, r->app.len) || tel_buf_puts(k, "\""))
+    if (tel__buf_append(k, n.p, n.len) || tel__buf_puts(k, "{app=\"") ||
+        tel__prom_escape(k, r->app.p, r->app.len) || tel__buf_puts(k, "\""))
         return -1;
     for (size_t j = 0; j < nl; j++) {
         tel_str lk = r->keys[labels[j]];
         tel_str lv = r->vals[labels[j]].v.s;
-        if (tel_buf_puts(k, ",") || (str_is((tel_str){ lk.p + plen, lk.len - (uint32_t)plen }, "app") &&
-                                     tel_buf_puts(k, "exported_")) ||
-            tel_buf_append(k, lk.p + plen, lk.len - plen) || tel_buf_puts(k, "=\"") ||
-            tel__prom_escape(k, lv.p, lv.len) || tel_buf_puts(k, "\""))
+        if (tel__buf_puts(k, ",") || (str_is((tel_str){ lk.p + plen, lk.len - (uint32_t)plen }, "app") &&
+                                     tel__buf_puts(k, "exported_")) ||
+            tel__buf_append(k, lk.p + plen, lk.len - plen) || tel__buf_puts(k, "=\"") ||
+            tel__prom_escape(k, lv.p, lv.len) || tel__buf_puts(k, "\""))
             return -1;
     }
-    if (tel_buf_puts(k, "}"))
+    if (tel__buf_puts(k, "}"))
         return -1;
     ev->mkey_off = start;
     ev->mkey_len = k->len - start;
@@ -677,9 +677,9 @@ static int note_series(request *rq, ev_line *ev, const tel_record *r)
     ev->ckey_off = k->len;
     ev->mkey_len = 0;
     ev->ts_ms = r->ts_ms;
-    if (tel_buf_puts(k, "tel_collect_events_total{app=\"") || tel__prom_escape(k, r->app.p, r->app.len) ||
-        tel_buf_puts(k, "\",name=\"") || tel__prom_escape(k, r->name.p, r->name.len) ||
-        tel_buf_puts(k, "\"}"))
+    if (tel__buf_puts(k, "tel_collect_events_total{app=\"") || tel__prom_escape(k, r->app.p, r->app.len) ||
+        tel__buf_puts(k, "\",name=\"") || tel__prom_escape(k, r->name.p, r->name.len) ||
+        tel__buf_puts(k, "\"}"))
         return -1;
     ev->ckey_len = k->len - ev->ckey_off;
     if (str_is(r->name, "metric"))
@@ -741,7 +741,7 @@ static int collect_event(void *ud, const tel_record *r)
         rq->lines.p[rq->lines.len - 1] != '}')
         goto fail;
     rq->lines.len--;
-    if (tel_buf_append(&rq->lines, rq->suffix, rq->suffix_len) != 0)
+    if (tel__buf_append(&rq->lines, rq->suffix, rq->suffix_len) != 0)
         goto fail;
     ev->len = rq->lines.len - start;
     return 0;
@@ -872,7 +872,7 @@ static void finish_batch(request *rq)
     }
     /* The inflated bytes are no longer needed; give them back before the
      * lock, as a busy collector holds many requests at once. */
-    tel_buf_free(&rq->raw);
+    tel__buf_free(&rq->raw);
     store(rq, &head);
 }
 
@@ -970,7 +970,7 @@ static series **sorted_series(const series_map *m, size_t *n)
 
 static int counter_head(tel_buf *b, const char *name, const char *help)
 {
-    return tel_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    return tel__buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 }
 
 /* The exposition of what was received, rendered under the store lock so
@@ -985,15 +985,15 @@ static int render_metrics(tel_buf *b)
     if ((event_counts.count && !cs) || (metric_values.count && !gs))
         bad = 1;
     bad = bad || counter_head(b, "tel_collect_batches_total", "Batches stored.") ||
-          tel_buf_printf(b, "tel_collect_batches_total %llu\n", (unsigned long long)n_batches) ||
+          tel__buf_printf(b, "tel_collect_batches_total %llu\n", (unsigned long long)n_batches) ||
           counter_head(b, "tel_collect_duplicates_total", "Events received again and not stored.") ||
-          tel_buf_printf(b, "tel_collect_duplicates_total %llu\n", (unsigned long long)n_duplicates) ||
+          tel__buf_printf(b, "tel_collect_duplicates_total %llu\n", (unsigned long long)n_duplicates) ||
           counter_head(b, "tel_collect_events_total", "Events stored, by app and event name.");
     for (size_t i = 0; i < nc && !bad; i++)
-        bad = tel_buf_printf(b, "%s %llu\n", cs[i]->key, (unsigned long long)cs[i]->count) != 0;
+        bad = tel__buf_printf(b, "%s %llu\n", cs[i]->key, (unsigned long long)cs[i]->count) != 0;
     bad = bad || counter_head(b, "tel_collect_series_evicted_total",
                               "Series forgotten to stay within the bound of series kept.") ||
-          tel_buf_printf(b, "tel_collect_series_evicted_total %llu\n",
+          tel__buf_printf(b, "tel_collect_series_evicted_total %llu\n",
                          (unsigned long long)(event_counts.evicted + metric_values.evicted));
     /* The gauges: every received metric series, latest value. */
     const char *family = "";
@@ -1002,11 +1002,11 @@ static int render_metrics(tel_buf *b)
         const char *k = gs[i]->key;
         size_t fl = strcspn(k, "{");
         if (fl != family_len || memcmp(k, family, fl) != 0) {
-            bad = tel_buf_printf(b, "# TYPE %.*s gauge\n", (int)fl, k) != 0;
+            bad = tel__buf_printf(b, "# TYPE %.*s gauge\n", (int)fl, k) != 0;
             family = k;
             family_len = fl;
         }
-        bad = bad || tel_buf_printf(b, "%s %.17g\n", k, gs[i]->value) != 0;
+        bad = bad || tel__buf_printf(b, "%s %.17g\n", k, gs[i]->value) != 0;
     }
     pthread_mutex_unlock(&store_lock);
     free(cs);
@@ -1016,11 +1016,11 @@ static int render_metrics(tel_buf *b)
     for (unsigned st = 100; st < 600 && !bad; st++) {
         unsigned long long n = atomic_load(&n_rejected_status[st]);
         if (n)
-            bad = tel_buf_printf(b, "tel_collect_rejected_total{status=\"%u\"} %llu\n", st, n) != 0;
+            bad = tel__buf_printf(b, "tel_collect_rejected_total{status=\"%u\"} %llu\n", st, n) != 0;
     }
     unsigned long long dropped = atomic_load(&n_rejected_dropped);
     if (!bad && dropped)
-        bad = tel_buf_printf(b, "tel_collect_rejected_total{status=\"dropped\"} %llu\n", dropped) != 0;
+        bad = tel__buf_printf(b, "tel_collect_rejected_total{status=\"dropped\"} %llu\n", dropped) != 0;
     return bad ? -1 : 0;
 }
 
@@ -1034,7 +1034,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c, request *rq,
     }
     tel_buf b = TEL_BUF_INIT;
     if (render_metrics(&b) != 0) {
-        tel_buf_free(&b);
+        tel__buf_free(&b);
         refuse(rq, 500, "out of memory");
         return answer(c, rq, method, url);
     }
@@ -1042,7 +1042,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *c, request *rq,
     rq->status = 200;
     struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
-        tel_buf_free(&b);
+        tel__buf_free(&b);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");

@@ -339,12 +339,12 @@ static int show_one(void *ud, uint64_t seq, const uint8_t *data, size_t len)
     tel_record r;
     c->last_seq = seq;
     c->seen++;
-    tel_buf_clear(&c->line);
+    tel__buf_clear(&c->line);
     if (tel__record_decode(&r, data, len) != TEL_OK) {
         printf("{\"seq\":%llu,\"error\":\"undecodable record\"}\n", (unsigned long long)seq);
         return 0;
     }
-    if (tel__record_json(&r, &c->line) != TEL_OK || tel_buf_append(&c->line, "\n", 1) != 0) {
+    if (tel__record_json(&r, &c->line) != TEL_OK || tel__buf_append(&c->line, "\n", 1) != 0) {
         c->write_failed = 1;
         return 1;
     }
@@ -393,7 +393,7 @@ static int cmd_show(const args *a)
             break;
         from = c.last_seq + 1;
     }
-    tel_buf_free(&c.line);
+    tel__buf_free(&c.line);
     tel__queue_close(q);
     if (fflush(stdout) != 0 || c.write_failed) {
         cli_error("cannot write the output");
@@ -420,191 +420,213 @@ static const char *cookie_state(const char *dir)
     return "present";
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
-/* The host's declared variables, "NAME (meaning[ word]), ..." or as a
- * JSON array. */
-static void print_decls(const tel_decls *d, int json)
+/* The host's declared variables as "NAME (meaning[ word]), ...". */
+static void decls_text(const tel_decls *d)
 {
     for (size_t i = 0; i < d->n; i++) {
         const tel_decl *e = &d->d[i];
-        if (json) {
-            printf("%s{\"name\":", i ? "," : "");
-            json_str(e->name);
-            printf(",\"meaning\":\"%s\"", tel__meaning_name(e->meaning));
-            if (e->word[0]) {
-                printf(",\"word\":");
-                json_str(e->word);
-            }
-            putchar('}');
-        } else {
-            printf("%s%s (%s%s%s)", i ? ", " : "", e->name, tel__meaning_name(e->meaning),
-                   e->word[0] ? " " : "", e->word);
+        printf("%s%s (%s%s%s)", i ? ", " : "", e->name, tel__meaning_name(e->meaning),
+               e->word[0] ? " " : "", e->word);
+    }
+}
+
+/* The same as the members of a JSON array; non-zero when memory ran out. */
+static int decls_json(tel_buf *o, const tel_decls *d)
+{
+    int bad = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const tel_decl *e = &d->d[i];
+        bad |= tel__buf_puts(o, i ? ",{\"name\":" : "{\"name\":");
+        bad |= tel__json_str(o, e->name, strlen(e->name));
+        bad |= tel__buf_printf(o, ",\"meaning\":\"%s\"", tel__meaning_name(e->meaning));
+        if (e->word[0]) {
+            bad |= tel__buf_puts(o, ",\"word\":");
+            bad |= tel__json_str(o, e->word, strlen(e->word));
         }
+        bad |= tel__buf_puts(o, "}");
+    }
+    return bad;
+}
+
+/* What `tel status` shows about one app, gathered before any of it is
+ * rendered as text or JSON. */
+typedef struct app_status {
+    const char *app;
+    tel_policy p;
+    int token_set;
+    int prc;                  /* what resolving the policy returned */
+    char conferr[256];        /* "" when the config file parsed */
+    char dir[TEL_PATH_MAX];   /* "" without a home directory */
+    int qrc;                  /* how opening the queue went */
+    tel_queue_stats s;
+    int have_backoff, have_last, deferred;
+    tel_backoff b;
+    tel_last_sync ls;
+    uint64_t now, age_s;
+    const char *cookie;
+    tel_decls d;              /* what the host declared (none when unreadable) */
+    int drc;                  /* how reading the declarations went */
+    char declerr[128];
+} app_status;
+
+static void status_gather(const char *app, app_status *st)
+{
+    memset(st, 0, sizeof *st);
+    st->app = app;
+    char sdir[TEL_PATH_MAX];
+    st->drc = TEL_ERR_NOTFOUND;
+    if (tel__state_dir(app, sdir, sizeof sdir) == TEL_OK)
+        st->drc = tel__decls_load(sdir, &st->d);
+    if (st->drc == TEL_ERR_CORRUPT)
+        snprintf(st->declerr, sizeof st->declerr, "%s", tel_last_error());
+    if (st->drc != TEL_OK)
+        memset(&st->d, 0, sizeof st->d);
+    tel_queue *q = NULL;
+    st->qrc = open_existing(app, &q, st->dir, sizeof st->dir);
+    /* The policy tel-sync would apply, with what the host recorded. */
+    st->prc = tel__policy_for_queue(&st->p, q, app, st->drc == TEL_OK ? &st->d : NULL, NULL);
+    st->token_set = st->p.token[0] != '\0';
+    explicit_bzero(st->p.token, sizeof st->p.token);
+    if (st->prc == TEL_ERR_CONFIG)
+        snprintf(st->conferr, sizeof st->conferr, "%s", tel_last_error());
+    if (q) {
+        if (tel__queue_stats(q, &st->s) != TEL_OK)
+            memset(&st->s, 0, sizeof st->s);
+        st->have_backoff = tel__backoff_load(q, &st->b) == TEL_OK;
+        st->have_last = tel__last_sync_load(q, &st->ls) == TEL_OK;
+        tel__queue_close(q);
+    }
+    st->now = tel__now_ms();
+    const tel_queue_stats *s = &st->s;
+    st->age_s = s->count && s->oldest_ts_ms && st->now > s->oldest_ts_ms
+                    ? (st->now - s->oldest_ts_ms) / 1000 : 0;
+    st->cookie = st->dir[0] ? cookie_state(st->dir) : "absent";
+    st->deferred = st->have_backoff && st->b.until_ms > st->now;
+}
+
+/* Seconds left of a backoff, rounded up; 0 when none is running. */
+static unsigned long long wait_s(const app_status *st)
+{
+    return st->deferred ? (unsigned long long)((st->b.until_ms - st->now + 999) / 1000) : 0;
+}
+
+/* One JSON object on one line.  Every string goes through the shared
+ * escaper, so a state path that is not UTF-8 still gives valid JSON. */
+static int status_json(const app_status *st)
+{
+    const tel_policy *p = &st->p;
+    tel_buf o = TEL_BUF_INIT;
+    int bad = tel__buf_puts(&o, "{\"app\":") || tel__json_str(&o, st->app, strlen(st->app));
+    bad |= tel__buf_printf(&o, ",\"enabled\":%s,\"decided_by\":\"%s\",\"reason\":",
+                           p->enabled ? "true" : "false", tel__source_name(p->enabled_src));
+    bad |= tel__json_str(&o, p->enabled_why, strlen(p->enabled_why));
+    bad |= tel__buf_puts(&o, ",\"config_error\":");
+    bad |= st->conferr[0] ? tel__json_str(&o, st->conferr, strlen(st->conferr))
+                          : tel__buf_puts(&o, "null");
+    bad |= tel__buf_printf(&o, ",\"debug\":%s,\"logging\":%s,\"inspect\":%s",
+                           p->debug ? "true" : "false", p->logging ? "true" : "false",
+                           p->inspect[0] ? "true" : "false");
+    bad |= tel__buf_printf(&o, ",\"opted_out\":%s,\"host_default\":\"%s\",\"declared\":[",
+                           p->opted_out ? "true" : "false", st->d.default_off ? "off" : "on");
+    bad |= decls_json(&o, &st->d);
+    bad |= tel__buf_puts(&o, "],\"debug_by\":");
+    bad |= tel__json_str(&o, p->debug_why, strlen(p->debug_why));
+    bad |= tel__buf_puts(&o, ",\"log_file_by\":");
+    bad |= tel__json_str(&o, p->log_file_why, strlen(p->log_file_why));
+    bad |= tel__buf_printf(&o, ",\"errors\":\"%s\",\"endpoint\":",
+                           p->error_detail == TEL_ERRORS_SANITIZED ? "sanitized" : "class");
+    bad |= tel__json_str(&o, p->endpoint, strlen(p->endpoint));
+    bad |= tel__buf_printf(&o, ",\"endpoint_source\":\"%s\",\"token_set\":%s,\"state_dir\":",
+                           tel__source_name(p->endpoint_src), st->token_set ? "true" : "false");
+    bad |= tel__json_str(&o, st->dir, strlen(st->dir));
+    bad |= tel__buf_printf(&o, ",\"cookie\":\"%s\",\"queue\":{\"events\":%llu,\"bytes\":%llu,"
+                           "\"oldest_age_s\":%llu,\"dropped\":%llu,\"readable\":%s}",
+                           st->cookie, (unsigned long long)st->s.count,
+                           (unsigned long long)st->s.bytes, (unsigned long long)st->age_s,
+                           (unsigned long long)st->s.dropped, st->qrc == TEL_OK ? "true" : "false");
+    bad |= tel__buf_printf(&o, ",\"sync\":{\"deferred\":%s", st->deferred ? "true" : "false");
+    if (st->have_backoff) {
+        bad |= tel__buf_printf(&o, ",\"retry_after_s\":%llu,\"attempts\":%u,\"last_status\":%d,"
+                               "\"last_error\":", wait_s(st), st->b.attempt, st->b.status);
+        bad |= tel__json_str(&o, st->b.reason, strlen(st->b.reason));
+    }
+    if (st->have_last)
+        bad |= tel__buf_printf(&o, ",\"last_sent_ms\":%llu,\"last_sent_events\":%u",
+                               (unsigned long long)st->ls.at_ms, st->ls.events);
+    bad |= tel__buf_puts(&o, "}}\n");
+    if (!bad)
+        bad = fwrite(o.p, 1, o.len, stdout) != o.len;
+    tel__buf_free(&o);
+    return bad ? -1 : 0;
+}
+
+static void status_text(const app_status *st)
+{
+    const tel_policy *p = &st->p;
+    printf("app:         %s\n", st->app);
+    /* "decided by env: MYCLI_TELEMETRY_ENABLED", but not "builtin: builtin" */
+    int why = p->enabled_why[0] && strcmp(p->enabled_why, tel__source_name(p->enabled_src)) != 0;
+    printf("telemetry:   %s (decided by %s%s%s)\n", p->enabled ? "on" : "off",
+           tel__source_name(p->enabled_src), why ? ": " : "", why ? p->enabled_why : "");
+    if (st->conferr[0])
+        printf("config:      error: %s\n", st->conferr);
+    if (!p->enabled && !p->opted_out && st->prc != TEL_ERR_CONFIG)
+        printf("             (this is not an opt-out: what is queued is kept)\n");
+    if (st->d.n || st->d.default_off) {
+        printf("declared:    ");
+        if (st->d.default_off)
+            printf("default off%s", st->d.n ? "; " : "");
+        decls_text(&st->d);
+        putchar('\n');
+    } else if (st->drc == TEL_ERR_CORRUPT) {
+        printf("declared:    unreadable: %s\n", st->declerr);
+    }
+    if (p->debug)
+        printf("debug:       on (decided by env: %s; events are logged, never sent)\n", p->debug_why);
+    if (p->logging)
+        printf("logging:     on\n");
+    if (p->log_file[0])
+        printf("audit log:   on (the file named by env %s)\n", p->log_file_why);
+    if (p->error_detail == TEL_ERRORS_SANITIZED)
+        printf("errors:      sanitised messages are sent (decided by env: %s)\n", p->error_detail_why);
+    if (p->inspect[0])
+        printf("inspect:     on (tel-sync writes batches to a file instead of sending)\n");
+    printf("endpoint:    %s (%s)%s\n", p->endpoint, tel__source_name(p->endpoint_src),
+           st->token_set ? ", token set" : "");
+    printf("state:       %s\n", st->dir[0] ? st->dir : "(no home directory)");
+    printf("cookie:      %s\n", st->cookie);
+    if (st->qrc != TEL_OK)
+        printf("queue:       unreadable: %s\n", tel_strerror(st->qrc));
+    else
+        printf("queue:       %llu events, %llu bytes, oldest %llus ago, %llu dropped\n",
+               (unsigned long long)st->s.count, (unsigned long long)st->s.bytes,
+               (unsigned long long)st->age_s, (unsigned long long)st->s.dropped);
+    if (st->deferred) {
+        printf("sync:        deferred for %llus after %u failed attempt%s (last: %s)\n", wait_s(st),
+               st->b.attempt, st->b.attempt == 1 ? "" : "s", st->b.reason);
+    } else if (st->have_last) {
+        time_t t = (time_t)(st->ls.at_ms / 1000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("sync:        last batch of %u events accepted at %s\n", st->ls.events, when);
+    } else {
+        printf("sync:        nothing sent yet\n");
     }
 }
 
 static int status_one(const args *a, const char *app)
 {
-    char sdir[TEL_PATH_MAX];
-    tel_decls d = { .n = 0 };
-    tel_host_settings host = { -1, TEL_SRC_HOST, NULL, NULL, -1, NULL, TEL_ERRORS_CLASS };
-    int drc = TEL_ERR_NOTFOUND;
-    char declerr[128] = "";
-    if (tel__state_dir(app, sdir, sizeof sdir) == TEL_OK)
-        drc = tel__decls_load(sdir, &d);
-    if (drc == TEL_ERR_CORRUPT)
-        snprintf(declerr, sizeof declerr, "%s", tel_last_error());
-    if (drc == TEL_OK)
-        host.decls = &d;
-    tel_policy p;
-    int prc = tel__policy_resolve(&p, app, &host, NULL);
-    int token_set = p.token[0] != '\0';
-    explicit_bzero(p.token, sizeof p.token);
-    char conferr[256] = "";
-    if (prc == TEL_ERR_CONFIG)
-        snprintf(conferr, sizeof conferr, "%s", tel_last_error());
-
-    char dir[TEL_PATH_MAX] = "";
-    tel_queue *q = NULL;
-    int qrc = open_existing(app, &q, dir, sizeof dir);
-    tel_queue_stats s = { 0 };
-    tel_backoff b;
-    int have_backoff = 0;
-    tel_last_sync ls;
-    int have_last = 0;
-    char host_endpoint[1024] = "";
-    if (q) {
-        tel__queue_stats(q, &s);
-        have_backoff = tel__backoff_load(q, &b) == TEL_OK;
-        have_last = tel__last_sync_load(q, &ls) == TEL_OK;
-        size_t len = 0;
-        if (tel__queue_meta_get(q, "endpoint", host_endpoint, sizeof host_endpoint - 1, &len) == TEL_OK)
-            host_endpoint[len < sizeof host_endpoint - 1 ? len : sizeof host_endpoint - 1] = '\0';
-        /* Whether the host recorded a token: only its presence is read
-         * (one byte), never shown. */
-        char one;
-        if (tel__queue_meta_get(q, "token", &one, 1, &len) == TEL_OK && len > 0)
-            token_set = 1;
-        tel__queue_close(q);
+    static app_status st;
+    status_gather(app, &st);
+    if (!a->json) {
+        status_text(&st);
+    } else if (status_json(&st) != 0) {
+        cli_error("status: out of memory or stdout closed");
+        return EXIT_FAIL;
     }
-    /* The endpoint tel-sync would use: the host's recorded one counts
-     * when nothing stronger than the built-in default is set. */
-    const char *endpoint = p.endpoint;
-    const char *endpoint_src = tel__source_name(p.endpoint_src);
-    if (p.endpoint_src <= TEL_SRC_HOST && host_endpoint[0]) {
-        endpoint = host_endpoint;
-        endpoint_src = "host";
-    }
-    uint64_t now = tel__now_ms();
-    uint64_t age_s = s.count && s.oldest_ts_ms && now > s.oldest_ts_ms ? (now - s.oldest_ts_ms) / 1000 : 0;
-    const char *cookie = dir[0] ? cookie_state(dir) : "absent";
-    int deferred = have_backoff && b.until_ms > now;
-
-    if (a->json) {
-        printf("{\"app\":");
-        json_str(app);
-        printf(",\"enabled\":%s,\"decided_by\":\"%s\",\"reason\":", p.enabled ? "true" : "false",
-               tel__source_name(p.enabled_src));
-        json_str(p.enabled_why);
-        printf(",\"config_error\":");
-        if (conferr[0])
-            json_str(conferr);
-        else
-            printf("null");
-        printf(",\"debug\":%s,\"logging\":%s,\"inspect\":%s", p.debug ? "true" : "false",
-               p.logging ? "true" : "false", p.inspect[0] ? "true" : "false");
-        printf(",\"opted_out\":%s,\"host_default\":\"%s\",\"declared\":[",
-               p.opted_out ? "true" : "false", d.default_off ? "off" : "on");
-        print_decls(&d, 1);
-        printf("],\"debug_by\":");
-        json_str(p.debug_why);
-        printf(",\"log_file_by\":");
-        json_str(p.log_file_why);
-        printf(",\"errors\":\"%s\"", p.error_detail == TEL_ERRORS_SANITIZED ? "sanitized" : "class");
-        printf(",\"endpoint\":");
-        json_str(endpoint);
-        printf(",\"endpoint_source\":\"%s\",\"token_set\":%s", endpoint_src, token_set ? "true" : "false");
-        printf(",\"state_dir\":");
-        json_str(dir);
-        printf(",\"cookie\":\"%s\"", cookie);
-        printf(",\"queue\":{\"events\":%llu,\"bytes\":%llu,\"oldest_age_s\":%llu,\"dropped\":%llu,\"readable\":%s}",
-               (unsigned long long)s.count, (unsigned long long)s.bytes, (unsigned long long)age_s,
-               (unsigned long long)s.dropped, qrc == TEL_OK ? "true" : "false");
-        printf(",\"sync\":{\"deferred\":%s", deferred ? "true" : "false");
-        if (have_backoff) {
-            printf(",\"retry_after_s\":%llu,\"attempts\":%u,\"last_status\":%d,\"last_error\":",
-                   (unsigned long long)(deferred ? (b.until_ms - now + 999) / 1000 : 0), b.attempt, b.status);
-            json_str(b.reason);
-        }
-        if (have_last)
-            printf(",\"last_sent_ms\":%llu,\"last_sent_events\":%u", (unsigned long long)ls.at_ms, ls.events);
-        printf("}}\n");
-    } else {
-        printf("app:         %s\n", app);
-        /* "decided by env: MYCLI_TELEMETRY_ENABLED", but not "builtin: builtin" */
-        int why = p.enabled_why[0] && strcmp(p.enabled_why, tel__source_name(p.enabled_src)) != 0;
-        printf("telemetry:   %s (decided by %s%s%s)\n", p.enabled ? "on" : "off",
-               tel__source_name(p.enabled_src), why ? ": " : "", why ? p.enabled_why : "");
-        if (conferr[0])
-            printf("config:      error: %s\n", conferr);
-        if (!p.enabled && !p.opted_out && prc != TEL_ERR_CONFIG)
-            printf("             (this is not an opt-out: what is queued is kept)\n");
-        if (d.n || d.default_off) {
-            printf("declared:    ");
-            if (d.default_off)
-                printf("default off%s", d.n ? "; " : "");
-            print_decls(&d, 0);
-            putchar('\n');
-        } else if (drc == TEL_ERR_CORRUPT)
-            printf("declared:    unreadable: %s\n", declerr);
-        if (p.debug)
-            printf("debug:       on (decided by env: %s; events are logged, never sent)\n", p.debug_why);
-        if (p.logging)
-            printf("logging:     on\n");
-        if (p.log_file[0])
-            printf("audit log:   on (the file named by env %s)\n", p.log_file_why);
-        if (p.error_detail == TEL_ERRORS_SANITIZED)
-            printf("errors:      sanitised messages are sent (decided by env: %s)\n", p.error_detail_why);
-        if (p.inspect[0])
-            printf("inspect:     on (tel-sync writes batches to a file instead of sending)\n");
-        printf("endpoint:    %s (%s)%s\n", endpoint, endpoint_src, token_set ? ", token set" : "");
-        printf("state:       %s\n", dir[0] ? dir : "(no home directory)");
-        printf("cookie:      %s\n", cookie);
-        if (qrc != TEL_OK)
-            printf("queue:       unreadable: %s\n", tel_strerror(qrc));
-        else
-            printf("queue:       %llu events, %llu bytes, oldest %llus ago, %llu dropped\n",
-                   (unsigned long long)s.count, (unsigned long long)s.bytes,
-                   (unsigned long long)age_s, (unsigned long long)s.dropped);
-        if (have_backoff && deferred)
-            printf("sync:        deferred for %llus after %u failed attempt%s (last: %s)\n",
-                   (unsigned long long)((b.until_ms - now + 999) / 1000), b.attempt,
-                   b.attempt == 1 ? "" : "s", b.reason);
-        else if (have_last) {
-            time_t t = (time_t)(ls.at_ms / 1000);
-            struct tm tm;
-            char when[32];
-            gmtime_r(&t, &tm);
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-            printf("sync:        last batch of %u events accepted at %s\n", ls.events, when);
-        } else
-            printf("sync:        nothing sent yet\n");
-    }
-    return qrc == TEL_OK ? EXIT_OK : EXIT_FAIL;
+    return st.qrc == TEL_OK ? EXIT_OK : EXIT_FAIL;
 }
 
 /*

@@ -19,7 +19,7 @@
 /* msgpack-c's packer appending to a growable buffer. */
 static int buf_write(void *data, const char *p, size_t n)
 {
-    return tel_buf_append(data, p, n);
+    return tel__buf_append(data, p, n);
 }
 
 #define pack_key(pk, key) msgpack_pack_str_with_body((pk), (key), sizeof(key) - 1)

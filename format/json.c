@@ -31,7 +31,7 @@ static int json_u64(tel_buf *out, uint64_t v, int negative)
     } while (v);
     if (negative)
         *--w = '-';
-    return tel_buf_append(out, w, (size_t)(text + sizeof text - w));
+    return tel__buf_append(out, w, (size_t)(text + sizeof text - w));
 }
 
 static int json_i64(tel_buf *out, int64_t v)
@@ -44,11 +44,11 @@ static int json_uuid(tel_buf *out, const uint8_t *id)
 {
     char text[38];
     if (!id)
-        return tel_buf_puts(out, "null");
+        return tel__buf_puts(out, "null");
     text[0] = '"';
     tel__uuid_format(id, text + 1);
     text[37] = '"';
-    return tel_buf_append(out, text, sizeof text);
+    return tel__buf_append(out, text, sizeof text);
 }
 
 /*
@@ -61,7 +61,7 @@ static int json_double(tel_buf *out, double d)
 {
     char text[40];
     if (!isfinite(d))
-        return tel_buf_puts(out, "null");
+        return tel__buf_puts(out, "null");
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(text, sizeof text, "%.*g", prec, d);
         if (strtod(text, NULL) == d)
@@ -70,7 +70,7 @@ static int json_double(tel_buf *out, double d)
     for (char *c = text; *c; c++)
         if (*c == ',')
             *c = '.';
-    return tel_buf_puts(out, text);
+    return tel__buf_puts(out, text);
 }
 
 /* ISO-8601 UTC with milliseconds, or null past the year 9999, where the
@@ -80,7 +80,7 @@ static int json_time(tel_buf *out, uint64_t ms)
     struct tm tm;
     time_t secs = (time_t)(ms / 1000);
     if (ms / 1000 > 253402300799ull || !gmtime_r(&secs, &tm))
-        return tel_buf_puts(out, "null");
+        return tel__buf_puts(out, "null");
     /* "YYYY-MM-DDTHH:MM:SS.mmmZ", filled digit by digit. */
     char t[] = "\"0000-00-00T00:00:00.000Z\"";
     const int fields[][3] = { { tm.tm_year + 1900, 1, 4 }, { tm.tm_mon + 1, 6, 2 }, { tm.tm_mday, 9, 2 },
@@ -93,19 +93,19 @@ static int json_time(tel_buf *out, uint64_t ms)
             v /= 10;
         }
     }
-    return tel_buf_append(out, t, sizeof t - 1);
+    return tel__buf_append(out, t, sizeof t - 1);
 }
 
 static int json_value(tel_buf *out, const tel_val *v)
 {
     switch (v->type) {
-    case TEL_T_NIL: return tel_buf_puts(out, "null");
-    case TEL_T_BOOL: return tel_buf_puts(out, v->v.b ? "true" : "false");
+    case TEL_T_NIL: return tel__buf_puts(out, "null");
+    case TEL_T_BOOL: return tel__buf_puts(out, v->v.b ? "true" : "false");
     case TEL_T_INT: return json_i64(out, v->v.i);
     case TEL_T_FLOAT: return json_double(out, v->v.f);
     case TEL_T_STR: return json_tstr(out, v->v.s);
     }
-    return tel_buf_puts(out, "null");
+    return tel__buf_puts(out, "null");
 }
 
 /* ,"key":"value" for a context string that is present. */
@@ -113,7 +113,7 @@ static int json_opt(tel_buf *out, const char *key, tel_str s)
 {
     if (!s.p)
         return 0;
-    return tel_buf_puts(out, ",\"") | tel_buf_puts(out, key) | tel_buf_puts(out, "\":") | json_tstr(out, s);
+    return tel__buf_puts(out, ",\"") | tel__buf_puts(out, key) | tel__buf_puts(out, "\":") | json_tstr(out, s);
 }
 
 int tel__record_json(const tel_record *r, tel_buf *out)
@@ -124,40 +124,40 @@ int tel__record_json(const tel_record *r, tel_buf *out)
     /* Failures are collected rather than checked one by one: a failed
      * append leaves the buffer as it was, and the whole object is taken
      * back below, so nothing half-written is ever left behind. */
-    bad |= tel_buf_puts(out, "{\"id\":");
+    bad |= tel__buf_puts(out, "{\"id\":");
     bad |= json_uuid(out, r->id);
-    bad |= tel_buf_puts(out, ",\"ts\":");
+    bad |= tel__buf_puts(out, ",\"ts\":");
     bad |= json_u64(out, r->ts_ms, 0);
-    bad |= tel_buf_puts(out, ",\"time\":");
+    bad |= tel__buf_puts(out, ",\"time\":");
     bad |= json_time(out, r->ts_ms);
-    bad |= tel_buf_puts(out, ",\"name\":");
+    bad |= tel__buf_puts(out, ",\"name\":");
     bad |= json_tstr(out, r->name);
-    bad |= tel_buf_puts(out, ",\"exec\":");
+    bad |= tel__buf_puts(out, ",\"exec\":");
     bad |= json_uuid(out, r->exec);
-    bad |= tel_buf_puts(out, ",\"anon\":");
+    bad |= tel__buf_puts(out, ",\"anon\":");
     bad |= json_uuid(out, r->anon);
-    bad |= tel_buf_puts(out, ",\"props\":{");
+    bad |= tel__buf_puts(out, ",\"props\":{");
     for (size_t i = 0; i < r->nprops && i < TEL_MAX_PROPS; i++) {
         if (i)
-            bad |= tel_buf_puts(out, ",");
+            bad |= tel__buf_puts(out, ",");
         bad |= json_tstr(out, r->keys[i]);
-        bad |= tel_buf_puts(out, ":");
+        bad |= tel__buf_puts(out, ":");
         bad |= json_value(out, &r->vals[i]);
     }
-    bad |= tel_buf_puts(out, "},\"context\":{\"app\":");
+    bad |= tel__buf_puts(out, "},\"context\":{\"app\":");
     bad |= json_tstr(out, r->app);
     bad |= json_opt(out, "app_version", r->app_version);
     bad |= json_opt(out, "lib_version", r->lib_version);
     bad |= json_opt(out, "os", r->os);
     bad |= json_opt(out, "arch", r->arch);
     if (r->cpus > 0) {
-        bad |= tel_buf_puts(out, ",\"cpus\":");
+        bad |= tel__buf_puts(out, ",\"cpus\":");
         bad |= json_i64(out, r->cpus);
     }
-    bad |= tel_buf_puts(out, r->ci ? ",\"ci\":true" : ",\"ci\":false");
+    bad |= tel__buf_puts(out, r->ci ? ",\"ci\":true" : ",\"ci\":false");
     bad |= json_opt(out, "ci_vendor", r->ci_vendor);
     bad |= json_opt(out, "project", r->project);
-    bad |= tel_buf_puts(out, "}}");
+    bad |= tel__buf_puts(out, "}}");
 
     if (bad) {
         out->len = start;

@@ -108,11 +108,11 @@ int tel__prom_escape(tel_buf *out, const char *s, size_t len)
         const char *esc = s[i] == '\\' ? "\\\\" : s[i] == '"' ? "\\\"" : s[i] == '\n' ? "\\n" : NULL;
         if (!esc)
             continue;
-        if (tel_buf_append(out, s + from, i - from) != 0 || tel_buf_append(out, esc, 2) != 0)
+        if (tel__buf_append(out, s + from, i - from) != 0 || tel__buf_append(out, esc, 2) != 0)
             return -1;
         from = i + 1;
     }
-    return tel_buf_append(out, s + from, len - from);
+    return tel__buf_append(out, s + from, len - from);
 }
 
 /* ---------------------------------------------------------------- parser */
@@ -323,6 +323,100 @@ static int parse_timestamp(line_cur *lc, int64_t *out)
     return TEL_OK;
 }
 
+/* One `name="value"` of a label set, stored at *w; the cursor is on the
+ * name.  Returns TEL_OK or TEL_ERR_INVALID with the line and reason. */
+static int parse_label(line_cur *lc, tel_prom_sample *out, char **w, char *wend)
+{
+    size_t ln = label_name_span(lc->s + lc->i, lc->n - lc->i);
+    if (ln == 0)
+        return bad(lc, "expected a label name or '}' at column %zu", col(lc));
+    if (ln > TEL_PROM_MAX_LABEL_NAME)
+        return bad(lc, "label name at column %zu is longer than %d bytes", col(lc),
+                   TEL_PROM_MAX_LABEL_NAME);
+    if (ln >= 2 && lc->s[lc->i] == '_' && lc->s[lc->i + 1] == '_')
+        return bad(lc, "label name at column %zu starts with '__', which Prometheus reserves",
+                   col(lc));
+    if (out->nlabels == TEL_PROM_MAX_LABELS)
+        return bad(lc, "sample has more than %d labels", TEL_PROM_MAX_LABELS);
+    char *lname = *w;
+    memcpy(lname, lc->s + lc->i, ln);
+    lname[ln] = '\0';
+    *w += ln + 1;
+    lc->i += ln;
+    for (size_t j = 0; j < out->nlabels; j++)
+        if (strcmp(out->label_name[j], lname) == 0)
+            return bad(lc, "label '%s' is given twice", lname);
+    skip_blanks(lc);
+    if (lc->i >= lc->n || lc->s[lc->i] != '=')
+        return bad(lc, "expected '=' after label '%s' at column %zu", lname, col(lc));
+    lc->i++;
+    skip_blanks(lc);
+    if (lc->i >= lc->n || lc->s[lc->i] != '"')
+        return bad(lc, "expected '\"' to open the value of label '%s' at column %zu", lname,
+                   col(lc));
+    lc->i++;
+    char *lval = *w;
+    int rc = parse_label_value(lc, w, wend, lname);
+    if (rc != TEL_OK)
+        return rc;
+    out->label_name[out->nlabels] = lname;
+    out->label_value[out->nlabels] = lval;
+    out->nlabels++;
+    return TEL_OK;
+}
+
+/* The label set after '{', through its '}'. */
+static int parse_label_set(line_cur *lc, tel_prom_sample *out, char **w, char *wend)
+{
+    for (;;) {
+        skip_blanks(lc);
+        if (lc->i < lc->n && lc->s[lc->i] == '}') {
+            lc->i++;
+            return TEL_OK;
+        }
+        int rc = parse_label(lc, out, w, wend);
+        if (rc != TEL_OK)
+            return rc;
+        const char *lname = out->label_name[out->nlabels - 1];
+        skip_blanks(lc);
+        if (lc->i < lc->n && lc->s[lc->i] == ',') {
+            lc->i++;
+            continue;
+        }
+        if (lc->i < lc->n && lc->s[lc->i] == '}') {
+            lc->i++;
+            return TEL_OK;
+        }
+        if (lc->i >= lc->n)
+            return bad(lc, "label set is not closed with '}'");
+        return bad(lc, "expected ',' or '}' after label '%s' at column %zu", lname, col(lc));
+    }
+}
+
+/* The value and the optional timestamp after the name and labels. */
+static int parse_value_ts(line_cur *lc, tel_prom_sample *out)
+{
+    size_t before = lc->i;
+    skip_blanks(lc);
+    if (lc->i >= lc->n)
+        return bad(lc, "missing the sample value");
+    if (lc->i == before)
+        return bad(lc, "expected a blank before the value at column %zu", col(lc));
+    int rc = parse_value(lc, &out->value);
+    if (rc != TEL_OK)
+        return rc;
+    skip_blanks(lc);
+    if (lc->i < lc->n) {
+        if ((rc = parse_timestamp(lc, &out->ts_ms)) != TEL_OK)
+            return rc;
+        out->has_ts = 1;
+        skip_blanks(lc);
+        if (lc->i < lc->n)
+            return bad(lc, "unexpected text after the timestamp at column %zu", col(lc));
+    }
+    return TEL_OK;
+}
+
 static int parse_sample(tel_prom_parser *ps, line_cur *lc, tel_prom_sample *out)
 {
     char *w = out->store;
@@ -344,84 +438,17 @@ static int parse_sample(tel_prom_parser *ps, line_cur *lc, tel_prom_sample *out)
     skip_blanks(lc);
     /* Blanks before the value are required, blanks before '{' allowed:
      * without a label set the cursor goes back to the name's end. */
-    if (lc->i >= lc->n || lc->s[lc->i] != '{')
-        lc->i = after_name;
-
+    int rc = TEL_OK;
     if (lc->i < lc->n && lc->s[lc->i] == '{') {
         lc->i++;
-        for (;;) {
-            skip_blanks(lc);
-            if (lc->i < lc->n && lc->s[lc->i] == '}') {
-                lc->i++;
-                break;
-            }
-            size_t ln = label_name_span(lc->s + lc->i, lc->n - lc->i);
-            if (ln == 0)
-                return bad(lc, "expected a label name or '}' at column %zu", col(lc));
-            if (ln > TEL_PROM_MAX_LABEL_NAME)
-                return bad(lc, "label name at column %zu is longer than %d bytes", col(lc),
-                           TEL_PROM_MAX_LABEL_NAME);
-            if (ln >= 2 && lc->s[lc->i] == '_' && lc->s[lc->i + 1] == '_')
-                return bad(lc, "label name at column %zu starts with '__', which Prometheus reserves",
-                           col(lc));
-            if (out->nlabels == TEL_PROM_MAX_LABELS)
-                return bad(lc, "sample has more than %d labels", TEL_PROM_MAX_LABELS);
-            char *lname = w;
-            memcpy(lname, lc->s + lc->i, ln);
-            lname[ln] = '\0';
-            w += ln + 1;
-            lc->i += ln;
-            for (size_t j = 0; j < out->nlabels; j++)
-                if (strcmp(out->label_name[j], lname) == 0)
-                    return bad(lc, "label '%s' is given twice", lname);
-            skip_blanks(lc);
-            if (lc->i >= lc->n || lc->s[lc->i] != '=')
-                return bad(lc, "expected '=' after label '%s' at column %zu", lname, col(lc));
-            lc->i++;
-            skip_blanks(lc);
-            if (lc->i >= lc->n || lc->s[lc->i] != '"')
-                return bad(lc, "expected '\"' to open the value of label '%s' at column %zu", lname,
-                           col(lc));
-            lc->i++;
-            char *lval = w;
-            int rc = parse_label_value(lc, &w, wend, lname);
-            if (rc != TEL_OK)
-                return rc;
-            out->label_name[out->nlabels] = lname;
-            out->label_value[out->nlabels] = lval;
-            out->nlabels++;
-            skip_blanks(lc);
-            if (lc->i < lc->n && lc->s[lc->i] == ',') {
-                lc->i++;
-                continue;
-            }
-            if (lc->i < lc->n && lc->s[lc->i] == '}') {
-                lc->i++;
-                break;
-            }
-            if (lc->i >= lc->n)
-                return bad(lc, "label set is not closed with '}'");
-            return bad(lc, "expected ',' or '}' after label '%s' at column %zu", lname, col(lc));
-        }
+        rc = parse_label_set(lc, out, &w, wend);
+    } else {
+        lc->i = after_name;
     }
-    size_t before = lc->i;
-    skip_blanks(lc);
-    if (lc->i >= lc->n)
-        return bad(lc, "missing the sample value");
-    if (lc->i == before)
-        return bad(lc, "expected a blank before the value at column %zu", col(lc));
-    int rc = parse_value(lc, &out->value);
+    if (rc == TEL_OK)
+        rc = parse_value_ts(lc, out);
     if (rc != TEL_OK)
         return rc;
-    skip_blanks(lc);
-    if (lc->i < lc->n) {
-        if ((rc = parse_timestamp(lc, &out->ts_ms)) != TEL_OK)
-            return rc;
-        out->has_ts = 1;
-        skip_blanks(lc);
-        if (lc->i < lc->n)
-            return bad(lc, "unexpected text after the timestamp at column %zu", col(lc));
-    }
     out->kind = kind_of(ps, out->name);
     out->line = lc->no;
     return TEL_OK;

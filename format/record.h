@@ -143,7 +143,7 @@ typedef struct tel_batch_head {
 /*
  * Starts a batch in `out` (appending): writes the map and the events array
  * header for head->nevents records.  The caller then appends exactly that
- * many encoded records with tel_buf_append().  Returns TEL_OK or
+ * many encoded records with tel__buf_append().  Returns TEL_OK or
  * TEL_ERR_NOMEM.
  */
 int tel__batch_begin(tel_buf *out, const tel_batch_head *head);

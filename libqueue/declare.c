@@ -110,11 +110,11 @@ int tel__decls_add(tel_decls *d, const char *name, int meaning, const char *word
 
 int tel__decls_format(const tel_decls *d, tel_buf *out)
 {
-    int err = tel_buf_puts(out, "# what the host program declared; read by tel and tel-sync\n");
+    int err = tel__buf_puts(out, "# what the host program declared; read by tel and tel-sync\n");
     if (d->default_off)
-        err = err || tel_buf_puts(out, "default off\n");
+        err = err || tel__buf_puts(out, "default off\n");
     for (size_t i = 0; i < d->n && !err; i++)
-        err = tel_buf_printf(out, "env %s %s%s%s\n", d->d[i].name, tel__meaning_name(d->d[i].meaning),
+        err = tel__buf_printf(out, "env %s %s%s%s\n", d->d[i].name, tel__meaning_name(d->d[i].meaning),
                              d->d[i].word[0] ? " " : "", d->d[i].word);
     return err ? tel__fail(TEL_ERR_NOMEM, "out of memory") : TEL_OK;
 }
@@ -214,7 +214,7 @@ int tel__decls_store(const char *state_dir, const tel_decls *d)
             rc = tel__fail(TEL_ERR_IO, "cannot write " TEL_DECL_FILE);
         }
     }
-    tel_buf_free(&text);
+    tel__buf_free(&text);
     return rc;
 }
 

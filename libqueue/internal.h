@@ -24,6 +24,9 @@
 
 #define TEL_PATH_MAX 4096
 
+/* The queue (queue.c), an opaque handle. */
+typedef struct tel_queue tel_queue;
+
 /* ----------------------------------------------------------------- random.c */
 
 /* Fills buf with n bytes from getrandom(); returns 0 or -1. */
@@ -189,6 +192,19 @@ extern const char tel__default_endpoint[];
 int tel__policy_resolve(tel_policy *out, const char *app,
                         const tel_host_settings *host, const tel_flag_settings *flags);
 
+/*
+ * The policy tel-sync applies to the queue q of app, and `tel status`
+ * shows: the endpoint and token the host recorded in the queue's meta
+ * (TEL_META_ENDPOINT, TEL_META_TOKEN) and the declarations it stored
+ * (decls, read by the caller with tel__decls_load) stand at the host's
+ * level, so the user's config, environment and flags win over them.  q,
+ * decls and flags may be NULL (nothing recorded, declared, given).
+ * Returns what tel__policy_resolve returns.  The token read from the
+ * queue is wiped from memory here; out->token is the caller's to wipe.
+ */
+int tel__policy_for_queue(tel_policy *out, tel_queue *q, const char *app, const tel_decls *decls,
+                          const tel_flag_settings *flags);
+
 /* "builtin", "host", "config", "env", "flag". */
 const char *tel__source_name(tel_source src);
 
@@ -223,8 +239,6 @@ void tel__cookie_peek(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lasti
 int tel__cookie_delete(const char *state_dir);
 
 /* ------------------------------------------------------------------ queue.c */
-
-typedef struct tel_queue tel_queue;
 
 typedef struct tel_caps {
     uint64_t max_events;      /* default 10,000 */
@@ -325,8 +339,23 @@ int tel__queue_purge(tel_queue *q);
 int tel__queue_wipe(const char *state_dir);
 
 /*
- * Small named values next to the queue (endpoint, token recorded by the
- * host, the pending batch, backoff state).  get copies at most cap bytes
+ * The keys of the queue's meta table, one list for every reader and
+ * writer.  The queue keeps its counters; the library records what the host
+ * configured; the sync engine keeps its state (layouts in syncstate.h).
+ */
+#define TEL_META_NEXT "next"            /* queue: the next sequence number */
+#define TEL_META_BYTES "bytes"          /* queue: sum of record sizes */
+#define TEL_META_DROPPED "dropped"      /* queue: dropped since the last accepted batch */
+#define TEL_META_ENDPOINT "endpoint"    /* host: tel_options_set_endpoint */
+#define TEL_META_TOKEN "token"          /* host: tel_options_set_token */
+#define TEL_META_PENDING "pending"      /* sync: the batch chosen before its first POST */
+#define TEL_META_BACKOFF "backoff"      /* sync: when to try again, and why */
+#define TEL_META_LAST_SYNC "last_sync"  /* sync: the last accepted batch */
+/* What the sync engine keeps about the events: purged with them. */
+#define TEL_META_SYNC_KEYS { TEL_META_PENDING, TEL_META_BACKOFF, TEL_META_LAST_SYNC }
+
+/*
+ * Small named values next to the queue (TEL_META_*).  get copies at most cap bytes
  * and sets *len to the stored length; TEL_ERR_NOTFOUND when absent.
  * put with val == NULL deletes the key.
  */

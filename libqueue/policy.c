@@ -33,6 +33,35 @@ const char tel__default_endpoint[] = TEL_DEFAULT_ENDPOINT;
 
 #define CONF_NAME "telemetry.conf"
 
+/* Reads a string the library recorded in the queue's meta; "" if none
+ * or if it does not fit. */
+static void meta_string(tel_queue *q, const char *key, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (!q || tel__queue_meta_get(q, key, out, cap - 1, &len) != TEL_OK || len >= cap)
+        len = 0;
+    out[len] = '\0';
+}
+
+int tel__policy_for_queue(tel_policy *out, tel_queue *q, const char *app, const tel_decls *decls,
+                          const tel_flag_settings *flags)
+{
+    char endpoint[sizeof out->endpoint], token[sizeof out->token];
+    meta_string(q, TEL_META_ENDPOINT, endpoint, sizeof endpoint);
+    meta_string(q, TEL_META_TOKEN, token, sizeof token);
+    tel_host_settings host = {
+        .enabled = -1, .enabled_src = TEL_SRC_HOST,
+        .endpoint = endpoint[0] ? endpoint : NULL,
+        .token = token[0] ? token : NULL,
+        .logging = -1,
+        .decls = decls,
+        .error_detail = TEL_ERRORS_CLASS,
+    };
+    int rc = tel__policy_resolve(out, app, &host, flags);
+    explicit_bzero(token, sizeof token);
+    return rc;
+}
+
 const char *tel__source_name(tel_source src)
 {
     switch (src) {
@@ -600,7 +629,7 @@ static int conf_rewrite(const char *old, size_t oldlen, const char *key, const c
     size_t vlen = strlen(value);
     int quote = vlen == 0 || is_space(value[0]) || is_space(value[vlen - 1]) || value[0] == '"';
     tel_buf line = TEL_BUF_INIT;
-    int err = tel_buf_printf(&line, quote ? "%s = \"%s\"\n" : "%s = %s\n", key, value);
+    int err = tel__buf_printf(&line, quote ? "%s = \"%s\"\n" : "%s = %s\n", key, value);
 
     int done = 0;
     size_t pos = 0;
@@ -613,15 +642,15 @@ static int conf_rewrite(const char *old, size_t oldlen, const char *key, const c
         const char *why;
         if (split_line(l, llen, &k, &v, &why) == LINE_KV && key_is(k, key)) {
             if (!done)
-                err = tel_buf_append(out, line.p, line.len);
+                err = tel__buf_append(out, line.p, line.len);
             done = 1;
             continue;
         }
-        err = tel_buf_append(out, l, llen) || tel_buf_append(out, "\n", 1);
+        err = tel__buf_append(out, l, llen) || tel__buf_append(out, "\n", 1);
     }
     if (!err && !done)
-        err = tel_buf_append(out, line.p, line.len);
-    tel_buf_free(&line);
+        err = tel__buf_append(out, line.p, line.len);
+    tel__buf_free(&line);
     return err ? tel__fail(TEL_ERR_NOMEM, "out of memory writing " CONF_NAME) : TEL_OK;
 }
 
@@ -674,13 +703,13 @@ int tel__config_set(const char *app, const char *key, const char *value)
     rc = conf_rewrite(old ? old : "", oldlen, key, value, &text);
     free(old);
     if (rc != TEL_OK) {
-        tel_buf_free(&text);
+        tel__buf_free(&text);
         return rc;
     }
 
     char tmp[TEL_PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, CONF_NAME) >= (int)sizeof tmp) {
-        tel_buf_free(&text);
+        tel__buf_free(&text);
         return tel__fail(TEL_ERR_NOSTATE, "the config file path is too long");
     }
     /* mkostemp creates the file 0600 with O_EXCL, so nothing can be
@@ -688,14 +717,14 @@ int tel__config_set(const char *app, const char *key, const char *value)
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        tel_buf_free(&text);
+        tel__buf_free(&text);
         return tel__fail(TEL_ERR_IO, "cannot create a temporary " CONF_NAME " (%s)", strerror(e));
     }
     int failed = fchmod(fd, 0600) != 0 || write_all(fd, (const char *)text.p, text.len) != 0 ||
                  fsync(fd) != 0;
     int e = errno;
     failed = (close(fd) != 0) || failed;
-    tel_buf_free(&text);
+    tel__buf_free(&text);
     if (failed || rename(tmp, path) != 0) {
         if (!failed)
             e = errno;

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "syncstate.h"
 
 /* The map is virtual address space, not disk: the file only grows as
  * pages are used.  64 MiB holds the 4 MiB default cap many times over
@@ -490,9 +491,9 @@ static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t forc
     if (rc)
         return rc;
     uint64_t next, bytes, dropped, incoming_bytes = 0;
-    if ((rc = meta_get_u64(txn, q->meta, "next", &next)) ||
-        (rc = meta_get_u64(txn, q->meta, "bytes", &bytes)) ||
-        (rc = meta_get_u64(txn, q->meta, "dropped", &dropped)))
+    if ((rc = meta_get_u64(txn, q->meta, TEL_META_NEXT, &next)) ||
+        (rc = meta_get_u64(txn, q->meta, TEL_META_BYTES, &bytes)) ||
+        (rc = meta_get_u64(txn, q->meta, TEL_META_DROPPED, &dropped)))
         goto out;
     for (size_t i = 0; i < n; i++)
         incoming_bytes += recs[i].len;
@@ -534,9 +535,9 @@ static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t forc
         next++;
         bytes += recs[i].len;
     }
-    if ((rc = meta_put_u64(txn, q->meta, "next", next)) ||
-        (rc = meta_put_u64(txn, q->meta, "bytes", bytes)) ||
-        (rc = meta_put_u64(txn, q->meta, "dropped", dropped)))
+    if ((rc = meta_put_u64(txn, q->meta, TEL_META_NEXT, next)) ||
+        (rc = meta_put_u64(txn, q->meta, TEL_META_BYTES, bytes)) ||
+        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, dropped)))
         goto out;
     return mdb_txn_commit(txn);
 out:
@@ -588,8 +589,8 @@ int tel__queue_stats(tel_queue *q, tel_queue_stats *out)
     MDB_stat st;
     if ((rc = mdb_stat(txn, q->events, &st)) == 0) {
         out->count = st.ms_entries;
-        meta_get_u64(txn, q->meta, "bytes", &out->bytes);
-        meta_get_u64(txn, q->meta, "dropped", &out->dropped);
+        meta_get_u64(txn, q->meta, TEL_META_BYTES, &out->bytes);
+        meta_get_u64(txn, q->meta, TEL_META_DROPPED, &out->dropped);
         MDB_cursor *cur;
         if ((rc = mdb_cursor_open(txn, q->events, &cur)) == 0) {
             MDB_val k, v;
@@ -659,8 +660,8 @@ int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t
         return lmdb_fail(rc, "delete");
     uint64_t bytes, dropped;
     MDB_cursor *cur = NULL;
-    if ((rc = meta_get_u64(txn, q->meta, "bytes", &bytes)) ||
-        (rc = meta_get_u64(txn, q->meta, "dropped", &dropped)) ||
+    if ((rc = meta_get_u64(txn, q->meta, TEL_META_BYTES, &bytes)) ||
+        (rc = meta_get_u64(txn, q->meta, TEL_META_DROPPED, &dropped)) ||
         (rc = mdb_cursor_open(txn, q->events, &cur)))
         goto out;
     uint8_t kb[8];
@@ -685,8 +686,8 @@ int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t
     if (st.ms_entries == 0)
         bytes = 0;
     dropped = dropped > dropped_acked ? dropped - dropped_acked : 0;
-    if ((rc = meta_put_u64(txn, q->meta, "bytes", bytes)) ||
-        (rc = meta_put_u64(txn, q->meta, "dropped", dropped)))
+    if ((rc = meta_put_u64(txn, q->meta, TEL_META_BYTES, bytes)) ||
+        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, dropped)))
         goto out;
     for (size_t i = 0; i < nkv; i++) {
         MDB_val mk = { strlen(kv[i].key), (void *)kv[i].key }, mv = { kv[i].len, (void *)kv[i].val };
@@ -714,8 +715,8 @@ int tel__queue_add_dropped(tel_queue *q, uint64_t n)
     if (rc)
         return lmdb_fail(rc, "count dropped");
     uint64_t dropped;
-    if ((rc = meta_get_u64(txn, q->meta, "dropped", &dropped)) ||
-        (rc = meta_put_u64(txn, q->meta, "dropped", dropped + n))) {
+    if ((rc = meta_get_u64(txn, q->meta, TEL_META_DROPPED, &dropped)) ||
+        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, dropped + n))) {
         mdb_txn_abort(txn);
         return lmdb_fail(rc, "count dropped");
     }
@@ -735,19 +736,19 @@ int tel__queue_purge(tel_queue *q)
      * Everything tel-sync kept about the old events (pending batch,
      * backoff) goes, so nothing from before the purge lingers. */
     uint64_t next;
-    if ((rc = meta_get_u64(txn, q->meta, "next", &next)) ||
+    if ((rc = meta_get_u64(txn, q->meta, TEL_META_NEXT, &next)) ||
         (rc = mdb_drop(txn, q->events, 0)))
         goto out;
-    static const char *const sync_keys[] = { "pending", "backoff", "last_sync" };
+    static const char *const sync_keys[] = TEL_META_SYNC_KEYS;
     for (size_t i = 0; i < sizeof sync_keys / sizeof *sync_keys; i++) {
         MDB_val k = { strlen(sync_keys[i]), (void *)sync_keys[i] };
         rc = mdb_del(txn, q->meta, &k, NULL);
         if (rc && rc != MDB_NOTFOUND)
             goto out;
     }
-    if ((rc = meta_put_u64(txn, q->meta, "bytes", 0)) ||
-        (rc = meta_put_u64(txn, q->meta, "dropped", 0)) ||
-        (rc = meta_put_u64(txn, q->meta, "next", next ? next : 1)))
+    if ((rc = meta_put_u64(txn, q->meta, TEL_META_BYTES, 0)) ||
+        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, 0)) ||
+        (rc = meta_put_u64(txn, q->meta, TEL_META_NEXT, next ? next : 1)))
         goto out;
     rc = mdb_txn_commit(txn);
     return rc ? lmdb_fail(rc, "purge") : TEL_OK;
@@ -833,7 +834,7 @@ int tel__queue_wipe(const char *state_dir)
     while ((e = readdir(d)) != NULL) {
         const char *n = e->d_name;
         if (strcmp(n, "data.mdb") != 0 && strcmp(n, "lock.mdb") != 0 &&
-            strncmp(n, "sent.log", 8) != 0 && strncmp(n, "data.mdb.corrupt-", 17) != 0)
+            !tel__syncstate_is_file(n) && strncmp(n, "data.mdb.corrupt-", 17) != 0)
             continue;
         if (unlinkat(dirfd(d), n, 0) != 0 && errno != ENOENT)
             failed = 1;

@@ -347,13 +347,13 @@ int tel__project_id(const char *salt, const char *cwd, char out[65])
         return tel__fail(TEL_ERR_NOTFOUND, "the git origin URL is empty");
 
     tel_buf msg = TEL_BUF_INIT;
-    if (tel_buf_printf(&msg, "%s\n%s", salt ? salt : "", norm) != 0) {
-        tel_buf_free(&msg);
+    if (tel__buf_printf(&msg, "%s\n%s", salt ? salt : "", norm) != 0) {
+        tel__buf_free(&msg);
         return tel__fail(TEL_ERR_NOMEM, "out of memory hashing the project id");
     }
     uint8_t digest[32];
     tel__sha256(msg.p, msg.len, digest);
-    tel_buf_free(&msg);
+    tel__buf_free(&msg);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hex[digest[i] >> 4];

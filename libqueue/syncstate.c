@@ -150,6 +150,11 @@ int tel__last_sync_decode(tel_last_sync *out, const void *buf, size_t len)
     return TEL_OK;
 }
 
+int tel__syncstate_is_file(const char *name)
+{
+    return strncmp(name, TEL_SENT_LOG, sizeof TEL_SENT_LOG - 1) == 0;
+}
+
 enum { KIND_BACKOFF, KIND_PENDING, KIND_LAST_SYNC };
 
 /* Reads and decodes one of our meta keys; a value that is absent, too

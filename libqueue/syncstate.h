@@ -35,9 +35,14 @@
 
 #include "internal.h"
 
-#define TEL_META_BACKOFF "backoff"
-#define TEL_META_PENDING "pending"
-#define TEL_META_LAST_SYNC "last_sync"
+/* The keys are TEL_META_BACKOFF, TEL_META_PENDING and TEL_META_LAST_SYNC
+ * (internal.h).  The log of upload attempts, sent.log (rotated to
+ * sent.log.1), lies beside the queue and goes with it on forget. */
+#define TEL_SENT_LOG "sent.log"
+
+/* Non-zero when `name`, a file in the queue directory, is one the sync
+ * engine wrote about the old events (the queue removes them on wipe). */
+int tel__syncstate_is_file(const char *name);
 
 /* Encoded values never exceed this many bytes (including no NUL). */
 #define TEL_SYNCSTATE_MAX 160

@@ -323,7 +323,7 @@ static void record_declarations(tel *h, const tel_decls *d)
         !(have && len == text.len && memcmp(cur, text.p, len) == 0) &&
         tel__decls_store(h->state_dir, d) == TEL_OK)
         tel__queue_meta_put(h->q, "declared", text.p, text.len);
-    tel_buf_free(&text);
+    tel__buf_free(&text);
 }
 
 /*
@@ -332,7 +332,7 @@ static void record_declarations(tel *h, const tel_decls *d)
  */
 static void record_host_settings(tel *h, const char *endpoint, const char *token)
 {
-    static const char *const keys[2] = { "endpoint", "token" };
+    static const char *const keys[2] = { TEL_META_ENDPOINT, TEL_META_TOKEN };
     const char *vals[2] = { endpoint, token };
     for (int i = 0; i < 2; i++) {
         if (!vals[i])
@@ -343,7 +343,10 @@ static void record_host_settings(tel *h, const char *endpoint, const char *token
         int rc = tel__queue_meta_get(h->q, keys[i], cur, sizeof cur, &len);
         if (rc == TEL_OK && len == want && memcmp(cur, vals[i], want) == 0)
             continue;
-        tel__queue_meta_put(h->q, keys[i], vals[i], want);
+        /* Deliberately not an error: the host's events matter more than
+         * this record, and tel-sync still has every other source. */
+        if (tel__queue_meta_put(h->q, keys[i], vals[i], want) != TEL_OK)
+            return;
     }
 }
 
@@ -472,7 +475,7 @@ void tel_close(tel *h)
         close(h->inspect_fd);
     if (h->log_fd >= 0)
         close(h->log_fd);
-    tel_buf_free(&h->batch);
+    tel__buf_free(&h->batch);
     free(h->brecs);
     explicit_bzero(h->policy.token, sizeof h->policy.token);
     free(h);
@@ -499,8 +502,8 @@ static int show_event(tel *h, const uint8_t *buf, size_t len)
                       : h->debug         ? "debug, not stored: "
                                          : "recorded: ";
     int rc = TEL_OK;
-    if (tel__record_decode(&r, buf, len) != TEL_OK || tel_buf_puts(&line, tag) != 0 ||
-        tel__record_json(&r, &line) != TEL_OK || tel_buf_append(&line, "\n", 1) != 0)
+    if (tel__record_decode(&r, buf, len) != TEL_OK || tel__buf_puts(&line, tag) != 0 ||
+        tel__record_json(&r, &line) != TEL_OK || tel__buf_append(&line, "\n", 1) != 0)
         rc = tel__fail(TEL_ERR_NOMEM, "out of memory");
     size_t skip = strlen(tag);
     if (rc == TEL_OK && h->inspect_fd >= 0 &&
@@ -510,7 +513,7 @@ static int show_event(tel *h, const uint8_t *buf, size_t len)
         line.p[line.len - 1] = '\0';
         log_line(h, (const char *)line.p);
     }
-    tel_buf_free(&line);
+    tel__buf_free(&line);
     return rc;
 }
 
@@ -566,7 +569,7 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
             h->cap_brecs = ncap;
         }
         size_t off = h->batch.len;
-        if (tel_buf_append(&h->batch, buf, len) != 0)
+        if (tel__buf_append(&h->batch, buf, len) != 0)
             return tel__fail(TEL_ERR_NOMEM, "out of memory");
         h->brecs[h->nbrecs++] = (pending_rec){ off, len, ev.ts_ms };
         h->events_recorded++;
@@ -611,7 +614,7 @@ int tel_batch_begin(tel *h)
         return tel__fail(TEL_ERR_STATE, "a batch is already open");
     h->in_batch = 1;
     h->nbrecs = 0;
-    tel_buf_clear(&h->batch);
+    tel__buf_clear(&h->batch);
     return TEL_OK;
 }
 
@@ -632,7 +635,7 @@ int tel_batch_commit(tel *h)
     int rc = tel__queue_append(h->q, recs, h->nbrecs);
     free(recs);
     h->nbrecs = 0;
-    tel_buf_clear(&h->batch);
+    tel__buf_clear(&h->batch);
     return rc;
 }
 

@@ -44,7 +44,7 @@ int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
         total += spans[i].len;
     /* Reserving the bound up front usually makes this a single pass; the
      * loop below still grows the buffer if zlib ever needs more. */
-    if (tel_buf_reserve(out, deflateBound(&zs, (uLong)total) + 64) != 0) {
+    if (tel__buf_reserve(out, deflateBound(&zs, (uLong)total) + 64) != 0) {
         deflateEnd(&zs);
         return TEL_ERR_NOMEM;
     }
@@ -62,7 +62,7 @@ int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
             int flush = (last && chunk == left) ? Z_FINISH : Z_NO_FLUSH;
             int zr = Z_OK;
             do {
-                if (out->cap - out->len < 64 && tel_buf_reserve(out, 64 * 1024) != 0) {
+                if (out->cap - out->len < 64 && tel__buf_reserve(out, 64 * 1024) != 0) {
                     rc = TEL_ERR_NOMEM;
                     break;
                 }
@@ -153,10 +153,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         /* Returning short makes curl stop the transfer.  The status line
          * has been read by now, so the answer is still known. */
         u->response_capped = 1;
-        tel_buf_append(&u->response, data, room);
+        tel__buf_append(&u->response, data, room);
         return 0;
     }
-    if (tel_buf_append(&u->response, data, n) != 0)
+    if (tel__buf_append(&u->response, data, n) != 0)
         return 0;
     return n;
 }
@@ -246,7 +246,7 @@ void tel__upload_free(tel_upload *u)
         free(u->token);
     }
     free(u->endpoint);
-    tel_buf_free(&u->response);
+    tel__buf_free(&u->response);
     free(u);
 }
 
@@ -266,7 +266,7 @@ int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
 {
     memset(res, 0, sizeof *res);
     res->retry_after = -1;
-    tel_buf_clear(&u->response);
+    tel__buf_clear(&u->response);
     u->response_capped = 0;
     u->retry_after = -1;
 
@@ -286,14 +286,14 @@ int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
     h = add_header(h, "Expect:", &bad);
     if (u->token) {
         tel_buf auth = TEL_BUF_INIT;
-        if (tel_buf_printf(&auth, "Authorization: Bearer %s", u->token) != 0 ||
-            tel_buf_append(&auth, "", 1) != 0)
+        if (tel__buf_printf(&auth, "Authorization: Bearer %s", u->token) != 0 ||
+            tel__buf_append(&auth, "", 1) != 0)
             bad = 1;
         else
             h = add_header(h, (const char *)auth.p, &bad);
         if (auth.p)
             memset(auth.p, 0, auth.cap);
-        tel_buf_free(&auth);
+        tel__buf_free(&auth);
     }
     if (bad) {
         wipe_headers(h);

@@ -175,6 +175,14 @@ check_eq "status --json counts the new event" "$(J 'd["queue"]["events"]')" 4
 check_not "status never shows a token" grep -q "s3cr3t-t0ken-zq7" "$OUT" "$ERR"
 run tel status --app order
 check_not "status text never shows a token" grep -q "s3cr3t-t0ken-zq7" "$OUT" "$ERR"
+# A home directory whose name is not UTF-8 still gives valid JSON, the bad
+# byte shown as U+FFFD, as everywhere tel prints JSON.
+odd="$T_TMP/h$(printf '\377')me"
+mkdir -p "$odd"
+HOME="$odd" tel emit --app order oddhome >/dev/null 2>&1
+HOME="$odd" tel status --app order --json >"$OUT" 2>"$ERR"
+check_eq "status --json with a non-UTF-8 HOME is valid UTF-8 JSON" \
+    "$($PY -c "import json; d=json.loads(open('$OUT','rb').read().decode('utf-8')); print(d['state_dir'].endswith('h\ufffdme/.local/state/order'), d['queue']['events'])" 2>&1)" "True 1"
 
 # ------------------------------------------------------ disable / enable
 tel emit --app dis a >/dev/null 2>&1

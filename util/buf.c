@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tel_buf_reserve(tel_buf *b, size_t more)
+int tel__buf_reserve(tel_buf *b, size_t more)
 {
     if (more <= b->cap - b->len)
         return 0;
@@ -23,29 +23,29 @@ int tel_buf_reserve(tel_buf *b, size_t more)
     return 0;
 }
 
-int tel_buf_append(tel_buf *b, const void *data, size_t n)
+int tel__buf_append(tel_buf *b, const void *data, size_t n)
 {
     if (n == 0)
         return 0;
-    if (tel_buf_reserve(b, n) != 0)
+    if (tel__buf_reserve(b, n) != 0)
         return -1;
     memcpy(b->p + b->len, data, n);
     b->len += n;
     return 0;
 }
 
-int tel_buf_puts(tel_buf *b, const char *s)
+int tel__buf_puts(tel_buf *b, const char *s)
 {
-    return tel_buf_append(b, s, strlen(s));
+    return tel__buf_append(b, s, strlen(s));
 }
 
-int tel_buf_printf(tel_buf *b, const char *fmt, ...)
+int tel__buf_printf(tel_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || tel_buf_reserve(b, (size_t)n + 1) != 0)
+    if (n < 0 || tel__buf_reserve(b, (size_t)n + 1) != 0)
         return -1;
     va_start(ap, fmt);
     vsnprintf((char *)b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -54,7 +54,7 @@ int tel_buf_printf(tel_buf *b, const char *fmt, ...)
     return 0;
 }
 
-void tel_buf_free(tel_buf *b)
+void tel__buf_free(tel_buf *b)
 {
     free(b->p);
     b->p = NULL;

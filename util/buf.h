@@ -18,17 +18,17 @@ typedef struct tel_buf {
 
 /* Makes room for `more` bytes; returns 0, or -1 when memory ran out (the
  * buffer is then unchanged). */
-int tel_buf_reserve(tel_buf *b, size_t more);
+int tel__buf_reserve(tel_buf *b, size_t more);
 /* Appends n bytes; returns 0 or -1 (out of memory, buffer unchanged). */
-int tel_buf_append(tel_buf *b, const void *data, size_t n);
+int tel__buf_append(tel_buf *b, const void *data, size_t n);
 /* Appends a NUL-terminated string without its NUL. */
-int tel_buf_puts(tel_buf *b, const char *s);
+int tel__buf_puts(tel_buf *b, const char *s);
 /* Appends printf-style text; returns 0 or -1. */
-int tel_buf_printf(tel_buf *b, const char *fmt, ...)
+int tel__buf_printf(tel_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Keeps the allocation, forgets the content. */
-static inline void tel_buf_clear(tel_buf *b) { b->len = 0; }
+static inline void tel__buf_clear(tel_buf *b) { b->len = 0; }
 /* Frees the allocation; the buffer may be reused after. */
-void tel_buf_free(tel_buf *b);
+void tel__buf_free(tel_buf *b);
 
 #endif

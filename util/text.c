@@ -117,7 +117,7 @@ int tel__json_str(tel_buf *out, const char *s, size_t n)
     const uint8_t *p = (const uint8_t *)s;
 
     /* Worst case: every byte becomes a six-byte \u00XX escape. */
-    if (n > (SIZE_MAX - 2) / 6 || tel_buf_reserve(out, 6 * n + 2) != 0)
+    if (n > (SIZE_MAX - 2) / 6 || tel__buf_reserve(out, 6 * n + 2) != 0)
         return -1;
     uint8_t *w = out->p + out->len;
     *w++ = '"';

@@ -29,7 +29,7 @@ static int on_record(void *ud, const tel_record *r)
     if ((r->anon == NULL) != (s->head->anon == NULL) ||
         (r->anon && memcmp(r->anon, s->head->anon, TEL_ID_LEN) != 0))
         __builtin_trap();
-    tel_buf_clear(&s->js);
+    tel__buf_clear(&s->js);
     if (tel__record_json(r, &s->js) == TEL_OK &&
         !tel__utf8_valid((const char *)s->js.p, s->js.len))
         __builtin_trap();
@@ -49,6 +49,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     if (rc != TEL_OK && rc != TEL_ERR_CORRUPT && rc != TEL_ERR_LIMIT)
         __builtin_trap();
-    tel_buf_free(&s.js);
+    tel__buf_free(&s.js);
     return 0;
 }

@@ -43,14 +43,14 @@ static void fz_prom_check(const tel_prom_sample *s)
 static void fz_prom_round_trip(const tel_prom_sample *s)
 {
     tel_buf b = TEL_BUF_INIT;
-    int bad = tel_buf_puts(&b, s->name) != 0 || tel_buf_puts(&b, "{") != 0;
+    int bad = tel__buf_puts(&b, s->name) != 0 || tel__buf_puts(&b, "{") != 0;
     for (size_t i = 0; i < s->nlabels && !bad; i++)
-        bad = tel_buf_printf(&b, "%s=\"", s->label_name[i]) != 0 ||
+        bad = tel__buf_printf(&b, "%s=\"", s->label_name[i]) != 0 ||
               tel__prom_escape(&b, s->label_value[i], strlen(s->label_value[i])) != 0 ||
-              tel_buf_puts(&b, "\",") != 0;
-    bad = bad || tel_buf_printf(&b, "} %.17g\n", s->value) != 0;
+              tel__buf_puts(&b, "\",") != 0;
+    bad = bad || tel__buf_printf(&b, "} %.17g\n", s->value) != 0;
     if (bad) {
-        tel_buf_free(&b);
+        tel__buf_free(&b);
         return;
     }
     /* A line may grow past the line limit when many values are escaped;
@@ -67,7 +67,7 @@ static void fz_prom_round_trip(const tel_prom_sample *s)
                 strcmp(again.label_value[i], s->label_value[i]) != 0)
                 __builtin_trap();
     }
-    tel_buf_free(&b);
+    tel__buf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

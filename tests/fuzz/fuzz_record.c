@@ -41,6 +41,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !tel__utf8_valid((const char *)js.p, js.len))
             __builtin_trap();
     }
-    tel_buf_free(&js);
+    tel__buf_free(&js);
     return 0;
 }

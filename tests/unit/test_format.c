@@ -565,15 +565,15 @@ static void test_spec_example(void)
     tel_buf batch = TEL_BUF_INIT;
     tel__batch_begin(&batch, &h);
     CHECK("batch head as in SPEC.md", batch.len == head_len && memcmp(batch.p, head_want, head_len) == 0);
-    tel_buf_append(&batch, buf, len);
+    tel__buf_append(&batch, buf, len);
     CHECK_EQ_INT("that batch decodes", tel__batch_decode(batch.p, batch.len, NULL, NULL, NULL), TEL_OK);
-    tel_buf_free(&batch);
+    tel__buf_free(&batch);
 
     tel_record r;
     tel_buf js = TEL_BUF_INIT;
     tel__record_decode(&r, want, wlen);
     tel__record_json(&r, &js);
-    tel_buf_append(&js, "", 1);
+    tel__buf_append(&js, "", 1);
     CHECK("JSON as in SPEC.md",
           strcmp((char *)js.p,
                  "{\"id\":\"6f1c2a3b-4c5d-4e6f-8091-a2b3c4d5e6f7\",\"ts\":1790000000123,"
@@ -582,7 +582,7 @@ static void test_spec_example(void)
                  "\"props\":{\"ok\":true,\"n\":3},\"context\":{\"app\":\"demo\",\"os\":\"linux\",\"ci\":false}}") == 0);
     if (js.p && getenv("TEL_SHOW_JSON"))
         printf("# %s\n", (char *)js.p);
-    tel_buf_free(&js);
+    tel__buf_free(&js);
 }
 
 static void test_decode_rules(void)
@@ -879,7 +879,7 @@ static void test_hostile(void)
         memcpy(copy, buf, n);
         if (tel__record_decode(&r, copy, n) == TEL_OK) {
             decoded++;
-            tel_buf_clear(&js);
+            tel__buf_clear(&js);
             if (tel__record_json(&r, &js) != TEL_OK || !json_valid(js.p, js.len))
                 bad_json++;
         }
@@ -888,7 +888,7 @@ static void test_hostile(void)
     printf("# fuzz: %d mutations, %ld still decoded\n", iterations, decoded);
     CHECK("mutated records that decode render valid JSON", bad_json == 0);
     CHECK("some mutations still decode (the loop reaches JSON)", decoded > 0);
-    tel_buf_free(&js);
+    tel__buf_free(&js);
 }
 
 static void test_json(void)
@@ -908,14 +908,14 @@ static void test_json(void)
     CHECK_EQ_INT("hand-made record decodes", b_decode(&r), TEL_OK);
     CHECK_EQ_INT("renders", tel__record_json(&r, &js), TEL_OK);
     CHECK("valid JSON", json_valid(js.p, js.len));
-    tel_buf_append(&js, "", 1);
+    tel__buf_append(&js, "", 1);
     const char *s = (const char *)js.p;
     CHECK("control characters as \\u00XX", strstr(s, "\"ctl\":\"\\u0001\\u000a\\\"\\\\/\\u001f\x7f\"") != NULL);
     CHECK("invalid UTF-8 replaced, valid kept, NUL escaped",
           strstr(s, "\"bad\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd"
                     "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "e\xf0\x9f\x98\x80\\u0000\"") != NULL);
 
-    tel_buf_clear(&js);
+    tel__buf_clear(&js);
     uint8_t buf[TEL_MAX_EVENT];
     size_t len;
     tel_prop props[] = { TEL_FLOAT("f", 0.1), TEL_FLOAT("g", 1e300), TEL_FLOAT("h", -2.0),
@@ -925,7 +925,7 @@ static void test_json(void)
     tel__record_decode(&r, buf, len);
     tel__record_json(&r, &js);
     CHECK("full record valid JSON", json_valid(js.p, js.len));
-    tel_buf_append(&js, "", 1);
+    tel__buf_append(&js, "", 1);
     s = (const char *)js.p;
     CHECK("shortest float that round-trips",
           strstr(s, "\"f\":0.1,\"g\":1e+300,\"h\":-2,\"min\":-9223372036854775808,\"z\":null") != NULL);
@@ -935,14 +935,14 @@ static void test_json(void)
                                     "\"cpus\":8,\"ci\":true,\"ci_vendor\":\"github_actions\","
                                     "\"project\":\"3f79bb7b") != NULL);
 
-    tel_buf_clear(&js);
+    tel__buf_clear(&js);
     b_all_but('t');
     msgpack_pack_uint64(&pk, UINT64_MAX);
     b_decode(&r);
     tel__record_json(&r, &js);
-    tel_buf_append(&js, "", 1);
+    tel__buf_append(&js, "", 1);
     CHECK("time past year 9999 is null", strstr((char *)js.p, "\"time\":null") != NULL);
-    tel_buf_free(&js);
+    tel__buf_free(&js);
 }
 
 /* Batch helpers: a batch of n typical records with the given anon ids. */
@@ -950,12 +950,12 @@ static void make_batch(tel_buf *out, uint32_t n, const uint8_t *head_anon, const
 {
     tel_batch_head h = { .sent_ms = 1790000001000ull, .dropped = 7, .anon = head_anon, .nevents = n };
     memcpy(h.id, EXEC, 16);
-    tel_buf_clear(out);
+    tel__buf_clear(out);
     tel__batch_begin(out, &h);
     for (uint32_t i = 0; i < n; i++) {
         uint8_t rec[TEL_MAX_EVENT];
         size_t len = typical_record(rec, rec_anon ? rec_anon[i] : head_anon);
-        tel_buf_append(out, rec, len);
+        tel__buf_append(out, rec, len);
     }
 }
 
@@ -1007,7 +1007,7 @@ static void test_batch(const char *corpus)
         free(copy);
     }
     CHECK("every truncation is corrupt", all);
-    tel_buf_append(&b, "\xc0", 1);
+    tel__buf_append(&b, "\xc0", 1);
     CHECK_EQ_INT("trailing byte", tel__batch_decode(b.p, b.len, &h, NULL, NULL), TEL_ERR_CORRUPT);
 
     make_batch(&b, 2, NULL, NULL);
@@ -1046,16 +1046,16 @@ static void test_batch(const char *corpus)
         size_t len;
         tel_event_in ev = event("big", big, 3, &CTX_MIN, NULL);
         tel__record_encode(&ev, rec, sizeof rec, &len);
-        tel_buf_clear(&b);
+        tel__buf_clear(&b);
         tel__batch_begin(&b, &bh);
         for (int i = 0; i < 200; i++)
-            tel_buf_append(&b, rec, len);
+            tel__buf_append(&b, rec, len);
         CHECK_EQ_INT("over 512 KiB of records", tel__batch_decode(b.p, b.len, &h, NULL, NULL), TEL_ERR_LIMIT);
-        tel_buf_clear(&b);
+        tel__buf_clear(&b);
         bh.nevents = 160;
         tel__batch_begin(&b, &bh);
         for (int i = 0; i < 160; i++)
-            tel_buf_append(&b, rec, len);
+            tel__buf_append(&b, rec, len);
         CHECK_EQ_INT("just under 512 KiB of records", tel__batch_decode(b.p, b.len, &h, NULL, NULL), TEL_OK);
         free(s);
     }
@@ -1120,7 +1120,7 @@ static void test_batch(const char *corpus)
     }
     CHECK_EQ_INT("not a map", tel__batch_decode("\x90", 1, &h, NULL, NULL), TEL_ERR_CORRUPT);
     CHECK_EQ_INT("empty", tel__batch_decode("", 0, &h, NULL, NULL), TEL_ERR_CORRUPT);
-    tel_buf_free(&b);
+    tel__buf_free(&b);
 }
 
 static double now_ns(void)

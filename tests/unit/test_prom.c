@@ -318,7 +318,7 @@ static void test_names_and_escape(void)
     snprintf(line, sizeof line, "m{a=\"%.*s\"} 1", (int)b.len, (const char *)b.p);
     CHECK("escaped text parses back to the original", first(line) == 1 &&
                                                           strcmp(smp.label_value[0], raw) == 0);
-    tel_buf_free(&b);
+    tel__buf_free(&b);
 }
 
 /* ------------------------------------------------------------- library */

@@ -1,0 +1,511 @@
+/*
+ * tests/unit/test_sync.c - the sync engine (sync/) without a network: the
+ * drain loop against a fake transport that answers what each case needs,
+ * the pure backoff schedule, Retry-After parsing and the stored state's
+ * text codecs.  Each case runs in microseconds to milliseconds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "check.h"
+#include "fixture.h"
+#include "sync.h"
+
+#define APP "tsync"
+
+/* --------------------------------------------------------- the fake */
+
+typedef struct answer {
+    long status;              /* 0: network error */
+    long retry_after;         /* -1: none */
+    int fail;                 /* non-zero: the send itself fails, as if killed */
+} answer;
+
+#define MAX_CALLS 16
+
+typedef struct call {
+    uint8_t id[TEL_ID_LEN];
+    uint32_t nevents;
+    uint64_t dropped;
+    int decoded;
+} call;
+
+typedef struct fake {
+    const answer *answers;
+    size_t nanswers;
+    size_t ncalls;
+    call calls[MAX_CALLS];
+} fake;
+
+/* Inflates the gzip body and decodes the batch, as a collector would. */
+static int read_body(const void *gz, size_t len, call *c)
+{
+    static uint8_t raw[TEL_BATCH_MAX_BYTES + 4096];
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return -1;
+    zs.next_in = (Bytef *)gz;
+    zs.avail_in = (uInt)len;
+    zs.next_out = raw;
+    zs.avail_out = sizeof raw;
+    int zr = inflate(&zs, Z_FINISH);
+    size_t n = sizeof raw - zs.avail_out;
+    inflateEnd(&zs);
+    if (zr != Z_STREAM_END)
+        return -1;
+    tel_batch_head h;
+    if (tel__batch_decode(raw, n, &h, NULL, NULL) != TEL_OK)
+        return -1;
+    memcpy(c->id, h.id, TEL_ID_LEN);
+    c->nevents = h.nevents;
+    c->dropped = h.dropped;
+    c->decoded = 1;
+    return 0;
+}
+
+static int fake_send(void *ud, const uint8_t id[TEL_ID_LEN], const void *gz, size_t len,
+                     uint64_t timeout_ms, tel_upload_result *res)
+{
+    fake *f = ud;
+    (void)timeout_ms;
+    if (f->ncalls >= MAX_CALLS || f->ncalls >= f->nanswers)
+        return tel__fail(TEL_ERR_IO, "fake: no answer scripted for call %zu", f->ncalls + 1);
+    call *c = &f->calls[f->ncalls];
+    const answer *a = &f->answers[f->ncalls++];
+    memset(c, 0, sizeof *c);
+    if (read_body(gz, len, c) != 0 || memcmp(c->id, id, TEL_ID_LEN) != 0)
+        c->decoded = 0;
+    if (a->fail)
+        return tel__fail(TEL_ERR_IO, "fake: the process died here");
+    memset(res, 0, sizeof *res);
+    res->status = a->status;
+    res->retry_after = a->retry_after;
+    res->sent_bytes = len;
+    if (a->status == 0)
+        snprintf(res->error, sizeof res->error, "Could not connect to server");
+    return TEL_OK;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static char state[TEL_PATH_MAX];
+static tel_sync_batch *batch;
+
+/* A fresh HOME with an empty queue for APP. */
+static tel_queue *fresh_queue(void)
+{
+    fx_fresh_home();
+    tel_queue *q = NULL;
+    if (tel__state_dir(APP, state, sizeof state) != TEL_OK ||
+        tel__queue_open(&q, state, NULL, TEL_Q_CREATE) != TEL_OK)
+        return NULL;
+    return q;
+}
+
+/* Appends n events in one transaction (one sync, not n). */
+static int add_events(tel_queue *q, int n)
+{
+    static const uint8_t anon[TEL_ID_LEN] = { 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0x46, 0xa7,
+                                              0x88, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf };
+    enum { REC_MAX = 256 };
+    tel_ctx ctx = { .app = APP };
+    uint8_t *mem = malloc((size_t)n * REC_MAX);
+    tel_rec *recs = malloc((size_t)n * sizeof *recs);
+    int rc = mem && recs ? 0 : -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        size_t len = 0;
+        tel_prop p[] = { TEL_INT("i", i) };
+        tel_event_in ev = { .ts_ms = tel__now_ms(), .name = "ev", .props = p, .nprops = 1,
+                            .anon = anon, .ctx = &ctx };
+        if (tel__uuid4(ev.id) != 0 || tel__uuid4(ev.exec) != 0 ||
+            tel__record_encode(&ev, mem + (size_t)i * REC_MAX, REC_MAX, &len) != TEL_OK)
+            rc = -1;
+        recs[i] = (tel_rec){ mem + (size_t)i * REC_MAX, len, ev.ts_ms };
+    }
+    if (rc == 0 && tel__queue_append(q, recs, (size_t)n) != TEL_OK)
+        rc = -1;
+    free(mem);
+    free(recs);
+    return rc;
+}
+
+static uint64_t queued(tel_queue *q, uint64_t *dropped)
+{
+    tel_queue_stats s;
+    if (tel__queue_stats(q, &s) != TEL_OK)
+        return UINT64_MAX;
+    if (dropped)
+        *dropped = s.dropped;
+    return s.count;
+}
+
+static int run(tel_queue *q, fake *f, tel_sync_stats *st)
+{
+    tel_sync_io io = { fake_send, f, NULL, NULL, NULL, NULL };
+    memset(st, 0, sizeof *st);
+    return tel__sync_drain(q, batch, &io, APP, tel__mono_ms() + 10000, st);
+}
+
+#define RUN(q, f, st, ...)                                                  \
+    do {                                                                   \
+        static const answer a_[] = { __VA_ARGS__ };                        \
+        (f)->answers = a_;                                                 \
+        (f)->nanswers = sizeof a_ / sizeof *a_;                            \
+        (f)->ncalls = 0;                                                   \
+        drc = run((q), (f), (st));                                         \
+    } while (0)
+
+/* ------------------------------------------------------------- drain */
+
+static int drc;
+
+static void accepted(void)
+{
+    CHECK_GROUP("drain: 2xx");
+    tel_queue *q = fresh_queue();
+    fake f;
+    tel_sync_stats st;
+    CHECK("ten events are queued", q && add_events(q, 10) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 });
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK_EQ_INT("one batch is sent", f.ncalls, 1);
+    CHECK("the body is a gzip'd batch under the id sent as Idempotency-Key", f.calls[0].decoded);
+    CHECK_EQ_INT("the batch holds all ten", f.calls[0].nevents, 10);
+    CHECK_EQ_INT("the accepted events leave the queue", queued(q, NULL), 0);
+    CHECK_EQ_INT("stats count the batch", st.batches, 1);
+    CHECK_EQ_INT("stats count the events", st.events, 10);
+    tel_last_sync ls;
+    CHECK("the last sync is remembered", tel__last_sync_load(q, &ls) == TEL_OK && ls.events == 10);
+    tel_backoff b;
+    CHECK("no backoff is left", tel__backoff_load(q, &b) == TEL_ERR_NOTFOUND);
+    tel__queue_close(q);
+
+    CHECK_GROUP("drain: 2xx in several batches");
+    q = fresh_queue();
+    CHECK("2,500 events are queued", q && add_events(q, 2500) == 0);
+    RUN(q, &f, &st, { 202, -1, 0 }, { 200, -1, 0 }, { 204, -1, 0 });
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK_EQ_INT("three batches are sent", f.ncalls, 3);
+    CHECK("batches hold at most 1,000 events",
+          f.calls[0].nevents == 1000 && f.calls[1].nevents == 1000 && f.calls[2].nevents == 500);
+    CHECK("each batch has its own id", memcmp(f.calls[0].id, f.calls[1].id, TEL_ID_LEN) != 0 &&
+                                           memcmp(f.calls[1].id, f.calls[2].id, TEL_ID_LEN) != 0);
+    CHECK_EQ_INT("the queue is empty", queued(q, NULL), 0);
+    tel__queue_close(q);
+}
+
+static void too_large(void)
+{
+    CHECK_GROUP("drain: 413");
+    tel_queue *q = fresh_queue();
+    fake f;
+    tel_sync_stats st;
+    CHECK("eight events are queued", q && add_events(q, 8) == 0);
+    RUN(q, &f, &st, { 413, -1, 0 }, { 200, -1, 0 }, { 200, -1, 0 });
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK_EQ_INT("the batch is sent whole, then in two halves", f.ncalls, 3);
+    CHECK("the halves hold four events each",
+          f.calls[0].nevents == 8 && f.calls[1].nevents == 4 && f.calls[2].nevents == 4);
+    CHECK("the first half has a new batch id", memcmp(f.calls[0].id, f.calls[1].id, TEL_ID_LEN) != 0);
+    CHECK("the second half has a new batch id", memcmp(f.calls[1].id, f.calls[2].id, TEL_ID_LEN) != 0);
+    CHECK_EQ_INT("nothing is lost", st.events, 8);
+    CHECK_EQ_INT("the queue is empty", queued(q, NULL), 0);
+    tel__queue_close(q);
+
+    CHECK_GROUP("drain: 413 on one event");
+    q = fresh_queue();
+    uint64_t dropped = 0;
+    CHECK("one event is queued", q && add_events(q, 1) == 0);
+    RUN(q, &f, &st, { 413, -1, 0 });
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK_EQ_INT("it is sent once", f.ncalls, 1);
+    CHECK_EQ_INT("it leaves the queue", queued(q, &dropped), 0);
+    CHECK_EQ_INT("it is counted dropped", dropped, 1);
+    tel__queue_close(q);
+}
+
+static void refused(long status)
+{
+    CHECK_GROUP(status == 400 ? "drain: 400" : "drain: 422");
+    tel_queue *q = fresh_queue();
+    fake f;
+    tel_sync_stats st;
+    uint64_t dropped = 0;
+    CHECK("five events are queued", q && add_events(q, 5) == 0);
+    f.answers = (answer[]){ { status, -1, 0 } };
+    f.nanswers = 1;
+    f.ncalls = 0;
+    drc = run(q, &f, &st);
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK_EQ_INT("the refused events leave the queue", queued(q, &dropped), 0);
+    CHECK_EQ_INT("they are counted dropped", dropped, 5);
+    CHECK_EQ_INT("stats say so", st.dropped, 5);
+    tel_pending p;
+    CHECK("no pending batch is left", tel__pending_load(q, &p) == TEL_ERR_NOTFOUND);
+    CHECK("three more events are queued", add_events(q, 3) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 });
+    CHECK_EQ_INT("the next batch reports the five dropped", f.calls[0].dropped, 5);
+    CHECK_EQ_INT("and holds the three", f.calls[0].nevents, 3);
+    CHECK("once accepted, the dropped count starts again",
+          queued(q, &dropped) == 0 && dropped == 0);
+    tel__queue_close(q);
+}
+
+/* A backoff answer: the events stay and the wait is within [lo, hi] s. */
+static void kept(const char *group, long status, long retry_after, uint64_t lo, uint64_t hi)
+{
+    CHECK_GROUP(group);
+    tel_queue *q = fresh_queue();
+    fake f;
+    tel_sync_stats st;
+    CHECK("four events are queued", q && add_events(q, 4) == 0);
+    f.answers = (answer[]){ { status, retry_after, 0 }, { 200, -1, 0 } };
+    f.nanswers = 2;
+    f.ncalls = 0;
+    uint64_t before = tel__now_ms();
+    drc = run(q, &f, &st);
+    uint64_t after = tel__now_ms();
+    CHECK_EQ_INT("the drain ends without error", drc, TEL_OK);
+    CHECK_EQ_INT("the run stops after the first answer", f.ncalls, 1);
+    CHECK_EQ_INT("the events are kept", queued(q, NULL), 4);
+    tel_backoff b;
+    int have = tel__backoff_load(q, &b) == TEL_OK;
+    CHECK("a backoff is stored", have);
+    if (have) {
+        CHECK("it waits as long as it should", b.until_ms >= before + lo * 1000 &&
+                                                   b.until_ms <= after + hi * 1000);
+        CHECK_EQ_INT("it counts the attempt", b.attempt, 1);
+        CHECK_EQ_INT("it keeps the status", b.status, status);
+    }
+    tel_pending p1, p2;
+    CHECK("the batch stays pending", tel__pending_load(q, &p1) == TEL_OK);
+    RUN(q, &f, &st, { 503, -1, 0 });
+    CHECK("a second failure counts attempt 2",
+          tel__backoff_load(q, &b) == TEL_OK && b.attempt == 2);
+    CHECK("the retry sends the same batch id",
+          tel__pending_load(q, &p2) == TEL_OK && memcmp(p1.id, p2.id, TEL_ID_LEN) == 0 &&
+          memcmp(f.calls[0].id, p1.id, TEL_ID_LEN) == 0);
+    tel__queue_close(q);
+}
+
+static void crash(void)
+{
+    CHECK_GROUP("drain: a process killed mid-request");
+    tel_queue *q = fresh_queue();
+    fake f;
+    tel_sync_stats st;
+    CHECK("six events are queued", q && add_events(q, 6) == 0);
+    RUN(q, &f, &st, { 0, -1, 1 });
+    CHECK("the drain reports the failure", drc == TEL_ERR_IO && strstr(tel_last_error(), "died"));
+    CHECK_EQ_INT("the events are kept", queued(q, NULL), 6);
+    uint8_t first[TEL_ID_LEN];
+    memcpy(first, f.calls[0].id, TEL_ID_LEN);
+    tel__queue_close(q);
+    /* A new process opens the queue again. */
+    CHECK("the queue reopens", tel__queue_open(&q, state, NULL, 0) == TEL_OK);
+    CHECK("two more events are queued", add_events(q, 2) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 }, { 200, -1, 0 });
+    CHECK_EQ_INT("the pending batch and then the rest are sent", f.ncalls, 2);
+    CHECK("the pending batch goes again under its id",
+          memcmp(f.calls[0].id, first, TEL_ID_LEN) == 0 && f.calls[0].nevents == 6);
+    CHECK("the newer events go in a batch of their own",
+          memcmp(f.calls[1].id, first, TEL_ID_LEN) != 0 && f.calls[1].nevents == 2);
+    CHECK_EQ_INT("the queue is empty", queued(q, NULL), 0);
+    tel__queue_close(q);
+}
+
+static void network_error(void)
+{
+    CHECK_GROUP("drain: no answer");
+    tel_queue *q = fresh_queue();
+    fake f;
+    tel_sync_stats st;
+    CHECK("an event is queued", q && add_events(q, 1) == 0);
+    RUN(q, &f, &st, { 0, -1, 0 });
+    tel_backoff b;
+    CHECK("a backoff names the network error",
+          tel__backoff_load(q, &b) == TEL_OK && b.status == 0 && strstr(b.reason, "connect"));
+    CHECK_EQ_INT("the event is kept", queued(q, NULL), 1);
+    tel__queue_close(q);
+}
+
+/* ----------------------------------------------------------- backoff */
+
+static void schedule(void)
+{
+    CHECK_GROUP("backoff schedule");
+    CHECK_EQ_INT("a first failure waits at least a second", tel__backoff_delay(1, 0, -1, 0), 1000);
+    CHECK("a first failure waits at most a minute", tel__backoff_delay(1, 0, -1, UINT64_MAX) <= 60000);
+    CHECK_EQ_INT("the jitter is the random value below the ceiling",
+                 tel__backoff_delay(1, 0, -1, 30000), 30000);
+    CHECK_EQ_INT("the third failure's ceiling is four minutes",
+                 tel__backoff_delay(3, 0, -1, 240000), 240000);
+    CHECK_EQ_INT("and nothing above it", tel__backoff_delay(3, 0, -1, 240001), 1000);
+    CHECK("growth stops at six hours", tel__backoff_delay(40, 0, -1, UINT64_MAX - 1) <= 6 * 3600 * 1000ull);
+    CHECK_EQ_INT("the ceiling of attempt 40 is six hours",
+                 tel__backoff_delay(40, 0, -1, 6 * 3600 * 1000ull), 6 * 3600 * 1000ull);
+    CHECK_EQ_INT("401/403/404 wait a day", tel__backoff_delay(1, 1, -1, 0), 24 * 3600 * 1000ull);
+    CHECK_EQ_INT("Retry-After wins over the schedule", tel__backoff_delay(5, 0, 120, 12345), 120000);
+    CHECK_EQ_INT("Retry-After wins over the auth wait", tel__backoff_delay(1, 1, 30, 0), 30000);
+    CHECK_EQ_INT("Retry-After: 0 still waits a second", tel__backoff_delay(1, 0, 0, 0), 1000);
+    CHECK_EQ_INT("a huge Retry-After is cut to a day", tel__backoff_delay(1, 0, 999999999, 0),
+                 24 * 3600 * 1000ull);
+    CHECK("401, 403 and 404 are the long waits",
+          tel__backoff_is_auth(401) && tel__backoff_is_auth(403) && tel__backoff_is_auth(404) &&
+          !tel__backoff_is_auth(503) && !tel__backoff_is_auth(429) && !tel__backoff_is_auth(0));
+}
+
+static void retry_after(void)
+{
+    CHECK_GROUP("Retry-After");
+    time_t now = 1445412480; /* Wed, 21 Oct 2015 07:28:00 GMT */
+#define RA(s) tel__upload_retry_after(s, strlen(s), now)
+    CHECK_EQ_INT("delta-seconds", RA("120"), 120);
+    CHECK_EQ_INT("blanks and the line end around it", RA(" \t7\r\n"), 7);
+    CHECK_EQ_INT("zero", RA("0"), 0);
+    CHECK_EQ_INT("a day at most", RA("86401"), 86400);
+    CHECK_EQ_INT("a number too long to hold saturates", RA("99999999999999999999999"), 86400);
+    CHECK_EQ_INT("an HTTP-date a minute ahead", RA("Wed, 21 Oct 2015 07:29:00 GMT"), 60);
+    CHECK_EQ_INT("an HTTP-date in the past is now", RA("Wed, 21 Oct 2015 07:00:00 GMT"), 0);
+    CHECK_EQ_INT("an HTTP-date a year ahead is a day", RA("Fri, 21 Oct 2016 07:28:00 GMT"), 86400);
+    CHECK_EQ_INT("empty", RA(""), -1);
+    CHECK_EQ_INT("a negative number", RA("-5"), -1);
+    CHECK_EQ_INT("a fraction", RA("1.5"), -1);
+    CHECK_EQ_INT("words", RA("soon"), -1);
+    CHECK_EQ_INT("a date that does not start with a day name", RA("2015-10-21"), -1);
+#undef RA
+}
+
+/* ------------------------------------------------------- state codecs */
+
+static void codecs(void)
+{
+    CHECK_GROUP("sync state codecs");
+    char enc[TEL_SYNCSTATE_MAX];
+    size_t n;
+
+    tel_backoff b = { 1790000000123ull, 3, 503, "HTTP 503" }, b2;
+    n = tel__backoff_encode(&b, enc, sizeof enc);
+    CHECK("backoff encodes as one line", n > 0 && memcmp(enc, "1 1790000000123 3 503 HTTP 503", n) == 0);
+    CHECK("backoff decodes to the same",
+          tel__backoff_decode(&b2, enc, n) == TEL_OK && b2.until_ms == b.until_ms &&
+          b2.attempt == 3 && b2.status == 503 && strcmp(b2.reason, "HTTP 503") == 0);
+    tel_backoff weird = { 1, 1, 0, "caf\xc3\xa9\nx" };
+    n = tel__backoff_encode(&weird, enc, sizeof enc);
+    CHECK("a reason's bytes outside printable ASCII become '?'",
+          tel__backoff_decode(&b2, enc, n) == TEL_OK && strcmp(b2.reason, "caf???x") == 0);
+    CHECK("an encoder refuses a buffer too small", tel__backoff_encode(&b, enc, 8) == 0);
+    CHECK("backoff: another layout version is refused",
+          tel__backoff_decode(&b2, "2 1 1 503 x", 11) == TEL_ERR_CORRUPT);
+    CHECK("backoff: a status past 999 is refused",
+          tel__backoff_decode(&b2, "1 1 1 1000 x", 12) == TEL_ERR_CORRUPT);
+    CHECK("backoff: a missing field is refused", tel__backoff_decode(&b2, "1 1 1", 5) == TEL_ERR_CORRUPT);
+
+    tel_pending p = { { 0 }, 10, 19, 10, 4 }, p2;
+    for (int i = 0; i < TEL_ID_LEN; i++)
+        p.id[i] = (uint8_t)(0x10 + i);
+    n = tel__pending_encode(&p, enc, sizeof enc);
+    CHECK("pending encodes as one line",
+          n > 0 && memcmp(enc, "1 10111213-1415-1617-1819-1a1b1c1d1e1f 10 19 10 4", n) == 0);
+    CHECK("pending decodes to the same",
+          tel__pending_decode(&p2, enc, n) == TEL_OK && memcmp(p2.id, p.id, TEL_ID_LEN) == 0 &&
+          p2.first_seq == 10 && p2.last_seq == 19 && p2.count == 10 && p2.dropped == 4);
+    static const char *const bad_pending[] = {
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1f 10 19 10 4 ",   /* trailing */
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1f 19 10 1 0",     /* last < first */
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1f 10 19 11 0",    /* more than the range */
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1f 10 19 0 0",     /* none */
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1g 10 19 10 0",    /* not a uuid */
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1f 10  19 10 0",   /* two spaces */
+        "1 10111213-1415-1617-1819-1a1b1c1d1e1f 10 19 10 -1",   /* a sign */
+    };
+    int refused = 1;
+    for (size_t i = 0; i < sizeof bad_pending / sizeof *bad_pending; i++)
+        if (tel__pending_decode(&p2, bad_pending[i], strlen(bad_pending[i])) != TEL_ERR_CORRUPT)
+            refused = 0;
+    CHECK("pending: every malformed value is refused", refused);
+    CHECK("a value with a NUL inside is refused", tel__pending_decode(&p2, "1 \0", 3) == TEL_ERR_CORRUPT);
+
+    tel_last_sync s = { 1790000000123ull, 250 }, s2;
+    n = tel__last_sync_encode(&s, enc, sizeof enc);
+    CHECK("last sync round-trips", n > 0 && tel__last_sync_decode(&s2, enc, n) == TEL_OK &&
+                                       s2.at_ms == s.at_ms && s2.events == 250);
+    CHECK("last sync: a count past 32 bits is refused",
+          tel__last_sync_decode(&s2, "1 5 4294967296", 14) == TEL_ERR_CORRUPT);
+    CHECK("last sync: a number past 64 bits is refused",
+          tel__last_sync_decode(&s2, "1 18446744073709551616 1", 24) == TEL_ERR_CORRUPT);
+}
+
+/* ------------------------------------------------------------ cookie */
+
+static void cookie(void)
+{
+    CHECK_GROUP("cookie");
+    fx_fresh_home();
+    char dir[TEL_PATH_MAX], path[TEL_PATH_MAX + 32];
+    CHECK("a state directory is made",
+          tel__state_dir("tcookie", dir, sizeof dir) == TEL_OK && tel__mkdir_private(dir) == TEL_OK);
+    snprintf(path, sizeof path, "%s/" TEL_COOKIE_FILE, dir);
+    uint8_t a[TEL_ID_LEN], b[TEL_ID_LEN];
+    int lasting = -1;
+    CHECK("the first load creates it", tel__cookie_load(dir, a, &lasting) == TEL_OK && lasting == 1);
+    struct stat st;
+    CHECK("as a private file", lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600);
+    CHECK("holding a version 4 UUID", (a[6] >> 4) == 4 && (a[8] & 0xc0) == 0x80);
+    CHECK("the next load reads the same id",
+          tel__cookie_load(dir, b, &lasting) == TEL_OK && lasting == 1 && memcmp(a, b, TEL_ID_LEN) == 0);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("not a uuid\n", f);
+        fclose(f);
+    }
+    CHECK("a damaged cookie is replaced by a new id",
+          tel__cookie_load(dir, b, &lasting) == TEL_OK && lasting == 1 && memcmp(a, b, TEL_ID_LEN) != 0);
+    uint8_t c[TEL_ID_LEN];
+    CHECK("which then lasts", tel__cookie_load(dir, c, &lasting) == TEL_OK && memcmp(b, c, TEL_ID_LEN) == 0);
+    CHECK("delete removes it", tel__cookie_delete(dir) == TEL_OK && lstat(path, &st) != 0);
+    CHECK("a directory in its place is left alone", mkdir(path, 0700) == 0);
+    CHECK("and gives an id for this run only",
+          tel__cookie_load(dir, a, &lasting) == TEL_OK && lasting == 0 && lstat(path, &st) == 0 &&
+          S_ISDIR(st.st_mode));
+    CHECK("which changes each time", tel__cookie_load(dir, b, &lasting) == TEL_OK &&
+                                         memcmp(a, b, TEL_ID_LEN) != 0);
+    rmdir(path);
+    CHECK("a symlink in its place is not followed", symlink("/nonexistent/elsewhere", path) == 0 &&
+                                                        tel__cookie_load(dir, a, &lasting) == TEL_OK &&
+                                                        lasting == 0);
+    CHECK("nor deleted", tel__cookie_delete(dir) == TEL_OK && lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
+}
+
+int main(void)
+{
+    if (fx_setup("sync") != 0)
+        return 1;
+    batch = tel__sync_batch_new();
+    if (!batch) {
+        printf("FAIL setup: out of memory\n");
+        return 1;
+    }
+    accepted();
+    too_large();
+    refused(400);
+    refused(422);
+    kept("drain: 503 with Retry-After", 503, 120, 120, 120);
+    kept("drain: 429 without Retry-After", 429, -1, 1, 60);
+    kept("drain: 401", 401, -1, 86400, 86400);
+    kept("drain: 403", 403, -1, 86400, 86400);
+    kept("drain: 404", 404, -1, 86400, 86400);
+    crash();
+    network_error();
+    schedule();
+    retry_after();
+    codecs();
+    cookie();
+    tel__sync_batch_free(batch);
+    fx_cleanup();
+    return check_exit();
+}
