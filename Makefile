@@ -52,7 +52,7 @@ BUILD_LIBS = lmdb:lmdb.h:-llmdb:liblmdb-dev msgpack:msgpack.h:-lmsgpackc:libmsgp
 	libmicrohttpd:microhttpd.h:-lmicrohttpd:libmicrohttpd-dev
 
 DEPS_CFLAGS := $(shell pkg-config --cflags lmdb msgpack libpq sqlite3 2>/dev/null)
-WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 GEN = $(BUILD)/gen
 # -MMD -MP: each object lists the headers it really read (build/obj/*.d),
 # so touching one header rebuilds only what includes it.
@@ -103,6 +103,7 @@ SEED_EXAMPLES = atmos astro cloudquery werf
 EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%) $(SEED_EXAMPLES:%=$(BUILD)/bin/%)
 TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 CONFIG_H = $(GEN)/tel_config.h
+FLAGS_FILE = $(GEN)/cflags
 
 # The Node-API addon of bindings/node, built from this tree alone (no
 # header download) when Node's headers are installed; not under the
@@ -135,7 +136,13 @@ $(CONFIG_H): FORCE
 	   echo '#define TEL_DEFAULT_ENDPOINT "$(DEFAULT_ENDPOINT)"'; } > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
-$(BUILD)/obj/%.o: %.c | $(CONFIG_H) $(BUILD)/libs.ok
+# The compiler and its flags, so that changing them rebuilds every object.
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(ALL_CFLAGS)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_FILE) | $(CONFIG_H) $(BUILD)/libs.ok
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(call inc_for,$<) -c $< -o $@
 
@@ -189,7 +196,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtelsync.a $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
 
-$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c | $(CONFIG_H) $(BUILD)/libs.ok
+# test_corpus replays the fuzz corpora through the harnesses themselves,
+# each built with its libFuzzer entry point renamed, and the kv parser
+# that tel links beside libtel.
+FUZZ_NAMES = record batch config kv prom
+CORPUS_OBJ = $(FUZZ_NAMES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o) $(BUILD)/obj/cli/kv.o
+
+$(BUILD)/obj/tests/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c $(FLAGS_FILE) | $(CONFIG_H) $(BUILD)/libs.ok
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(INC_all) -DLLVMFuzzerTestOneInput=fuzz_$*_one -c $< -o $@
+
+$(BUILD)/tests/test_corpus: $(BUILD)/obj/tests/unit/test_corpus.o $(CORPUS_OBJ) $(BUILD)/libtelsync.a $(BUILD)/libtel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
+
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(FLAGS_FILE) | $(CONFIG_H) $(BUILD)/libs.ok
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(INC_all) -Icollector -Itests/unit -c $< -o $@
 

@@ -1062,6 +1062,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **state)
 {
+    (void)cls, (void)version;   /* libmicrohttpd's callback shape */
     request *rq = *state;
     if (!rq) {
         /* First call: headers only.  Decide what can be decided now, but
@@ -1124,6 +1125,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_done(void *cls, struct MHD_Connection *c, void **state,
                     enum MHD_RequestTerminationCode why)
 {
+    (void)cls, (void)c, (void)why;   /* libmicrohttpd's callback shape */
     request *rq = *state;
     if (!rq)
         return;

@@ -80,6 +80,7 @@ static void complain(const char *fmt, ...)
 /* The engine's notes are -v output. */
 static void on_note(void *ud, int level, const char *line)
 {
+    (void)ud;
     say(level, "%s", line);
 }
 
@@ -272,6 +273,9 @@ static int sync_queue(tel_queue *q, const char *state, const char *app, uint64_t
 static int sync_app(const char *app, uint64_t deadline, tel_sync_batch *b)
 {
     char state[TEL_PATH_MAX];
+    /* Each app's errors are its own: a detail left by the app before is
+     * never printed for this one. */
+    tel__clear_error();
     if (tel__app_check(app) != TEL_OK) {
         complain("%s", tel_last_error());
         return EXIT_USAGE;

@@ -27,6 +27,7 @@
 
 #include "tel.h"
 #include "buf.h"
+#include "error.h"
 #include "text.h"
 
 #define TEL_SCHEMA_VERSION 1
@@ -114,7 +115,7 @@ int tel__event_name_valid(const char *name, size_t len);
  * Returns TEL_OK and sets *len, or TEL_ERR_LIMIT when the record would
  * exceed TEL_MAX_EVENT (or cap) bytes, or the error of tel__event_check().
  */
-int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len);
+TEL_MUST_CHECK int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len);
 
 /*
  * Decodes one record occupying exactly buf[0..len).  Strict: every field
@@ -146,7 +147,7 @@ typedef struct tel_batch_head {
  * many encoded records with tel__buf_append().  Returns TEL_OK or
  * TEL_ERR_NOMEM.
  */
-int tel__batch_begin(tel_buf *out, const tel_batch_head *head);
+TEL_MUST_CHECK int tel__batch_begin(tel_buf *out, const tel_batch_head *head);
 
 /* Called by tel__batch_decode for each event; return non-zero to stop. */
 typedef int (*tel_record_fn)(void *ud, const tel_record *r);

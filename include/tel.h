@@ -73,6 +73,13 @@ TEL_API const char *tel_last_error(void);
 /* The library's version string, e.g. "0.1.0". */
 TEL_API const char *tel_version(void);
 
+/*
+ * The version of the library actually loaded, as numbers, for a host that
+ * compares it with the TEL_VERSION_* it was compiled against.  Each
+ * pointer may be NULL.  Returns major * 10000 + minor * 100 + patch.
+ */
+TEL_API int tel_version_numbers(int *major, int *minor, int *patch);
+
 /* ---------------------------------------------------------------------
  * Event properties
  * ------------------------------------------------------------------ */
@@ -292,7 +299,8 @@ TEL_API int tel_options_set_require_notice(tel_options *opts, int on);
  */
 TEL_API int tel_open(tel **out, tel_options *opts);
 
-/* Releases the handle; a batch still open is committed first. */
+/* Releases the handle; a batch still open is committed first (if that
+ * fails, its events are lost, said in the log when logging is on). */
 TEL_API void tel_close(tel *h);
 
 /* Non-zero when this handle records events. */

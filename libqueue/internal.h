@@ -67,7 +67,7 @@ int tel__each_app(void (*fn)(void *ud, const char *app), void *ud);
  * umask), refusing to follow a symlink in the last component, and checks
  * the result is a directory.  Returns TEL_OK or TEL_ERR_NOSTATE.
  */
-int tel__mkdir_private(const char *path);
+TEL_MUST_CHECK int tel__mkdir_private(const char *path);
 
 /*
  * Environment variable name for an app: "<APP>_TELEMETRY_<suffix>" with the
@@ -216,7 +216,7 @@ int tel__parse_bool(const char *s);
  * writing atomically (temp file + rename), creating the directory 0700 and
  * the file 0600.  Returns TEL_OK, TEL_ERR_NOSTATE or TEL_ERR_IO.
  */
-int tel__config_set(const char *app, const char *key, const char *value);
+TEL_MUST_CHECK int tel__config_set(const char *app, const char *key, const char *value);
 
 /* ----------------------------------------------------------------- cookie.c */
 
@@ -236,7 +236,7 @@ int tel__cookie_load(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lastin
  * (*lasting = 0); never creates or changes anything (inspect runs). */
 void tel__cookie_peek(const char *state_dir, uint8_t out[TEL_ID_LEN], int *lasting);
 /* Removes the cookie if it is a regular file.  TEL_OK when gone. */
-int tel__cookie_delete(const char *state_dir);
+TEL_MUST_CHECK int tel__cookie_delete(const char *state_dir);
 
 /* ------------------------------------------------------------------ queue.c */
 
@@ -264,7 +264,7 @@ typedef struct tel_caps {
  * TEL_ERR_NOTFOUND (no queue and no TEL_Q_CREATE), TEL_ERR_NOSTATE or
  * TEL_ERR_IO.
  */
-int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps, int mode);
+TEL_MUST_CHECK int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps, int mode);
 void tel__queue_close(tel_queue *q);
 
 /* One encoded record to append. */
@@ -281,7 +281,7 @@ typedef struct tel_rec {
  * durably stored (per the queue's sync mode) or a negative error, in which
  * case none is.
  */
-int tel__queue_append(tel_queue *q, const tel_rec *recs, size_t n);
+TEL_MUST_CHECK int tel__queue_append(tel_queue *q, const tel_rec *recs, size_t n);
 
 typedef struct tel_queue_stats {
     uint64_t count;
@@ -307,7 +307,7 @@ int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t ma
  * Deletes records first..last (inclusive; missing ones are fine) and
  * subtracts `dropped_acked` from the dropped counter, in one transaction.
  */
-int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked);
+TEL_MUST_CHECK int tel__queue_delete(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked);
 
 /* A meta key to set (val != NULL) or delete (val == NULL). */
 typedef struct tel_meta_kv {
@@ -320,12 +320,12 @@ typedef struct tel_meta_kv {
  * tel__queue_delete plus meta changes, in the same transaction: tel-sync
  * acknowledges a batch and records the next one with one sync, not two.
  */
-int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked,
+TEL_MUST_CHECK int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t dropped_acked,
                            const tel_meta_kv *kv, size_t nkv);
 /* Adds n to the dropped counter (poison batches). */
-int tel__queue_add_dropped(tel_queue *q, uint64_t n);
+TEL_MUST_CHECK int tel__queue_add_dropped(tel_queue *q, uint64_t n);
 /* Deletes every record and resets the dropped counter and sync state. */
-int tel__queue_purge(tel_queue *q);
+TEL_MUST_CHECK int tel__queue_purge(tel_queue *q);
 
 /*
  * Purges the queue of state_dir (if any) and then removes its files from
@@ -336,7 +336,7 @@ int tel__queue_purge(tel_queue *q);
  * run in progress are forgotten too.  Returns TEL_OK when nothing is
  * left, or an error.
  */
-int tel__queue_wipe(const char *state_dir);
+TEL_MUST_CHECK int tel__queue_wipe(const char *state_dir);
 
 /*
  * The keys of the queue's meta table, one list for every reader and
@@ -360,7 +360,7 @@ int tel__queue_wipe(const char *state_dir);
  * put with val == NULL deletes the key.
  */
 int tel__queue_meta_get(tel_queue *q, const char *key, void *buf, size_t cap, size_t *len);
-int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t len);
+TEL_MUST_CHECK int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t len);
 
 /* The queue directory path, for lock files and logs beside it. */
 const char *tel__queue_dir(const tel_queue *q);
@@ -411,6 +411,6 @@ int tel__project_id(const char *salt, const char *cwd, char out[65]);
  * when set, else the compiled-in TEL_SYNC_BIN.  Returns TEL_OK or
  * TEL_ERR_IO; never waits for the child.
  */
-int tel__spawn_sync(const char *app);
+TEL_MUST_CHECK int tel__spawn_sync(const char *app);
 
 #endif

@@ -468,8 +468,13 @@ void tel_close(tel *h)
 {
     if (!h)
         return;
-    if (h->in_batch)
-        tel_batch_commit(h);
+    /* tel_close has no result to give: events of a batch that cannot be
+     * stored now are lost, and said so where logging was asked for. */
+    if (h->in_batch && tel_batch_commit(h) != TEL_OK && (h->policy.logging || h->policy.debug)) {
+        char line[320];
+        snprintf(line, sizeof line, "the open batch was not stored: %s", tel_last_error());
+        log_line(h, line);
+    }
     tel__queue_close(h->q);
     if (h->inspect_fd >= 0)
         close(h->inspect_fd);
@@ -881,8 +886,10 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
         return tel__fail(TEL_ERR_INVALID, "no handle");
     if (!h->enabled || h->waiting_notice || h->debug || !h->q)
         return TEL_DISABLED;
-    if (h->in_batch)
-        tel_batch_commit(h);
+    if (h->in_batch && tel_batch_commit(h) != TEL_OK) {
+        /* Those events are lost; what is queued already still deserves
+         * its delivery, so the spawn goes on. */
+    }
     tel_queue_stats s;
     if (tel__queue_stats(h->q, &s) != TEL_OK || s.count == 0)
         return TEL_DISABLED;

@@ -37,7 +37,7 @@ int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
      * Content-Encoding: gzip means RFC 1952, and collectors in every
      * language decode it out of the box. */
     if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return TEL_ERR_NOMEM;
+        return tel__fail(TEL_ERR_NOMEM, "out of memory for zlib");
 
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -46,7 +46,7 @@ int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
      * loop below still grows the buffer if zlib ever needs more. */
     if (tel__buf_reserve(out, deflateBound(&zs, (uLong)total) + 64) != 0) {
         deflateEnd(&zs);
-        return TEL_ERR_NOMEM;
+        return tel__fail(TEL_ERR_NOMEM, "out of memory for a gzip body");
     }
 
     int rc = TEL_OK;
@@ -92,7 +92,9 @@ int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
             out->len = out->cap - zs.avail_out;
     }
     deflateEnd(&zs);
-    return rc;
+    if (rc == TEL_ERR_NOMEM)
+        return tel__fail(rc, "out of memory for a gzip body");
+    return rc == TEL_OK ? TEL_OK : tel__fail(rc, "zlib refused to compress the batch");
 }
 
 /* ----------------------------------------------------------- Retry-After */
@@ -153,7 +155,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         /* Returning short makes curl stop the transfer.  The status line
          * has been read by now, so the answer is still known. */
         u->response_capped = 1;
-        tel__buf_append(&u->response, data, room);
+        if (tel__buf_append(&u->response, data, room) != 0) {
+            /* Only the body is lost, never the answer: nothing to do. */
+        }
         return 0;
     }
     if (tel__buf_append(&u->response, data, n) != 0)

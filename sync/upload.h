@@ -48,7 +48,7 @@ typedef struct tel_span {
  * concatenation of the n spans.  Returns TEL_OK, TEL_ERR_NOMEM or
  * TEL_ERR_IO (zlib refused).
  */
-int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n);
+TEL_MUST_CHECK int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n);
 
 /*
  * Creates a transport posting to `endpoint` (copied).  `token` may be NULL
@@ -58,7 +58,7 @@ int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n);
  * TEL_ERR_IO (libcurl could not start).  Keeps one connection open across
  * posts, so a run of batches pays one handshake.
  */
-int tel__upload_new(tel_upload **out, const char *endpoint, const char *token);
+TEL_MUST_CHECK int tel__upload_new(tel_upload **out, const char *endpoint, const char *token);
 void tel__upload_free(tel_upload *u);
 
 /*
@@ -70,7 +70,7 @@ void tel__upload_free(tel_upload *u);
  * network (res->status == 0); TEL_ERR_NOMEM or TEL_ERR_IO only when the
  * request could not even be prepared.
  */
-int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
+TEL_MUST_CHECK int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
                      const void *gz, size_t len, uint64_t timeout_ms,
                      tel_upload_result *res);
 

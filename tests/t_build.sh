@@ -10,6 +10,10 @@ cat >"$T_TMP/h.c" <<'C'
 int main(void)
 {
     tel_prop p[] = { TEL_INT("n", 1), TEL_STR("s", "x"), TEL_BOOL("b", 1), TEL_FLOAT("f", 0.5), TEL_NIL("z") };
+    int major, minor, patch;
+    if (tel_version_numbers(&major, &minor, &patch) != TEL_VERSION_MAJOR * 10000 + TEL_VERSION_MINOR * 100 + TEL_VERSION_PATCH ||
+        major != TEL_VERSION_MAJOR || minor != TEL_VERSION_MINOR || patch != TEL_VERSION_PATCH)
+        return 3;
     return tel_emit("header-test", "compiled", p, sizeof p / sizeof *p) == TEL_ERR_NOMEM;
 }
 C
@@ -52,6 +56,18 @@ check_eq "libtel.so exports no internal tel__ names" "$internal" ""
 declared=$(sed -n 's/^TEL_API [^(]*[ *]\(tel_[a-z_]*\)(.*/\1/p' "$TEL_TOP/include/tel.h" | sort)
 missing=$(for f in $declared; do echo "$exported" | grep -qx "$f" || echo "$f"; done)
 check_eq "every TEL_API function is exported" "$missing" ""
+# The version script names each export: no wildcard can let a future
+# internal or half-made function join the ABI by its name alone.
+mapped=$(sed -n 's/^[[:space:]]*\(tel_[a-z_]*\);[[:space:]]*$/\1/p' "$TEL_TOP/libqueue/tel.map" | sort)
+check_eq "tel.map lists exactly the TEL_API functions of tel.h" "$mapped" "$declared"
+check_eq "tel.map has no wildcard in its global list" \
+    "$(sed -n '/global:/,/local:/p' "$TEL_TOP/libqueue/tel.map" | grep -v 'local:' | grep -c '\*')" 0
+# In the static library too, a global name with the public prefix is public
+# API: everything internal is tel__.
+public_prefix=$(nm --defined-only "$B/libtel.a" 2>/dev/null | awk '$2 ~ /^[A-Z]$/ && $3 ~ /^tel_/ && $3 !~ /^tel__/ { print $3 }' | sort -u)
+check_eq "libtel.a's global tel_ names are exactly tel.h's API" "$public_prefix" "$declared"
+sync_public=$(nm --defined-only "$B/libtelsync.a" 2>/dev/null | awk '$2 ~ /^[A-Z]$/ && $3 !~ /^tel__/ { print $3 }' | sort -u)
+check_eq "libtelsync.a's global names are all internal (tel__)" "$sync_public" ""
 [ "$(echo "$declared" | wc -l)" -ge 20 ] && ok "tel.h declares the API (parsed $(echo "$declared" | wc -l) functions)" || fail "tel.h declares the API" "parsed too few"
 
 # Names: the file carries the whole version, the soname only the ABI's.

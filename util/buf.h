@@ -18,11 +18,11 @@ typedef struct tel_buf {
 
 /* Makes room for `more` bytes; returns 0, or -1 when memory ran out (the
  * buffer is then unchanged). */
-int tel__buf_reserve(tel_buf *b, size_t more);
+__attribute__((warn_unused_result)) int tel__buf_reserve(tel_buf *b, size_t more);
 /* Appends n bytes; returns 0 or -1 (out of memory, buffer unchanged). */
-int tel__buf_append(tel_buf *b, const void *data, size_t n);
+__attribute__((warn_unused_result)) int tel__buf_append(tel_buf *b, const void *data, size_t n);
 /* Appends a NUL-terminated string without its NUL. */
-int tel__buf_puts(tel_buf *b, const char *s);
+__attribute__((warn_unused_result)) int tel__buf_puts(tel_buf *b, const char *s);
 /* Appends printf-style text; returns 0 or -1. */
 int tel__buf_printf(tel_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

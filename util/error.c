@@ -37,6 +37,22 @@ const char *tel_version(void)
     return TEL_VERSION;
 }
 
+int tel_version_numbers(int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = TEL_VERSION_MAJOR;
+    if (minor)
+        *minor = TEL_VERSION_MINOR;
+    if (patch)
+        *patch = TEL_VERSION_PATCH;
+    return TEL_VERSION_MAJOR * 10000 + TEL_VERSION_MINOR * 100 + TEL_VERSION_PATCH;
+}
+
+/* Hosts size arrays of properties with sizeof(tel_prop): a change of its
+ * size is a change of the ABI (a new SONAME), never an accident. */
+_Static_assert(sizeof(tel_prop) == (sizeof(void *) == 8 ? 24 : 16),
+               "tel_prop changed size: that breaks every host built before");
+
 int tel__fail(int code, const char *fmt, ...)
 {
     va_list ap;

@@ -17,4 +17,12 @@ int tel__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Empties the detail, so that a later tel_last_error() is never stale. */
 void tel__clear_error(void);
 
+/*
+ * On an internal function whose result must not be dropped: a write that
+ * failed unnoticed is data lost or a state left behind.  Where a result
+ * is deliberately ignored, the caller says why, in a branch of its own
+ * (GCC does not accept a (void) cast here).
+ */
+#define TEL_MUST_CHECK __attribute__((warn_unused_result))
+
 #endif

@@ -41,7 +41,17 @@ static void fz_cleanup(void)
     rmdir(fz_home);
 }
 
-static int fz_setup(void)
+/* The corpus replay (tests/unit/test_corpus.c) makes the private HOME
+ * once, in its parent process, so that every replay shares it. */
+int fuzz_config_setup(void);
+const char *fuzz_config_home(void);
+
+const char *fuzz_config_home(void)
+{
+    return fz_home;
+}
+
+int fuzz_config_setup(void)
 {
     if (fz_home[0])
         return 0;
@@ -90,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fz_setup() != 0)
+    if (fuzz_config_setup() != 0)
         return 0;
     FILE *f = fopen(fz_conf, "wb");
     if (!f)

@@ -49,6 +49,17 @@ static const char *check_group = "";
         fflush(stdout);                                                    \
     } while (0)
 
+/* A set-up step whose failure would make the checks after it meaningless:
+ * counted as a failure, with the call that failed. */
+#define SETUP(expr)                                                        \
+    do {                                                                   \
+        if ((expr) != 0) {                                                 \
+            check_failures++;                                              \
+            printf("FAIL setup: %s (%s:%d)\n", #expr, __FILE__, __LINE__);  \
+            fflush(stdout);                                                \
+        }                                                                  \
+    } while (0)
+
 static inline int check_exit(void) { return check_failures ? 1 : 0; }
 
 #endif

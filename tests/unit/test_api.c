@@ -699,6 +699,7 @@ static void test_batch(void)
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
+    (void)sb, (void)flag, (void)ftw;
     return remove(p);
 }
 

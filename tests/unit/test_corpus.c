@@ -3,9 +3,10 @@
  * regressions through the harnesses' own entry points, without libFuzzer,
  * in every `make check` (plain and sanitized).
  *
- * Each harness file is compiled in here with its entry point renamed, so
- * the invariants it asserts (with __builtin_trap) are exactly the ones the
- * fuzzer checks.  Every input runs in a child process: a crash or a trap
+ * Each harness is linked in here as its own object, built with its entry
+ * point renamed (the Makefile's -DLLVMFuzzerTestOneInput=fuzz_NAME_one),
+ * so the invariants it asserts (with __builtin_trap) are exactly the ones
+ * the fuzzer checks.  Every input runs in a child process: a crash or a trap
  * is then a FAIL line naming the file, and the replay goes on.
  *
  *   tests/fuzz/corpus/<harness>/        seeds (and anything worth keeping)
@@ -23,23 +24,14 @@
 
 #include "check.h"
 
-#define LLVMFuzzerTestOneInput fuzz_record_one
-#include "../fuzz/fuzz_record.c"
-#undef LLVMFuzzerTestOneInput
-#define LLVMFuzzerTestOneInput fuzz_batch_one
-#include "../fuzz/fuzz_batch.c"
-#undef LLVMFuzzerTestOneInput
-#define LLVMFuzzerTestOneInput fuzz_config_one
-#include "../fuzz/fuzz_config.c"
-#undef LLVMFuzzerTestOneInput
-#define LLVMFuzzerTestOneInput fuzz_kv_one
-#include "../fuzz/fuzz_kv.c"
-#undef LLVMFuzzerTestOneInput
-#define LLVMFuzzerTestOneInput fuzz_prom_one
-#include "../fuzz/fuzz_prom.c"
-#undef LLVMFuzzerTestOneInput
-/* tel links cli/kv.c beside libtel; this test links libtel only. */
-#include "../../cli/kv.c"
+/* The harnesses' entry points, and fuzz_config's set-up. */
+int fuzz_record_one(const uint8_t *data, size_t size);
+int fuzz_batch_one(const uint8_t *data, size_t size);
+int fuzz_config_one(const uint8_t *data, size_t size);
+int fuzz_kv_one(const uint8_t *data, size_t size);
+int fuzz_prom_one(const uint8_t *data, size_t size);
+int fuzz_config_setup(void);
+const char *fuzz_config_home(void);
 
 typedef int (*entry_fn)(const uint8_t *, size_t);
 
@@ -187,7 +179,7 @@ int main(void)
     }
     /* Made here, not in each child, so that every replay shares one
      * private HOME and the parent removes it. */
-    CHECK("fuzz_config's private HOME is made", fz_setup() == 0);
+    CHECK("fuzz_config's private HOME is made", fuzz_config_setup() == 0);
     size_t seeds = replay_tree(top, "corpus", 1);
     replay_tree(top, "regressions", 0);
     /* Four harnesses with a few seeds each: far fewer means the corpus
@@ -201,6 +193,7 @@ int main(void)
         CHECK(name, stat(p, &st) == 0 && S_ISDIR(st.st_mode));
     }
     /* fuzz_config's private HOME. */
+    const char *fz_home = fuzz_config_home();
     if (fz_home[0]) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", fz_home);

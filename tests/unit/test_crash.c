@@ -101,6 +101,7 @@ static int int_prop(const tel_record *r, const char *key, int64_t *out)
 
 static int collect(void *ud, uint64_t seq, const uint8_t *data, size_t len)
 {
+    (void)seq;
     seen *s = ud;
     tel_record r;
     if (tel__record_decode(&r, data, len) != TEL_OK) {

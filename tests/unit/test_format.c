@@ -285,7 +285,7 @@ static size_t typical_record(uint8_t *buf, const uint8_t *anon)
 {
     size_t len = 0;
     tel_event_in ev = event("command.exited", TYPICAL, 4, &CTX_FULL, anon);
-    tel__record_encode(&ev, buf, TEL_MAX_EVENT, &len);
+    SETUP(tel__record_encode(&ev, buf, TEL_MAX_EVENT, &len));
     return len;
 }
 
@@ -524,8 +524,8 @@ static void test_round_trip(void)
     uint8_t again[TEL_MAX_EVENT];
     size_t len2;
     ev = event("command.exited", TYPICAL, 4, &CTX_FULL, ANON);
-    tel__record_encode(&ev, buf, sizeof buf, &len);
-    tel__record_encode(&ev, again, sizeof again, &len2);
+    SETUP(tel__record_encode(&ev, buf, sizeof buf, &len));
+    SETUP(tel__record_encode(&ev, again, sizeof again, &len2));
     CHECK("deterministic bytes", len == len2 && memcmp(buf, again, len) == 0);
     free(s1024);
 }
@@ -563,9 +563,9 @@ static void test_spec_example(void)
     tel_batch_head h = { .sent_ms = 1790000060000ull, .dropped = 0, .anon = NULL, .nevents = 1 };
     tel__uuid_parse("0d9e8a7b-6c5d-4e3f-8a1b-2c3d4e5f6a7b", 36, h.id);
     tel_buf batch = TEL_BUF_INIT;
-    tel__batch_begin(&batch, &h);
+    SETUP(tel__batch_begin(&batch, &h));
     CHECK("batch head as in SPEC.md", batch.len == head_len && memcmp(batch.p, head_want, head_len) == 0);
-    tel__buf_append(&batch, buf, len);
+    SETUP(tel__buf_append(&batch, buf, len));
     CHECK_EQ_INT("that batch decodes", tel__batch_decode(batch.p, batch.len, NULL, NULL, NULL), TEL_OK);
     tel__buf_free(&batch);
 
@@ -573,7 +573,7 @@ static void test_spec_example(void)
     tel_buf js = TEL_BUF_INIT;
     tel__record_decode(&r, want, wlen);
     tel__record_json(&r, &js);
-    tel__buf_append(&js, "", 1);
+    SETUP(tel__buf_append(&js, "", 1));
     CHECK("JSON as in SPEC.md",
           strcmp((char *)js.p,
                  "{\"id\":\"6f1c2a3b-4c5d-4e6f-8091-a2b3c4d5e6f7\",\"ts\":1790000000123,"
@@ -843,7 +843,7 @@ static void test_hostile(void)
     seed_len[1] = typical_record(seeds[1], NULL);
     tel_prop mixed[] = { TEL_NIL("n"), TEL_FLOAT("f", 2.5), TEL_STR("s", "x\ty"), TEL_INT("i", -70000) };
     tel_event_in ev = event("m", mixed, 4, &CTX_MIN, ANON);
-    tel__record_encode(&ev, seeds[2], TEL_MAX_EVENT, &seed_len[2]);
+    SETUP(tel__record_encode(&ev, seeds[2], TEL_MAX_EVENT, &seed_len[2]));
 
     static const uint8_t interesting[] = { 0x00, 0x7f, 0x80, 0x8f, 0x9f, 0xbf, 0xc0, 0xc1, 0xc3, 0xc4,
                                            0xcb, 0xcf, 0xd3, 0xd9, 0xdb, 0xdd, 0xdf, 0xe0, 0xff };
@@ -908,7 +908,7 @@ static void test_json(void)
     CHECK_EQ_INT("hand-made record decodes", b_decode(&r), TEL_OK);
     CHECK_EQ_INT("renders", tel__record_json(&r, &js), TEL_OK);
     CHECK("valid JSON", json_valid(js.p, js.len));
-    tel__buf_append(&js, "", 1);
+    SETUP(tel__buf_append(&js, "", 1));
     const char *s = (const char *)js.p;
     CHECK("control characters as \\u00XX", strstr(s, "\"ctl\":\"\\u0001\\u000a\\\"\\\\/\\u001f\x7f\"") != NULL);
     CHECK("invalid UTF-8 replaced, valid kept, NUL escaped",
@@ -921,11 +921,11 @@ static void test_json(void)
     tel_prop props[] = { TEL_FLOAT("f", 0.1), TEL_FLOAT("g", 1e300), TEL_FLOAT("h", -2.0),
                          TEL_INT("min", INT64_MIN), TEL_NIL("z") };
     tel_event_in ev = event("e", props, 5, &CTX_FULL, ANON);
-    tel__record_encode(&ev, buf, sizeof buf, &len);
+    SETUP(tel__record_encode(&ev, buf, sizeof buf, &len));
     tel__record_decode(&r, buf, len);
     tel__record_json(&r, &js);
     CHECK("full record valid JSON", json_valid(js.p, js.len));
-    tel__buf_append(&js, "", 1);
+    SETUP(tel__buf_append(&js, "", 1));
     s = (const char *)js.p;
     CHECK("shortest float that round-trips",
           strstr(s, "\"f\":0.1,\"g\":1e+300,\"h\":-2,\"min\":-9223372036854775808,\"z\":null") != NULL);
@@ -940,7 +940,7 @@ static void test_json(void)
     msgpack_pack_uint64(&pk, UINT64_MAX);
     b_decode(&r);
     tel__record_json(&r, &js);
-    tel__buf_append(&js, "", 1);
+    SETUP(tel__buf_append(&js, "", 1));
     CHECK("time past year 9999 is null", strstr((char *)js.p, "\"time\":null") != NULL);
     tel__buf_free(&js);
 }
@@ -951,11 +951,11 @@ static void make_batch(tel_buf *out, uint32_t n, const uint8_t *head_anon, const
     tel_batch_head h = { .sent_ms = 1790000001000ull, .dropped = 7, .anon = head_anon, .nevents = n };
     memcpy(h.id, EXEC, 16);
     tel__buf_clear(out);
-    tel__batch_begin(out, &h);
+    SETUP(tel__batch_begin(out, &h));
     for (uint32_t i = 0; i < n; i++) {
         uint8_t rec[TEL_MAX_EVENT];
         size_t len = typical_record(rec, rec_anon ? rec_anon[i] : head_anon);
-        tel__buf_append(out, rec, len);
+        SETUP(tel__buf_append(out, rec, len));
     }
 }
 
@@ -1007,7 +1007,7 @@ static void test_batch(const char *corpus)
         free(copy);
     }
     CHECK("every truncation is corrupt", all);
-    tel__buf_append(&b, "\xc0", 1);
+    SETUP(tel__buf_append(&b, "\xc0", 1));
     CHECK_EQ_INT("trailing byte", tel__batch_decode(b.p, b.len, &h, NULL, NULL), TEL_ERR_CORRUPT);
 
     make_batch(&b, 2, NULL, NULL);
@@ -1045,17 +1045,17 @@ static void test_batch(const char *corpus)
         uint8_t rec[TEL_MAX_EVENT];
         size_t len;
         tel_event_in ev = event("big", big, 3, &CTX_MIN, NULL);
-        tel__record_encode(&ev, rec, sizeof rec, &len);
+        SETUP(tel__record_encode(&ev, rec, sizeof rec, &len));
         tel__buf_clear(&b);
-        tel__batch_begin(&b, &bh);
+        SETUP(tel__batch_begin(&b, &bh));
         for (int i = 0; i < 200; i++)
-            tel__buf_append(&b, rec, len);
+            SETUP(tel__buf_append(&b, rec, len));
         CHECK_EQ_INT("over 512 KiB of records", tel__batch_decode(b.p, b.len, &h, NULL, NULL), TEL_ERR_LIMIT);
         tel__buf_clear(&b);
         bh.nevents = 160;
-        tel__batch_begin(&b, &bh);
+        SETUP(tel__batch_begin(&b, &bh));
         for (int i = 0; i < 160; i++)
-            tel__buf_append(&b, rec, len);
+            SETUP(tel__buf_append(&b, rec, len));
         CHECK_EQ_INT("just under 512 KiB of records", tel__batch_decode(b.p, b.len, &h, NULL, NULL), TEL_OK);
         free(s);
     }
@@ -1169,7 +1169,7 @@ static void write_record_corpus(const char *dir)
     tel_prop mixed[] = { TEL_NIL("n"), TEL_FLOAT("f", 2.5), TEL_STR("s", "x\ty"), TEL_INT("i", -70000),
                          TEL_INT("u", 1ll << 40), TEL_BOOL("b", 0) };
     tel_event_in ev = event("m:x", mixed, 6, &CTX_MIN, ANON);
-    tel__record_encode(&ev, rec, sizeof rec, &len);
+    SETUP(tel__record_encode(&ev, rec, sizeof rec, &len));
     write_file(dir, "record", "all-types", rec, len);
 
     memcpy(buf, rec, len);

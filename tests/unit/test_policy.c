@@ -212,7 +212,7 @@ static void test_mkdir_private(void)
     snprintf(p, sizeof p, "%s/shared", home);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/shared/new", home);
-    tel__mkdir_private(p);
+    SETUP(tel__mkdir_private(p));
     snprintf(q, sizeof q, "%s/shared", home);
     CHECK_EQ_INT("pre-existing parent keeps its mode", mode_of(q), 0755);
 

@@ -574,8 +574,8 @@ static void test_purge(void)
     if (!q)
         { CHECK("open", 0); return; }
     append_each(q, 0, 5, tel__now_ms(), 0);
-    tel__queue_add_dropped(q, 3);
-    tel__queue_meta_put(q, "pending", "batch", 5);
+    SETUP(tel__queue_add_dropped(q, 3));
+    SETUP(tel__queue_meta_put(q, "pending", "batch", 5));
     uint64_t last = stats(q).last_seq;
     CHECK_EQ_INT("purge", tel__queue_purge(q), TEL_OK);
     tel_queue_stats st = stats(q);
@@ -592,8 +592,8 @@ static void test_purge(void)
     q = open_q(sd, NULL);
     if (!q)
         { CHECK("reopen", 0); return; }
-    tel__queue_purge(q);
-    tel__queue_purge(q);
+    SETUP(tel__queue_purge(q));
+    SETUP(tel__queue_purge(q));
     append_each(q, 11, 1, tel__now_ms(), 0);
     CHECK("even across reopen and repeated purges", stats(q).first_seq > last + 1);
     tel__queue_close(q);
