@@ -8,6 +8,13 @@
  * libqueue/ stands on format/ and util/ (whose headers this one pulls in)
  * and on the public include/tel.h; it never includes sync/ or cli/, which
  * stand on it.
+ *
+ * One error rule everywhere: a function that fails returns a TEL_ERR_*
+ * code and has set the detail with tel__fail (util/error.h), so a caller
+ * may print tel_last_error() and it is never stale.  TEL_ERR_NOTFOUND
+ * from a lookup is an answer, not a failure, and sets nothing.  Results
+ * marked TEL_MUST_CHECK are writes whose failure loses data or leaves
+ * state behind; a caller that ignores one says why.
  */
 #ifndef TEL_INTERNAL_H
 #define TEL_INTERNAL_H
@@ -348,6 +355,7 @@ TEL_MUST_CHECK int tel__queue_wipe(const char *state_dir);
 #define TEL_META_DROPPED "dropped"      /* queue: dropped since the last accepted batch */
 #define TEL_META_ENDPOINT "endpoint"    /* host: tel_options_set_endpoint */
 #define TEL_META_TOKEN "token"          /* host: tel_options_set_token */
+#define TEL_META_DECLARED "declared"    /* host: a copy of its declarations file */
 #define TEL_META_PENDING "pending"      /* sync: the batch chosen before its first POST */
 #define TEL_META_BACKOFF "backoff"      /* sync: when to try again, and why */
 #define TEL_META_LAST_SYNC "last_sync"  /* sync: the last accepted batch */

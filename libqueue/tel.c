@@ -317,12 +317,15 @@ static void record_declarations(tel *h, const tel_decls *d)
         return;
     char cur[TEL_DECL_FILE_MAX];
     size_t len = 0;
-    int have = tel__queue_meta_get(h->q, "declared", cur, sizeof cur, &len) == TEL_OK;
+    int have = tel__queue_meta_get(h->q, TEL_META_DECLARED, cur, sizeof cur, &len) == TEL_OK;
     tel_buf text = TEL_BUF_INIT;
     if (tel__decls_format(d, &text) == TEL_OK &&
         !(have && len == text.len && memcmp(cur, text.p, len) == 0) &&
-        tel__decls_store(h->state_dir, d) == TEL_OK)
-        tel__queue_meta_put(h->q, "declared", text.p, text.len);
+        tel__decls_store(h->state_dir, d) == TEL_OK &&
+        tel__queue_meta_put(h->q, TEL_META_DECLARED, text.p, text.len) != TEL_OK) {
+        /* The file is written; without the copy the next run only
+         * compares again and rewrites it, which is harmless. */
+    }
     tel__buf_free(&text);
 }
 
@@ -469,8 +472,9 @@ void tel_close(tel *h)
     if (!h)
         return;
     /* tel_close has no result to give: events of a batch that cannot be
-     * stored now are lost, and said so where logging was asked for. */
-    if (h->in_batch && tel_batch_commit(h) != TEL_OK && (h->policy.logging || h->policy.debug)) {
+     * stored now are lost, and said so where logging was asked for (the
+     * log decides). */
+    if (h->in_batch && tel_batch_commit(h) != TEL_OK) {
         char line[320];
         snprintf(line, sizeof line, "the open batch was not stored: %s", tel_last_error());
         log_line(h, line);

@@ -6,7 +6,8 @@
  *   fx_setup("api")      makes $TMPDIR/tel-api.XXXXXX and clears every
  *                        variable tel reads (DO_NOT_TRACK, XDG_*, CI ...)
  *   fx_fresh_home()      a new empty HOME under the root, set in the
- *                        environment; returns its path (static storage)
+ *                        environment, and the same variables cleared
+ *                        again; returns its path (static storage)
  *   fx_root              the root, for tests that make other directories
  *   fx_cleanup()         removes the root and all below it
  */
@@ -26,10 +27,11 @@ static int fx_home_seq;
  * environment the tests were started in. */
 static const char *const fx_cleared[] = {
     "DO_NOT_TRACK", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "CI", "GITHUB_ACTIONS", "GITLAB_CI",
-    "BUILDKITE", "TF_BUILD", "JENKINS_URL", "CIRCLECI", "TRAVIS", "TEL_SYNC_PATH",
+    "BUILDKITE", "TF_BUILD", "JENKINS_URL", "CIRCLECI", "TRAVIS", "CONTINUOUS_INTEGRATION",
+    "BUILD_NUMBER", "RUN_ID",
 };
 
-static int fx_setup(const char *name)
+static inline int fx_setup(const char *name)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(fx_root, sizeof fx_root, "%s/tel-%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
@@ -42,12 +44,14 @@ static int fx_setup(const char *name)
     return 0;
 }
 
-static const char *fx_fresh_home(void)
+static inline const char *fx_fresh_home(void)
 {
     static char home[512];
     snprintf(home, sizeof home, "%s/home%d", fx_root, ++fx_home_seq);
     mkdir(home, 0700);
     setenv("HOME", home, 1);
+    for (size_t i = 0; i < sizeof fx_cleared / sizeof *fx_cleared; i++)
+        unsetenv(fx_cleared[i]);
     return home;
 }
 
@@ -61,7 +65,7 @@ static int fx_rm_one(const char *path, const struct stat *st, int flag, struct F
     return 0;
 }
 
-static void fx_cleanup(void)
+static inline void fx_cleanup(void)
 {
     if (fx_root[0])
         nftw(fx_root, fx_rm_one, 16, FTW_DEPTH | FTW_PHYS);

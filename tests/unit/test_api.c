@@ -10,7 +10,6 @@
  * The queue is counted through the library's internal reader only to
  * observe; everything under test goes through tel.h.
  */
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,31 +18,25 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 #include "tel.h"
 
 #define APP "tapi"
 #define TOKEN "tok-unit-zq8secret"
 
-static char tmp_root[256];
-static int home_seq;
-static char home[512];
+static const char *home = "";
 
+/* The test apps' own variables; the fixture clears the rest. */
 static const char *const clear_env[] = {
     "TAPI_TELEMETRY_ENABLED", "TAPI_TELEMETRY_ENDPOINT", "TAPI_TELEMETRY_TOKEN",
     "TAPI_TELEMETRY_LOGGING", "TAPI_TELEMETRY_DEBUG",    "TAPI_TELEMETRY_INSPECT",
-    "TAPI2_TELEMETRY_ENABLED", "DO_NOT_TRACK",          "XDG_STATE_HOME",
-    "XDG_CONFIG_HOME",        "CI",                      "GITHUB_ACTIONS",
-    "GITLAB_CI",              "BUILDKITE",               "TF_BUILD",
-    "JENKINS_URL",            "CIRCLECI",                "TRAVIS",
-    "CONTINUOUS_INTEGRATION", "BUILD_NUMBER",            "RUN_ID",
+    "TAPI2_TELEMETRY_ENABLED",
 };
 
 static void fresh(void)
 {
-    snprintf(home, sizeof home, "%s/home%d", tmp_root, ++home_seq);
-    mkdir(home, 0700);
-    setenv("HOME", home, 1);
+    home = fx_fresh_home();
     for (size_t i = 0; i < sizeof clear_env / sizeof clear_env[0]; i++)
         unsetenv(clear_env[i]);
 }
@@ -697,21 +690,12 @@ static void test_batch(void)
     CHECK_EQ_INT("disabled: the queue was purged and nothing added", queued(APP), 0);
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 int main(void)
 {
     /* tel_spawn_sync must not start a real tel-sync from a unit test. */
     setenv("TEL_SYNC_PATH", "/bin/true", 1);
-    snprintf(tmp_root, sizeof tmp_root, "%s/tel-api.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp_root)) {
-        printf("FAIL setup: mkdtemp\n");
+    if (fx_setup("api") != 0)
         return 1;
-    }
     test_notice();
     test_require_notice();
     test_logging();
@@ -725,6 +709,6 @@ int main(void)
     test_null();
     test_batch();
     clear_lines();
-    nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    fx_cleanup();
     return check_exit();
 }

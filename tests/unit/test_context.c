@@ -5,7 +5,6 @@
  * The environment is emptied first: the machine running the tests may
  * itself be a CI runner, and its variables must not decide the results.
  */
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +13,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 
-static char tmp_root[256];
 
 /* One vendor's variable, the value it is set to, and the id expected. */
 static const struct {
@@ -230,20 +229,12 @@ static void test_sha256(void)
 
 /* ----------------------------------------------------------- project id */
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 /* A repository at <tmp>/<name> whose origin is `url`; returns its path. */
 static const char *make_repo(const char *name, const char *url)
 {
     static char dir[512];
     char p[1024];
-    snprintf(dir, sizeof dir, "%s/%s", tmp_root, name);
+    snprintf(dir, sizeof dir, "%s/%s", fx_root, name);
     mkdir(dir, 0755);
     snprintf(p, sizeof p, "%s/.git", dir);
     mkdir(p, 0755);
@@ -303,25 +294,25 @@ static void test_project_id(void)
     CHECK("another salt gives another id", strcmp(id, first) != 0);
     make_repo("other", "https://github.com/Owner/Other.git");
     char other[512];
-    snprintf(other, sizeof other, "%s/other", tmp_root);
+    snprintf(other, sizeof other, "%s/other", fx_root);
     tel__project_id("salt-1", other, id);
     CHECK("another repository gives another id", strcmp(id, first) != 0);
     make_repo("case", "https://github.com/owner/repo.git");
-    snprintf(other, sizeof other, "%s/case", tmp_root);
+    snprintf(other, sizeof other, "%s/case", fx_root);
     tel__project_id("salt-1", other, id);
     CHECK("path case is kept (only the host is lower-cased)", strcmp(id, first) != 0);
 
     /* From a subdirectory, and through a .git file (worktree, submodule). */
     char sub[1024];
-    snprintf(sub, sizeof sub, "%s/repo0/src/deep", tmp_root);
-    snprintf(other, sizeof other, "%s/repo0/src", tmp_root);
+    snprintf(sub, sizeof sub, "%s/repo0/src/deep", fx_root);
+    snprintf(other, sizeof other, "%s/repo0/src", fx_root);
     mkdir(other, 0755);
     mkdir(sub, 0755);
     CHECK_EQ_INT("found from a subdirectory", tel__project_id("salt-1", sub, id), TEL_OK);
     CHECK("subdirectory: same id", strcmp(id, first) == 0);
-    snprintf(other, sizeof other, "%s/linked", tmp_root);
+    snprintf(other, sizeof other, "%s/linked", fx_root);
     mkdir(other, 0755);
-    snprintf(sub, sizeof sub, "%s/linked/.git", tmp_root);
+    snprintf(sub, sizeof sub, "%s/linked/.git", fx_root);
     FILE *f = fopen(sub, "w");
     if (f) {
         fprintf(f, "gitdir: ../repo0/.git\n");
@@ -331,43 +322,36 @@ static void test_project_id(void)
     CHECK(".git file: same id", strcmp(id, first) == 0);
 
     make_repo("noorigin", "x");
-    snprintf(sub, sizeof sub, "%s/noorigin/.git/config", tmp_root);
+    snprintf(sub, sizeof sub, "%s/noorigin/.git/config", fx_root);
     f = fopen(sub, "w");
     if (f) {
         fprintf(f, "[remote \"upstream\"]\n\turl = https://github.com/a/b\n");
         fclose(f);
     }
-    snprintf(other, sizeof other, "%s/noorigin", tmp_root);
+    snprintf(other, sizeof other, "%s/noorigin", fx_root);
     CHECK_EQ_INT("no origin: NOTFOUND", tel__project_id("salt-1", other, id), TEL_ERR_NOTFOUND);
     CHECK("no origin: out is empty", id[0] == '\0');
-    snprintf(other, sizeof other, "%s/plain", tmp_root);
+    snprintf(other, sizeof other, "%s/plain", fx_root);
     mkdir(other, 0755);
-    /* tmp_root itself may sit inside a repository (TMPDIR under a
+    /* fx_root itself may sit inside a repository (TMPDIR under a
      * checkout); only a definite answer is checked. */
     int rc = tel__project_id("salt-1", other, id);
     CHECK("outside a repository: NOTFOUND or an id", rc == TEL_ERR_NOTFOUND || (rc == TEL_OK && strlen(id) == 64));
-    CHECK("message holds no path", strstr(tel_last_error(), tmp_root) == NULL);
+    CHECK("message holds no path", strstr(tel_last_error(), fx_root) == NULL);
 }
 
 int main(void)
 {
     /* Keep only what the tests need; a CI runner's variables would
      * otherwise decide the "not CI" cases. */
-    const char *tmpdir = getenv("TMPDIR");
-    char keep_tmp[200] = "/tmp";
-    if (tmpdir && strlen(tmpdir) < sizeof keep_tmp)
-        strcpy(keep_tmp, tmpdir);
+    if (fx_setup("context") != 0)
+        return 1;
     clearenv();
     setenv("PATH", "/usr/bin:/bin", 1);
-    snprintf(tmp_root, sizeof tmp_root, "%s/tel-context.XXXXXX", keep_tmp);
-    if (mkdtemp(tmp_root) == NULL) {
-        printf("FAIL setup: mkdtemp\n");
-        return 1;
-    }
     test_ci();
     test_context();
     test_sha256();
     test_project_id();
-    nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_cleanup();
     return check_exit();
 }

@@ -25,11 +25,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 
 #define APP "crashtest"
 
-static char root[256];
 
 static int env_flag(const char *name)
 {
@@ -41,26 +41,13 @@ static int env_flag(const char *name)
  * telemetry off or point it elsewhere behind the test's back. */
 static void setup_env(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/tel-crash.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (fx_setup("crash") != 0)
         exit(2);
-    }
-    setenv("HOME", root, 1);
-    static const char *const drop[] = { "XDG_STATE_HOME", "XDG_CONFIG_HOME", "DO_NOT_TRACK",
-                                        "CRASHTEST_TELEMETRY_ENABLED", "CRASHTEST_TELEMETRY_DEBUG",
+    setenv("HOME", fx_root, 1);
+    static const char *const drop[] = { "CRASHTEST_TELEMETRY_ENABLED", "CRASHTEST_TELEMETRY_DEBUG",
                                         "CRASHTEST_TELEMETRY_LOGGING", "CRASHTEST_TELEMETRY_INSPECT" };
     for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
         unsetenv(drop[i]);
-}
-
-static void rm_tree(const char *path)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", path);
 }
 
 /* Deterministic, so a failing run can be repeated exactly. */
@@ -207,7 +194,7 @@ static void concurrency(int per_producer)
 {
     CHECK_GROUP("concurrency");
     char state_home[400], state_dir[500];
-    snprintf(state_home, sizeof state_home, "%s/conc", root);
+    snprintf(state_home, sizeof state_home, "%s/conc", fx_root);
     mkdir(state_home, 0700);
     setenv("XDG_STATE_HOME", state_home, 1);
     state_dir_of(state_home, state_dir, sizeof state_dir);
@@ -506,7 +493,7 @@ static void crash_loop(int iterations, int fresh_every)
         return;
     }
     size_t used = 1;
-    snprintf(dirs[0].state_home, sizeof dirs[0].state_home, "%s/crash-main", root);
+    snprintf(dirs[0].state_home, sizeof dirs[0].state_home, "%s/crash-main", fx_root);
     mkdir(dirs[0].state_home, 0700);
     dirs[0].first_child_acked = 1; /* created by a child that is never killed, below */
 
@@ -525,7 +512,7 @@ static void crash_loop(int iterations, int fresh_every)
             /* A new state dir: the kill lands in mkdir, the cookie, or
              * LMDB creating its files.  Short delays aim at that. */
             cd = &dirs[used++];
-            snprintf(cd->state_home, sizeof cd->state_home, "%s/crash-fresh-%d", root, it);
+            snprintf(cd->state_home, sizeof cd->state_home, "%s/crash-fresh-%d", fx_root, it);
             mkdir(cd->state_home, 0700);
             delay_us = (long)(rng() % 3001);
             fresh_kills++;
@@ -582,6 +569,6 @@ int main(void)
     int iterations = stress ? 2000 : sanitized ? 200 : 250;
     crash_loop(iterations, iterations / 20);
 
-    rm_tree(root);
+    fx_cleanup();
     return check_exit();
 }

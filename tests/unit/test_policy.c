@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,19 +18,16 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 #include "policy.h"
 #include "tel_config.h"
 
 #define APP "tapp"
 
-static char tmp_root[256];
-static int home_seq;
-
 static const char *const app_env[] = {
     "TAPP_TELEMETRY_ENABLED", "TAPP_TELEMETRY_ENDPOINT", "TAPP_TELEMETRY_TOKEN",
     "TAPP_TELEMETRY_LOGGING", "TAPP_TELEMETRY_DEBUG",    "TAPP_TELEMETRY_INSPECT",
-    "DO_NOT_TRACK",           "XDG_STATE_HOME",          "XDG_CONFIG_HOME",
     "T_OFF",                  "T_SET",                   "T_ONOFF",
     "T_DEBUG",                "T_LOG",                   "T_ERRS",
 };
@@ -39,10 +35,7 @@ static const char *const app_env[] = {
 /* A new empty HOME and none of our variables set. */
 static const char *fresh_home(void)
 {
-    static char home[512];
-    snprintf(home, sizeof home, "%s/home%d", tmp_root, ++home_seq);
-    mkdir(home, 0755);
-    setenv("HOME", home, 1);
+    const char *home = fx_fresh_home();
     for (size_t i = 0; i < sizeof app_env / sizeof app_env[0]; i++)
         unsetenv(app_env[i]);
     return home;
@@ -78,14 +71,6 @@ static char *read_text(const char *path)
     fclose(f);
     buf[n] = '\0';
     return buf;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
 }
 
 /* -------------------------------------------------------------- names */
@@ -599,7 +584,7 @@ static void test_config_parse(void)
     setenv("XDG_CONFIG_HOME", "nowhere", 1);
     tel__policy_resolve(&p, APP, NULL, NULL);
     CHECK("relative XDG_CONFIG_HOME: HOME/.config read", !p.enabled);
-    snprintf(path, sizeof path, "%s/xdgconf", tmp_root);
+    snprintf(path, sizeof path, "%s/xdgconf", fx_root);
     mkdir(path, 0755);
     setenv("XDG_CONFIG_HOME", path, 1);
     tel__policy_resolve(&p, APP, NULL, NULL);
@@ -948,11 +933,8 @@ static void test_default_off(void)
 
 int main(void)
 {
-    snprintf(tmp_root, sizeof tmp_root, "%s/tel-policy.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(tmp_root) == NULL) {
-        printf("FAIL setup: mkdtemp\n");
+    if (fx_setup("policy") != 0)
         return 1;
-    }
     test_app_names();
     test_paths();
     test_mkdir_private();
@@ -967,6 +949,6 @@ int main(void)
     test_declared();
     test_declared_file();
     test_default_off();
-    nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fx_cleanup();
     return check_exit();
 }

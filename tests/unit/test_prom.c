@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 #include "prom.h"
 
@@ -323,18 +324,11 @@ static void test_names_and_escape(void)
 
 /* ------------------------------------------------------------- library */
 
-static char tmp_root[256];
-static int home_seq;
-
 static void fresh(void)
 {
-    char home[512];
-    snprintf(home, sizeof home, "%s/home%d", tmp_root, ++home_seq);
-    mkdir(home, 0700);
-    setenv("HOME", home, 1);
+    fx_fresh_home();
     static const char *const clear[] = { "TPROM_TELEMETRY_ENABLED", "TPROM_TELEMETRY_DEBUG",
-                                         "TPROM_TELEMETRY_LOGGING", "DO_NOT_TRACK", "XDG_STATE_HOME",
-                                         "XDG_CONFIG_HOME" };
+                                         "TPROM_TELEMETRY_LOGGING" };
     for (size_t i = 0; i < sizeof clear / sizeof *clear; i++)
         unsetenv(clear[i]);
 }
@@ -496,20 +490,14 @@ static void test_library(void)
 
 int main(void)
 {
-    snprintf(tmp_root, sizeof tmp_root, "%s/tel-prom-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp_root)) {
-        printf("FAIL prom: cannot make a temporary directory\n");
+    if (fx_setup("prom") != 0)
         return 1;
-    }
     test_valid();
     test_errors();
     test_limits();
     test_hostile();
     test_names_and_escape();
     test_library();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_root);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", tmp_root);
+    fx_cleanup();
     return check_exit();
 }

@@ -18,31 +18,25 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 
-static char root[256];
 static const tel_ctx CTX = { .app = "queuetest" };
 
 /* ------------------------------------------------------------- helpers */
 
 static void setup_root(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(root, sizeof root, "%s/tel-queue.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(root)) {
-        perror("mkdtemp");
+    if (fx_setup("queue") != 0)
         exit(2);
-    }
-    setenv("HOME", root, 1);
-    unsetenv("XDG_STATE_HOME");
-    unsetenv("XDG_CONFIG_HOME");
+    setenv("HOME", fx_root, 1);
 }
 
 /* A new, empty state directory named after the group using it. */
 static const char *state(const char *name)
 {
     static char path[512];
-    snprintf(path, sizeof path, "%s/%s", root, name);
+    snprintf(path, sizeof path, "%s/%s", fx_root, name);
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
         perror(path);
         exit(2);
@@ -520,7 +514,7 @@ static void test_caps(void)
     CHECK_NS("under a long age cap old records are kept", q, "0,1,2,3,4");
     tel__queue_close(q);
     char sd_age[512];
-    snprintf(sd_age, sizeof sd_age, "%s/cap-age2", root);
+    snprintf(sd_age, sizeof sd_age, "%s/cap-age2", fx_root);
     q = open_q(sd_age, &ca);
     if (!q)
         { CHECK("open", 0); return; }
@@ -588,7 +582,7 @@ static void test_purge(void)
     CHECK("sequence numbers keep increasing after a purge", stats(q).first_seq > last);
     tel__queue_close(q);
     char sd[512];
-    snprintf(sd, sizeof sd, "%s/purge", root);
+    snprintf(sd, sizeof sd, "%s/purge", fx_root);
     q = open_q(sd, NULL);
     if (!q)
         { CHECK("reopen", 0); return; }
@@ -631,7 +625,7 @@ static void test_meta(void)
     CHECK_NS("meta values are not events", q, "0,1");
     tel__queue_close(q);
     char sd[512];
-    snprintf(sd, sizeof sd, "%s/meta", root);
+    snprintf(sd, sizeof sd, "%s/meta", fx_root);
     q = open_q(sd, NULL);
     if (!q)
         { CHECK("reopen", 0); return; }
@@ -857,8 +851,8 @@ static void test_symlinks(void)
     char target_data[600], target_lock[600];
     qpath(vdata, sizeof vdata, victim, "data.mdb");
     qpath(vlock, sizeof vlock, victim, "lock.mdb");
-    snprintf(target_data, sizeof target_data, "%s/elsewhere-data.mdb", root);
-    snprintf(target_lock, sizeof target_lock, "%s/elsewhere-lock", root);
+    snprintf(target_data, sizeof target_data, "%s/elsewhere-data.mdb", fx_root);
+    snprintf(target_lock, sizeof target_lock, "%s/elsewhere-lock", fx_root);
     copy_file(vdata, target_data);
     static const char lock_text[] = "not yours to write\n";
     write_file(target_lock, lock_text, sizeof lock_text - 1);
@@ -902,7 +896,7 @@ static void test_symlinks(void)
     snprintf(sd, sizeof sd, "%s", state("symlink-dir"));
     qpath(dir, sizeof dir, sd, NULL);
     char elsewhere[600];
-    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere-dir", root);
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere-dir", fx_root);
     mkdir(elsewhere, 0700);
     CHECK("plant telemetry/ -> a directory elsewhere", symlink(elsewhere, dir) == 0);
     tel_queue *lq = NULL;
@@ -975,9 +969,6 @@ int main(void)
     test_map_full();
     test_map_resized();
 
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", root);
+    fx_cleanup();
     return check_exit();
 }

@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "internal.h"
 
 #define EVENTS 100000
 #define BOUND_KB (16 * 1024)
 
-static char home[256];
 
 static pid_t start(char *const argv[])
 {
@@ -81,20 +81,14 @@ int main(void)
         printf("FAIL syncmem: TEL_BUILD is not set (run through tests/run.sh)\n");
         return 1;
     }
-    snprintf(home, sizeof home, "%s/tel-syncmem.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(home)) {
-        printf("FAIL syncmem: mkdtemp\n");
+    if (fx_setup("syncmem") != 0)
         return 1;
-    }
-    setenv("HOME", home, 1);
-    unsetenv("XDG_STATE_HOME");
-    unsetenv("XDG_CONFIG_HOME");
-    unsetenv("DO_NOT_TRACK");
+    const char *home = fx_fresh_home();
     unsetenv("SYNCMEM_TELEMETRY_ENABLED");
 
     CHECK("100,000 events queued", fill() == 0 && queued() == EVENTS);
 
-    char collect[512], sync_bin[512], portfile[512], url[128];
+    char collect[512], sync_bin[512], portfile[600], url[128];
     snprintf(collect, sizeof collect, "%s/bin/tel-collect", build);
     snprintf(sync_bin, sizeof sync_bin, "%s/bin/tel-sync", build);
     snprintf(portfile, sizeof portfile, "%s/port", home);
@@ -131,9 +125,6 @@ int main(void)
 
     kill(cpid, SIGTERM);
     waitpid(cpid, NULL, 0);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", home);
+    fx_cleanup();
     return check_exit();
 }

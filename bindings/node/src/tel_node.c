@@ -231,6 +231,7 @@ typedef struct handle {
 
 static void handle_finalize(napi_env env, void *data, void *hint)
 {
+    (void)hint;   /* Node-API's finalizer shape */
     handle *hd = data;
     tel_close(hd->h);
     if (hd->log)
@@ -621,6 +622,7 @@ static napi_value js_status(napi_env env, napi_callback_info info)
 
 static napi_value js_version(napi_env env, napi_callback_info info)
 {
+    (void)info;
     return string(env, tel_version());
 }
 
@@ -637,6 +639,7 @@ static napi_value js_strerror(napi_env env, napi_callback_info info)
  * this addon, else libtel's. */
 static napi_value js_last_error(napi_env env, napi_callback_info info)
 {
+    (void)info;
     return string(env, conv_error[0] ? conv_error : tel_last_error());
 }
 

@@ -4,7 +4,7 @@ The library is looked for, in order: the path in TEL_LIBRARY; the build
 directory of the source tree this package sits in (build/libtel.so.0);
 the system's loader (libtel.so.0 under an installed prefix).  Nothing is
 compiled: ctypes reads tel.h's ABI as declared below, which must follow
-libqueue/tel.h.
+include/tel.h.
 """
 import ctypes
 import ctypes.util
