@@ -101,6 +101,7 @@ static int cmd(PGconn *c, const char *sql, const char *what)
  * libpq would print them on stderr. */
 static void quiet(void *arg, const char *message)
 {
+    (void)arg, (void)message;
 }
 
 static PGconn *connect_url(const char *url, int reader)

@@ -107,6 +107,7 @@ static int exists(sq *q, int which, const char *key)
 
 static int version_row(void *ud, int ncol, char **vals, char **names)
 {
+    (void)names;   /* sqlite3_exec's callback shape */
     *(long *)ud = ncol > 0 && vals[0] ? atol(vals[0]) : 0;
     return 0;
 }
