@@ -230,3 +230,68 @@ int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
     }
     return TEL_OK;
 }
+
+/* ------------------------------------------------------------ erasure */
+
+int tel__erasure_encode(tel_buf *out, const uint8_t anon[TEL_ID_LEN])
+{
+    size_t start = out->len;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, buf_write);
+    int bad = msgpack_pack_map(&pk, 2);
+    bad |= pack_key(&pk, "v");
+    bad |= msgpack_pack_uint64(&pk, TEL_SCHEMA_VERSION);
+    bad |= pack_key(&pk, "x");
+    bad |= msgpack_pack_bin_with_body(&pk, anon, TEL_ID_LEN);
+    if (bad) {
+        out->len = start;
+        return tel__fail(TEL_ERR_NOMEM, "out of memory while writing an erasure request");
+    }
+    return TEL_OK;
+}
+
+static int bad_erasure(const char *what)
+{
+    return tel__fail(TEL_ERR_CORRUPT, "erasure request: %s", what);
+}
+
+int tel__erasure_decode(const void *buf, size_t len, uint8_t anon[TEL_ID_LEN])
+{
+    tel_mp r;
+    tel_mp_obj o;
+    const uint8_t *id = NULL;
+    uint64_t version = 0;
+    int has_v = 0;
+    if (!buf || len == 0)
+        return bad_erasure("empty");
+    tel__mp_init(&r, buf, len);
+    if (tel__mp_next(&r, &o) || o.kind != TEL_MP_MAP)
+        return bad_erasure("not a map");
+    for (uint32_t i = 0; i < o.v.n; i++) {
+        tel_mp_obj k;
+        if (tel__mp_next(&r, &k) || k.kind != TEL_MP_STR)
+            return bad_erasure("a key is not a string");
+        int is_v = k.len == 1 && k.data[0] == 'v', is_x = k.len == 1 && k.data[0] == 'x';
+        if ((is_v && has_v) || (is_x && id))
+            return bad_erasure("a key appears twice");
+        if (is_v) {
+            if (read_uint(&r, &version))
+                return bad_erasure("field 'v' is not an unsigned integer");
+            if (version != TEL_SCHEMA_VERSION)
+                return tel__fail(TEL_ERR_CORRUPT, "erasure request: schema version %llu is not supported",
+                                 (unsigned long long)version);
+            has_v = 1;
+        } else if (is_x) {
+            if (read_id(&r, &id, 0))
+                return bad_erasure("field 'x' is not 16 bytes of binary");
+        } else if (tel__mp_skip(&r, TEL_MP_MAX_DEPTH) != 0) {
+            return bad_erasure("an unknown field is truncated, malformed or too deep");
+        }
+    }
+    if (!has_v || !id)
+        return bad_erasure("a required field (v or x) is missing");
+    if (tel__mp_left(&r) != 0)
+        return bad_erasure("bytes after the end of the map");
+    memcpy(anon, id, TEL_ID_LEN);
+    return TEL_OK;
+}

@@ -116,27 +116,9 @@ static int json_opt(tel_buf *out, const char *key, tel_str s)
     return tel__buf_puts(out, ",\"") | tel__buf_puts(out, key) | tel__buf_puts(out, "\":") | json_tstr(out, s);
 }
 
-int tel__record_json(const tel_record *r, tel_buf *out)
+static int props_json(const tel_record *r, tel_buf *out)
 {
-    size_t start = out->len;
-    int bad = 0;
-
-    /* Failures are collected rather than checked one by one: a failed
-     * append leaves the buffer as it was, and the whole object is taken
-     * back below, so nothing half-written is ever left behind. */
-    bad |= tel__buf_puts(out, "{\"id\":");
-    bad |= json_uuid(out, r->id);
-    bad |= tel__buf_puts(out, ",\"ts\":");
-    bad |= json_u64(out, r->ts_ms, 0);
-    bad |= tel__buf_puts(out, ",\"time\":");
-    bad |= json_time(out, r->ts_ms);
-    bad |= tel__buf_puts(out, ",\"name\":");
-    bad |= json_tstr(out, r->name);
-    bad |= tel__buf_puts(out, ",\"exec\":");
-    bad |= json_uuid(out, r->exec);
-    bad |= tel__buf_puts(out, ",\"anon\":");
-    bad |= json_uuid(out, r->anon);
-    bad |= tel__buf_puts(out, ",\"props\":{");
+    int bad = tel__buf_puts(out, "{");
     for (size_t i = 0; i < r->nprops && i < TEL_MAX_PROPS; i++) {
         if (i)
             bad |= tel__buf_puts(out, ",");
@@ -144,7 +126,12 @@ int tel__record_json(const tel_record *r, tel_buf *out)
         bad |= tel__buf_puts(out, ":");
         bad |= json_value(out, &r->vals[i]);
     }
-    bad |= tel__buf_puts(out, "},\"context\":{\"app\":");
+    return bad | tel__buf_puts(out, "}");
+}
+
+static int context_json(const tel_record *r, tel_buf *out)
+{
+    int bad = tel__buf_puts(out, "{\"app\":");
     bad |= json_tstr(out, r->app);
     bad |= json_opt(out, "app_version", r->app_version);
     bad |= json_opt(out, "lib_version", r->lib_version);
@@ -157,11 +144,55 @@ int tel__record_json(const tel_record *r, tel_buf *out)
     bad |= tel__buf_puts(out, r->ci ? ",\"ci\":true" : ",\"ci\":false");
     bad |= json_opt(out, "ci_vendor", r->ci_vendor);
     bad |= json_opt(out, "project", r->project);
-    bad |= tel__buf_puts(out, "}}");
+    return bad | tel__buf_puts(out, "}");
+}
 
-    if (bad) {
+/* Runs one renderer; a failure takes back what it appended. */
+static int whole(int (*render)(const tel_record *, tel_buf *), const tel_record *r, tel_buf *out)
+{
+    size_t start = out->len;
+    if (render(r, out)) {
         out->len = start;
         return tel__fail(TEL_ERR_NOMEM, "out of memory while rendering an event as JSON");
     }
     return TEL_OK;
+}
+
+int tel__record_props_json(const tel_record *r, tel_buf *out)
+{
+    return whole(props_json, r, out);
+}
+
+int tel__record_context_json(const tel_record *r, tel_buf *out)
+{
+    return whole(context_json, r, out);
+}
+
+/* Failures are collected rather than checked one by one: a failed append
+ * leaves the buffer as it was, and the whole object is taken back, so
+ * nothing half-written is ever left behind. */
+static int record_json(const tel_record *r, tel_buf *out)
+{
+    int bad = tel__buf_puts(out, "{\"id\":");
+    bad |= json_uuid(out, r->id);
+    bad |= tel__buf_puts(out, ",\"ts\":");
+    bad |= json_u64(out, r->ts_ms, 0);
+    bad |= tel__buf_puts(out, ",\"time\":");
+    bad |= json_time(out, r->ts_ms);
+    bad |= tel__buf_puts(out, ",\"name\":");
+    bad |= json_tstr(out, r->name);
+    bad |= tel__buf_puts(out, ",\"exec\":");
+    bad |= json_uuid(out, r->exec);
+    bad |= tel__buf_puts(out, ",\"anon\":");
+    bad |= json_uuid(out, r->anon);
+    bad |= tel__buf_puts(out, ",\"props\":");
+    bad |= props_json(r, out);
+    bad |= tel__buf_puts(out, ",\"context\":");
+    bad |= context_json(r, out);
+    return bad | tel__buf_puts(out, "}");
+}
+
+int tel__record_json(const tel_record *r, tel_buf *out)
+{
+    return whole(record_json, r, out);
 }

@@ -164,4 +164,19 @@ typedef int (*tel_record_fn)(void *ud, const tel_record *r);
 int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
                       tel_record_fn fn, void *ud);
 
+/*
+ * The erasure request (SPEC.md, "Erasure requests"): a map {"v": 1,
+ * "x": <the anonymous id to erase>}.  encode appends it to out (TEL_OK or
+ * TEL_ERR_NOMEM); decode checks all of buf and copies the id (TEL_OK, or
+ * TEL_ERR_CORRUPT with the reason in tel_last_error()).
+ */
+int tel__erasure_encode(tel_buf *out, const uint8_t anon[TEL_ID_LEN]);
+int tel__erasure_decode(const void *buf, size_t len, uint8_t anon[TEL_ID_LEN]);
+
+/* The two JSON objects of tel__record_json that a store keeps apart:
+ * "props" and "context", each appended to out as one object.  TEL_OK or
+ * TEL_ERR_NOMEM (out unchanged). */
+int tel__record_props_json(const tel_record *r, tel_buf *out);
+int tel__record_context_json(const tel_record *r, tel_buf *out);
+
 #endif
