@@ -128,6 +128,8 @@ int store_put_batch(tel_store *s, const store_batch *b, unsigned char *fresh,
     memset(res, 0, sizeof *res);
     if (!b->id || !b->app || (b->nevents && !b->events))
         return tel__store_fail("store_put_batch: bad arguments");
+    if (b->before_commit && !fresh)
+        return tel__store_fail("store_put_batch: before_commit needs a fresh array");
     if (b->nevents > STORE_MAX_EVENTS)
         return tel__store_fail("store_put_batch: a batch holds at most %d events", STORE_MAX_EVENTS);
     if (fresh)

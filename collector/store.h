@@ -98,6 +98,13 @@ typedef struct store_batch {
     uint64_t dropped;         /* the batch's "d" */
     const store_event *events;
     size_t nevents;
+    /* Called inside the transaction once the events are written, before
+     * COMMIT, with fresh[] filled (store_put_batch must then be given a
+     * fresh array): a non-zero return rolls the whole batch back and
+     * store_put_batch fails.  tel-collect writes its export here, so that
+     * a batch is committed only with its lines written.  May be NULL. */
+    int (*before_commit)(void *ud, const unsigned char *fresh);
+    void *ud;
 } store_batch;
 
 typedef enum store_outcome {

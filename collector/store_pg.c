@@ -195,6 +195,18 @@ static pgc *take_writer(pg *p)
     return k;
 }
 
+/* BEGIN on k.  A connection that broke while idle (the server restarted)
+ * is only found out by using it: then it is reopened and BEGIN tried once
+ * more, so the first request after an outage is not refused for nothing. */
+static int begin(pg *p, pgc *k)
+{
+    if (cmd(k->c, "BEGIN", "cannot begin") == 0)
+        return 0;
+    if (PQstatus(k->c) == CONNECTION_OK || ensure(p, k) != 0)
+        return -1;
+    return cmd(k->c, "BEGIN", "cannot begin");
+}
+
 static void give_back(pgc *k)
 {
     pthread_mutex_unlock(&k->lock);
@@ -347,6 +359,11 @@ static int pg_query(void *h, const char *sql, int nparams, const char *const *pa
         return tel__store_fail("out of memory");
     }
     PGresult *r = PQexecParams(p->r.c, sql, nparams, types, params, NULL, NULL, 0);
+    if (PQstatus(p->r.c) != CONNECTION_OK && ensure(p, &p->r) == 0) {
+        /* Broken while idle: once more on a new connection (see begin). */
+        PQclear(r);
+        r = PQexecParams(p->r.c, sql, nparams, types, params, NULL, NULL, 0);
+    }
     free(types);
     int ret = 0;
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
@@ -554,7 +571,7 @@ static int put_locked(PGconn *c, const store_batch *b, unsigned char *fresh, sto
         return 0;
     }
     if (b->nevents == 0)
-        return 0;
+        return b->before_commit && b->before_commit(b->ud, fresh) != 0 ? -1 : 0;
     if (copy_in(c, b) != 0)
         return -1;
     PGresult *r = PQexec(c, "INSERT INTO events SELECT * FROM incoming ON CONFLICT (id) DO NOTHING RETURNING id");
@@ -567,8 +584,12 @@ static int put_locked(PGconn *c, const store_batch *b, unsigned char *fresh, sto
     char stored[24];
     snprintf(stored, sizeof stored, "%zu", res->stored);
     const char *pu[] = { b->id, stored };
-    return done(c, PQexecParams(c, "UPDATE batches SET events = $2 WHERE id = $1", 2, NULL, pu, NULL, NULL, 0),
-                PGRES_COMMAND_OK, "cannot count the batch");
+    if (done(c, PQexecParams(c, "UPDATE batches SET events = $2 WHERE id = $1", 2, NULL, pu, NULL, NULL, 0),
+             PGRES_COMMAND_OK, "cannot count the batch") != 0)
+        return -1;
+    if (b->before_commit && b->before_commit(b->ud, fresh) != 0)
+        return tel__store_fail("postgresql: the batch was rolled back by its caller");
+    return 0;
 }
 
 static int erase_locked(PGconn *c, const store_write *w)
@@ -621,7 +642,7 @@ static int pg_write(void *h, store_write *w)
     pgc *k = take_writer(h);
     if (!k)
         return -1;
-    int rc = cmd(k->c, "BEGIN", "cannot begin");
+    int rc = begin(h, k);
     if (rc == 0) {
         switch (w->kind) {
         case STORE_W_PUT: rc = put_locked(k->c, w->b, w->fresh, w->res); break;

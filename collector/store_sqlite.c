@@ -374,9 +374,11 @@ static int put_locked(sq *q, const store_batch *b, unsigned char *fresh, store_p
         res->duplicates = b->nevents;
         return 0;
     }
-    if (insert_events(q, b, fresh, res) != 0)
+    if (insert_events(q, b, fresh, res) != 0 || insert_batch(q, b, res->stored) != 0)
         return -1;
-    return insert_batch(q, b, res->stored);
+    if (b->before_commit && b->before_commit(b->ud, fresh) != 0)
+        return tel__store_fail("sqlite: the batch was rolled back by its caller");
+    return 0;
 }
 
 static int erase_locked(sq *q, const store_write *w)
