@@ -90,8 +90,10 @@ LIB_SRC = $(sort $(wildcard util/*.c format/*.c libqueue/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 SYNC_SRC = $(sort $(wildcard sync/*.c))
 SYNC_OBJ = $(SYNC_SRC:%.c=$(BUILD)/obj/%.o)
-# The collector's store (store.h and its engines), apart so that the store
-# tests can link it without the HTTP front.
+# tel-collect is collector/ (with cli/common.c).  Its store (store.h and
+# the engines) is listed apart so that the store tests can link it
+# without the HTTP front.
+COLLECT_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard collector/*.c)))
 STORE_SRC = collector/store.c collector/store_sqlite.c collector/store_pg.c
 STORE_OBJ = $(STORE_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
@@ -168,7 +170,7 @@ $(BUILD)/bin/tel-sync: $(BUILD)/obj/cli/tel-sync.o $(BUILD)/obj/cli/common.o $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
 
-$(BUILD)/bin/tel-collect: $(BUILD)/obj/cli/tel-collect.o $(BUILD)/obj/cli/common.o $(BUILD)/libtel.a
+$(BUILD)/bin/tel-collect: $(COLLECT_OBJ) $(BUILD)/obj/cli/common.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(COLLECT_LIBS)
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "tel.h"
 
@@ -46,5 +47,21 @@ int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
     if (errno || *end || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+int cli_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += w;
+        n -= (size_t)w;
+    }
     return 0;
 }

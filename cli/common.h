@@ -5,6 +5,8 @@
 #ifndef TEL_CLI_COMMON_H
 #define TEL_CLI_COMMON_H
 
+#include <stddef.h>
+
 /* Exit codes shared by the tools (each tool's --help lists its own). */
 #define EXIT_OK 0
 #define EXIT_FAIL 1       /* the operation failed (I/O, could not queue) */
@@ -19,6 +21,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "<prog> <version>" and returns EXIT_OK. */
 int cli_version(void);
+
+/* Writes all n bytes to fd, going on after short writes and EINTR.
+ * Returns 0, or -1 with errno (some bytes may have been written). */
+int cli_write_all(int fd, const void *p, size_t n);
 
 /* Parses a whole non-negative decimal number; returns 0 or -1. */
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);

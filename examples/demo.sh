@@ -23,12 +23,12 @@ unset DO_NOT_TRACK MYCLI_TELEMETRY_ENABLED MYCLI_TELEMETRY_ENDPOINT MYCLI_TELEME
 # The compiled-in endpoint is tel-collect's default address; when that
 # port is taken, the collector takes a free one and the CLI is pointed at it.
 port=8787
-"$bin/tel-collect" --port "$port" --port-file "$work/port" --out "$work/received.jsonl" -q 2>"$work/collect.err" &
+"$bin/tel-collect" --port "$port" --port-file "$work/port" --db "sqlite:$work/events.db" --out "$work/received.jsonl" -q 2>"$work/collect.err" &
 collector=$!
 for _ in $(seq 50); do [ -s "$work/port" ] && break; kill -0 "$collector" 2>/dev/null || break; sleep 0.1; done
 if [ ! -s "$work/port" ]; then
     kill "$collector" 2>/dev/null || true
-    "$bin/tel-collect" --port 0 --port-file "$work/port" --out "$work/received.jsonl" -q &
+    "$bin/tel-collect" --port 0 --port-file "$work/port" --db "sqlite:$work/events.db" --out "$work/received.jsonl" -q &
     collector=$!
     for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
     port=$(cat "$work/port")

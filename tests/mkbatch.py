@@ -4,7 +4,8 @@ libtel with python3-msgpack, from format/record.h's layout.
 
     mkbatch.py -o FILE [--events N] [--anon UUID|none] [--batch-id UUID]
                [--event-id UUID ...] [--name NAME] [--corrupt KIND]
-               [--bomb MIB]
+               [--bomb MIB] [--dropped N] [--age-days D] [--metric-label KIND]
+    mkbatch.py -o FILE --erase UUID|nil
 
 Prints the batch id on the first line of stdout, then one event id per
 line, as lowercase UUIDs, so that a test can post the file with the right
@@ -19,9 +20,15 @@ Idempotency-Key and look for the events in the collector's output.
   gzip-cut     a valid gzip stream cut before its end
 --bomb MIB writes a gzip stream of MIB mebibytes of zeros instead of a
 batch: tiny on the wire, huge once inflated.
+--dropped N sets the batch's dropped count; --age-days D dates the events
+D days back; --metric-label KIND makes them "metric" events (see
+metric_props).  --erase writes an erasure request (format/SPEC.md
+section 13) instead of a batch, nil: one without the id.
 """
 import argparse
 import gzip
+import random
+import string
 import sys
 import time
 import uuid
@@ -34,13 +41,32 @@ def parse_uuid(text):
     return uuid.UUID(text).bytes
 
 
-def record(event_id, name, anon, index):
+def metric_props(kind, index):
+    # A "metric" event (format/SPEC.md 3.4) whose labels test the
+    # collector's /metrics: "nul" holds a NUL, "long" two random 1000-byte
+    # values (a series key just under 2 KiB), "huge" three (over it);
+    # anything else is the value of label "lbl".
+    p = {"name": "m_test", "value": 1.5}
+    rnd = lambda: "".join(random.choice(string.ascii_lowercase) for _ in range(1000))
+    if kind == "nul":
+        p["label.lbl"] = "a\0b"
+    elif kind == "long":
+        p["label.l1"], p["label.l2"] = rnd(), rnd()
+    elif kind == "huge":
+        p["label.l1"], p["label.l2"], p["label.l3"] = rnd(), rnd(), rnd()
+    else:
+        p["label.lbl"] = kind
+    return p
+
+
+def record(event_id, name, anon, index, age_ms=0, metric=None):
     # Keys and types as in format/record.h; a realistic context.
     return {
         "i": event_id,
-        "t": int(time.time() * 1000) - 1000 + index,
-        "n": name,
-        "p": {"index": index, "ok": True, "ratio": 0.5, "cmd": "deploy"},
+        "t": int(time.time() * 1000) - 1000 + index - age_ms,
+        "n": "metric" if metric is not None else name,
+        "p": metric_props(metric, index) if metric is not None else
+             {"index": index, "ok": True, "ratio": 0.5, "cmd": "deploy"},
         "x": uuid.uuid4().bytes,
         "a": anon,
         "c": {
@@ -78,7 +104,20 @@ def main():
                     choices=["version", "mixed-anon", "truncated", "not-msgpack",
                              "gzip", "gzip-cut"])
     ap.add_argument("--bomb", type=int, default=0)
+    ap.add_argument("--dropped", type=int, default=0)
+    ap.add_argument("--age-days", type=float, default=0)
+    ap.add_argument("--metric-label", default=None)
+    ap.add_argument("--erase", default=None,
+                    help="write an erasure request for this anonymous id (nil: none)")
     opts = ap.parse_args()
+
+    if opts.erase:
+        req = {"v": 1}
+        if opts.erase != "nil":
+            req["x"] = parse_uuid(opts.erase)
+        with open(opts.out, "wb") as f:
+            f.write(gzip.compress(msgpack.packb(req, use_bin_type=True)))
+        return 0
 
     batch_id = parse_uuid(opts.batch_id) if opts.batch_id else uuid.uuid4().bytes
     if opts.bomb:
@@ -97,7 +136,8 @@ def main():
     while len(ids) < opts.events:
         ids.append(uuid.uuid4().bytes)
     ids = ids[:opts.events]
-    events = [record(eid, opts.name, anon, i) for i, eid in enumerate(ids)]
+    age_ms = int(opts.age_days * 86400000)
+    events = [record(eid, opts.name, anon, i, age_ms, opts.metric_label) for i, eid in enumerate(ids)]
     if opts.corrupt == "mixed-anon" and events:
         events[-1]["a"] = uuid.uuid4().bytes
 
@@ -105,7 +145,7 @@ def main():
         "v": 99 if opts.corrupt == "version" else 1,
         "b": batch_id,
         "s": int(time.time() * 1000),
-        "d": 0,
+        "d": opts.dropped,
         "a": anon,
         "e": events,
     }

@@ -8,11 +8,12 @@ MKBATCH="$TEL_TOP/tests/mkbatch.py"
 W="$T_TMP/w"
 mkdir -p "$W"
 
-# start NAME ARGS...: starts a collector on a free port; sets CPID and URL.
+# start NAME ARGS...: starts a collector on a free port, with a database of
+# its own ($W/NAME.db); sets CPID and URL.
 start() {
     sname="$1"; shift
     rm -f "$W/port"
-    tel-collect --port 0 --port-file "$W/port" "$@" 2>"$W/$sname.err" &
+    tel-collect --port 0 --port-file "$W/port" --db "sqlite:$W/$sname.db" "$@" 2>"$W/$sname.err" &
     CPID=$!
     i=0
     while [ ! -s "$W/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
@@ -55,7 +56,8 @@ lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
 tel-collect --help >"$W/help" 2>"$W/help.err"
 check_eq help_exit_0 "$?" 0
 missing=""
-for o in --listen --port --port-file --out --token --token-file --max-body --remember \
+for o in --listen --port --port-file --out --db --retain-days --token --token-file --max-body \
+         --header-timeout --body-timeout --max-per-ip --remember \
          --status --retry-after --delay --drop --fail-rate --seed --fail-first \
          --exit-after --quiet --verbose --help --version "Exit status"; do
     grep -q -- "$o" "$W/help" || missing="$missing $o"
@@ -66,7 +68,8 @@ check_eq help_nothing_on_stderr "$(wc -c <"$W/help.err" | tr -d ' ')" 0
 check_eq version "$(tel-collect -V)" "tel-collect $(sed -n 's/^#define TEL_VERSION "\(.*\)"/\1/p' "$TEL_TOP/include/tel.h")"
 
 for bad in "--bogus" "--port 70000" "--port x" "--fail-rate 2" "--listen nohost" \
-           "--status 99" "--delay" "--exit-after 0" "extra"; do
+           "--status 99" "--delay" "--exit-after 0" "extra" "--db mysql://x" "--retain-days 0" \
+           "--header-timeout 0" "--max-per-ip x"; do
     # shellcheck disable=SC2086
     tel-collect $bad >"$W/bad.out" 2>"$W/bad.err"
     rc=$?
@@ -86,7 +89,7 @@ case "$(cat "$W/port" 2>/dev/null)" in
 esac
 
 # A second collector on the same port cannot bind: one line, exit 1.
-tel-collect --port "$(cat "$W/port")" >/dev/null 2>"$W/bind.err"
+tel-collect --port "$(cat "$W/port")" --db "sqlite:$W/bind.db" >/dev/null 2>"$W/bind.err"
 rc=$?
 check_eq bind_failure_exit_1 "$rc" 1
 check_eq bind_failure_one_line "$(wc -l <"$W/bind.err" | tr -d ' ')" 1
@@ -275,9 +278,10 @@ reap 5
 check_eq exit_after_exit_0 "$EXIT_RC" 0
 check_eq exit_after_stored "$(lines "$W/ea.jsonl")" 5
 
-# Without --out the lines go to stdout.
+# --out - sends the lines to stdout.
 rm -f "$W/port"
-tel-collect --port 0 --port-file "$W/port" --exit-after 1 -q >"$W/stdout.jsonl" 2>/dev/null &
+tel-collect --port 0 --port-file "$W/port" --db "sqlite:$W/stdout.db" --out - --exit-after 1 -q \
+    >"$W/stdout.jsonl" 2>/dev/null &
 CPID=$!
 i=0
 while [ ! -s "$W/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
