@@ -42,7 +42,8 @@ static const char *const migrations[] = {
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_HAS_ERASURE, S_HAS_BATCH, S_INS_EVENT, S_INS_BATCH,
-    S_DEL_ANON, S_INS_ERASURE, S_EXPIRE_EVENTS, S_EXPIRE_BATCHES, NSTMT
+    S_DEL_ANON, S_INS_ERASURE, S_EXPIRE_EVENTS, S_EXPIRE_BATCHES, S_SAVEPOINT, S_RELEASE,
+    S_ROLLBACK_TO, NSTMT
 };
 
 static const char *const stmt_sql[NSTMT] = {
@@ -64,11 +65,30 @@ static const char *const stmt_sql[NSTMT] = {
                         " (SELECT rowid FROM events WHERE ts < ?1 LIMIT ?2)",
     [S_EXPIRE_BATCHES] = "DELETE FROM batches WHERE rowid IN"
                          " (SELECT rowid FROM batches WHERE received < ?1 LIMIT ?2)",
+    [S_SAVEPOINT] = "SAVEPOINT batch",
+    [S_RELEASE] = "RELEASE batch",
+    [S_ROLLBACK_TO] = "ROLLBACK TO batch",
 };
+
+/* A batch waiting for the group commit (see put_grouped). */
+typedef struct waiter {
+    store_write *w;
+    int rc, done;
+    char err[256];
+    struct waiter *next;
+} waiter;
+
+/* Batches stored in one commit at most: bounds how long a group holds
+ * the write lock. */
+#define GROUP_MAX 16
 
 typedef struct sq {
     sqlite3 *w;
     pthread_mutex_t wlock;
+    pthread_mutex_t glock;        /* the queue of waiting batches */
+    pthread_cond_t gcond;
+    waiter *ghead, **gtail;
+    int leading;                  /* a thread is committing a group */
     sqlite3_stmt *st[NSTMT];
     sqlite3 *r;
     pthread_mutex_t rlock;
@@ -181,6 +201,8 @@ static void sq_close(void *h)
     sqlite3_close(q->r);
     pthread_mutex_destroy(&q->wlock);
     pthread_mutex_destroy(&q->rlock);
+    pthread_mutex_destroy(&q->glock);
+    pthread_cond_destroy(&q->gcond);
     free(q);
 }
 
@@ -198,7 +220,10 @@ static void *sq_open(const char *url, char *err, size_t errlen)
     }
     pthread_mutex_init(&q->wlock, NULL);
     pthread_mutex_init(&q->rlock, NULL);
-    q->w = open_conn(path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen);
+    pthread_mutex_init(&q->glock, NULL);
+    pthread_cond_init(&q->gcond, NULL);
+    q->gtail = &q->ghead;
+    q->w = open_conn(path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;", err, errlen);
     if (!q->w || migrate(q->w, err, errlen) != 0)
         goto fail;
     for (int i = 0; i < NSTMT; i++) {
@@ -411,10 +436,104 @@ static int expire_locked(sq *q, const store_write *w)
     return 0;
 }
 
-/* One write transaction: COMMIT when its work succeeded, else ROLLBACK. */
+/* ------------------------------------------------------------ group commit
+ *
+ * With synchronous=FULL each COMMIT waits for the disk, and with random
+ * event ids each batch dirties pages all over the id index, which the
+ * commit writes to the WAL whole: committing batches that arrive together
+ * in one transaction divides both costs by the size of the group.  Each
+ * batch stays atomic on its own (a savepoint), and none is answered before
+ * the commit that holds it returned.
+ *
+ * No thread of its own: the first waiting batch's thread commits every
+ * batch queued at that moment (up to GROUP_MAX), then wakes their threads;
+ * batches that arrive meanwhile form the next group.
+ */
+
+/* Under the write transaction: one batch inside its own savepoint, rolled
+ * back alone when it fails.  Returns its result; -1 from the transaction
+ * itself being lost (then the whole group fails). */
+static int put_savepoint(sq *q, waiter *x)
+{
+    if (run(q, S_SAVEPOINT) != 0)
+        return -1;
+    store_write *w = x->w;
+    x->rc = put_locked(q, w->b, w->fresh, w->res);
+    if (x->rc != 0) {
+        snprintf(x->err, sizeof x->err, "%s", store_error());
+        run(q, S_ROLLBACK_TO);
+    }
+    run(q, S_RELEASE);
+    /* An I/O error may have ended the transaction behind our back: then
+     * nothing of the group may be counted as stored. */
+    return sqlite3_get_autocommit(q->w) ? -1 : 0;
+}
+
+static void commit_group(sq *q, waiter *list)
+{
+    pthread_mutex_lock(&q->wlock);
+    int rc = run(q, S_BEGIN);
+    for (waiter *x = list; x && rc == 0; x = x->next)
+        rc = put_savepoint(q, x);
+    if (rc == 0)
+        rc = run(q, S_COMMIT);
+    if (rc != 0) {
+        char err[256];
+        snprintf(err, sizeof err, "%s", store_error());
+        if (!sqlite3_get_autocommit(q->w))
+            run(q, S_ROLLBACK);
+        for (waiter *x = list; x; x = x->next) {
+            x->rc = -1;
+            snprintf(x->err, sizeof x->err, "%s", err);
+        }
+    }
+    pthread_mutex_unlock(&q->wlock);
+}
+
+static int put_grouped(sq *q, store_write *w)
+{
+    waiter me = { .w = w };
+    pthread_mutex_lock(&q->glock);
+    *q->gtail = &me;
+    q->gtail = &me.next;
+    while (!me.done) {
+        if (q->leading) {
+            pthread_cond_wait(&q->gcond, &q->glock);
+            continue;
+        }
+        /* Lead: take up to GROUP_MAX from the head (this batch among them,
+         * as every batch before it was taken by an earlier group). */
+        q->leading = 1;
+        waiter *list = q->ghead, *last = list;
+        for (int n = 1; n < GROUP_MAX && last->next; n++)
+            last = last->next;
+        q->ghead = last->next;
+        if (!q->ghead)
+            q->gtail = &q->ghead;
+        last->next = NULL;
+        pthread_mutex_unlock(&q->glock);
+        commit_group(q, list);
+        pthread_mutex_lock(&q->glock);
+        for (waiter *x = list, *next; x; x = next) {
+            next = x->next;
+            x->done = 1;
+        }
+        q->leading = 0;
+        pthread_cond_broadcast(&q->gcond);
+    }
+    pthread_mutex_unlock(&q->glock);
+    if (me.rc != 0)
+        tel__store_fail("%s", me.err);
+    return me.rc;
+}
+
+/* One write transaction: COMMIT when its work succeeded, else ROLLBACK.
+ * Batches go through the group commit. */
 static int sq_write(void *h, store_write *w)
 {
     sq *q = h;
+    if (w->kind == STORE_W_PUT)
+        return put_grouped(q, w);
     pthread_mutex_lock(&q->wlock);
     int rc = run(q, S_BEGIN);
     if (rc == 0) {
