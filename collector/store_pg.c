@@ -574,7 +574,10 @@ static int put_locked(PGconn *c, const store_batch *b, unsigned char *fresh, sto
         return b->before_commit && b->before_commit(b->ud, fresh) != 0 ? -1 : 0;
     if (copy_in(c, b) != 0)
         return -1;
-    PGresult *r = PQexec(c, "INSERT INTO events SELECT * FROM incoming ON CONFLICT (id) DO NOTHING RETURNING id");
+    /* In id order: two batches sharing events (a split, a replay at
+     * another collector) then wait for each other instead of deadlocking. */
+    PGresult *r = PQexec(c, "INSERT INTO events SELECT * FROM incoming ORDER BY id"
+                            " ON CONFLICT (id) DO NOTHING RETURNING id");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return done(c, r, PGRES_TUPLES_OK, "cannot store the events");
     res->stored = (size_t)PQntuples(r);

@@ -40,6 +40,16 @@ post() {
         -H "Idempotency-Key: $2" --data-binary "@$W/$1" "$3"
 }
 
+# retry_post FILE KEY URL: posts until 200, as a client would (5 tries).
+retry_post() {
+    for _ in 1 2 3 4 5; do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H 'Content-Type: application/vnd.msgpack' \
+            -H 'Content-Encoding: gzip' -H "Idempotency-Key: $2" --data-binary "@$W/$1" "$3")" = 200 ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
 # ------------------------------------------- two collectors, one database
 start a --db "$PG_URL" -q
 APID=$CPID
@@ -65,14 +75,20 @@ for h in "$HOME" "$T_TMP/home2" "$T_TMP/home3" "$T_TMP/home4"; do
     for app in twin1 twin2; do
         n=$((n + 1))
         if [ $((n % 2)) = 0 ]; then u=$URL_A; else u=$URL_B; fi
-        HOME="$h" tel-sync --app "$app" --endpoint "$u" --force -q &
+        # A client whose batch got 503 keeps it and tries again, as a
+        # timer would run it again.
+        (for _ in 1 2 3 4 5; do
+            HOME="$h" tel-sync --app "$app" --endpoint "$u" --force -q
+            [ "$(HOME="$h" tel status --app "$app" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["queue"]["events"])')" = 0 ] && break
+            sleep 0.5
+        done) &
     done
 done
 # And the same batches posted to both collectors at the same instant.
 for k in 1 2 3 4 5 6; do
     batch same$k --events 50
-    post "same$k" "$BID" "$URL_A" >/dev/null &
-    post "same$k" "$BID" "$URL_B" >/dev/null &
+    retry_post "same$k" "$BID" "$URL_A" &
+    retry_post "same$k" "$BID" "$URL_B" &
     sed 1d "$W/same$k.ids" >>"$W/queued.ids"
 done
 wait_syncs() { for p in $(jobs -p); do [ "$p" = "$APID" ] || [ "$p" = "$BPID" ] || wait "$p"; done; }
