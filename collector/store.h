@@ -120,8 +120,9 @@ typedef struct store_put_result {
 } store_put_result;
 
 /*
- * Stores a batch in one transaction, committed durably before it returns
- * 0.  Events whose id is already stored are left alone (by the database's
+ * Stores a batch atomically, committed durably before it returns 0 (the
+ * SQLite backend may commit it together with batches other threads store
+ * at the same moment, each in its own savepoint: still all or nothing).  Events whose id is already stored are left alone (by the database's
  * unique id, so also across restarts and between collectors sharing one
  * PostgreSQL).  fresh, when not NULL, holds nevents flags set to 1 for the
  * events written now and 0 for the others.  Returns 0 with *res filled,
