@@ -170,6 +170,9 @@ wait $CPID || { say "bench: the producer failed"; exit 1; }
 say "bench: one event from Python, Go and Node, in process and through tel emit..."
 "$ROOT/bench/bindings.sh" "$B" "$T/bindings.txt"
 
+say "bench: tel-collect's ingest into SQLite and PostgreSQL (bench/collect.sh)..."
+sh "$S/collect.sh" "$B" >"$T/collect.rows" || { say "bench: bench/collect.sh failed"; exit 1; }
+
 # ------------------------------------------------------------------ table
 say ""
 awk -v runs="$RUNS" -v disk="$DISK" -v nsync="$nsync" '
@@ -272,6 +275,7 @@ END {
         row("6. " l ": tel emit run as a subprocess", sprintf("%.0f µs", bs[i]), "", "", "", "")
     }
 }' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt" "$T/bindings.txt"
+cat "$T/collect.rows"
 printf '\n%s whole-process runs per program, interleaved; instructions: callgrind, median of 3.\n' "$RUNS"
 printf 'Machine: %s cores, %s, kernel %s, /tmp on %s; %s.\n' "$(nproc)" \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(uname -r)" \
