@@ -48,7 +48,7 @@ void tel__inflate_free(inflater *z)
     if (z->live)
         inflateEnd(&z->zs);
     z->live = 0;
-    tel_buf_free(&z->out);
+    tel__buf_free(&z->out);
 }
 
 /* Inflates what zs holds into z->out, within INFLATE_BOUND + 1 bytes
@@ -61,7 +61,7 @@ static int inflate_some(inflater *z, verdict *v, int more_after)
             tel__refuse(v, 413, "batch inflates to more than %zu bytes", (size_t)INFLATE_BOUND);
             return -1;
         }
-        if (z->out.len == z->out.cap && tel_buf_reserve(&z->out, INFLATE_STEP) != 0) {
+        if (z->out.len == z->out.cap && tel__buf_reserve(&z->out, INFLATE_STEP) != 0) {
             tel__refuse(v, 500, "out of memory");
             return -1;
         }
@@ -152,9 +152,9 @@ static void decoded_free(decoded *d)
 {
     free(d->evs);
     free(d->refs);
-    tel_buf_free(&d->arena);
-    tel_buf_free(&d->lines);
-    tel_buf_free(&d->keys);
+    tel__buf_free(&d->arena);
+    tel__buf_free(&d->lines);
+    tel__buf_free(&d->keys);
 }
 
 /* Copies s into the arena as NUL-terminated text that a database takes:
@@ -169,16 +169,16 @@ static int arena_text(tel_buf *a, tel_str s, size_t *off)
     while (i < s.len) {
         size_t k = p[i] ? tel__utf8_seq(p + i, s.len - i) : 0;
         if (k == 0) {
-            if (tel_buf_puts(a, "\xef\xbf\xbd"))
+            if (tel__buf_puts(a, "\xef\xbf\xbd"))
                 return -1;
             i++;
             continue;
         }
-        if (tel_buf_append(a, p + i, k))
+        if (tel__buf_append(a, p + i, k))
             return -1;
         i += k;
     }
-    return tel_buf_append(a, "", 1);
+    return tel__buf_append(a, "", 1);
 }
 
 /* Appends the event's export line: its JSON view with the batch id and
@@ -193,7 +193,7 @@ static int export_line(decoded *d, ev_text *e, const tel_record *r)
     if (d->lines.len - start < 3 || d->lines.p[start] != '{' || d->lines.p[d->lines.len - 1] != '}')
         return -1;
     d->lines.len--;
-    if (tel_buf_append(&d->lines, d->suffix, d->suffix_len) != 0)
+    if (tel__buf_append(&d->lines, d->suffix, d->suffix_len) != 0)
         return -1;
     e->line = start;
     e->line_len = d->lines.len - start;

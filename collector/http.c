@@ -108,6 +108,7 @@ static void watch_phase(watch *w, int phase)
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
+    (void)cls;   /* libmicrohttpd's callback shape */
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         watch *w = ci ? calloc(1, sizeof *w) : NULL;
@@ -142,6 +143,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
 static void *watchdog(void *arg)
 {
+    (void)arg;   /* pthread's thread shape */
     pthread_mutex_lock(&watch_lock);
     while (!watch_stopping) {
         long header_ms = (long)tel__cfg.header_timeout * 1000, body_ms = (long)tel__cfg.body_timeout * 1000;
@@ -238,6 +240,7 @@ static int header_is(const char *value, const char *want)
 
 static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
+    (void)kind, (void)value;   /* libmicrohttpd's callback shape */
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
         (*(int *)cls)++;
     return MHD_YES;
@@ -428,7 +431,7 @@ static enum MHD_Result answer_text(struct MHD_Connection *c, request *rq, tel_bu
     watch_phase(rq->w, W_ANSWER);
     struct MHD_Response *resp = MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
-        tel_buf_free(b);
+        tel__buf_free(b);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -467,7 +470,7 @@ static int serve_get(struct MHD_Connection *c, request *rq, const char *method, 
         status = pg->fn(pg->ud, &req, &b, &type);
     }
     if (status == 0) {
-        tel_buf_free(&b);
+        tel__buf_free(&b);
         tel__refuse(&rq->v, 500, "out of memory");
         *ret = answer(c, rq, method, url);
         return 1;
@@ -511,6 +514,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **state)
 {
+    (void)cls, (void)version;   /* libmicrohttpd's callback shape */
     request *rq = *state;
     if (!rq) {
         if (!(rq = calloc(1, sizeof *rq)))
@@ -558,6 +562,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_done(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode why)
 {
+    (void)cls, (void)c, (void)why;   /* libmicrohttpd's callback shape */
     request *rq = *state;
     if (!rq)
         return;

@@ -264,6 +264,7 @@ static int retain_wait(long ms)
 
 static void *retain(void *arg)
 {
+    (void)arg;   /* pthread's thread shape */
     do {
         int64_t before = (int64_t)tel__now_ms() - (int64_t)tel__cfg.retain_days * 86400000;
         uint64_t deleted;

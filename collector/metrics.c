@@ -197,7 +197,7 @@ static int label_value(tel_buf *k, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if ((c >= 0x20 && c != 0x7f) || c == '\n')
             continue;
-        if (tel__prom_escape(k, s + from, i - from) || tel_buf_puts(k, "\xef\xbf\xbd"))
+        if (tel__prom_escape(k, s + from, i - from) || tel__buf_puts(k, "\xef\xbf\xbd"))
             return -1;
         from = i + 1;
     }
@@ -260,19 +260,19 @@ static int metric_key(const tel_record *r, tel_buf *k, series_ref *ref)
         (n.len >= 12 && memcmp(n.p, "tel_collect_", 12) == 0) || (has_app && has_exported_app))
         return 0;
     size_t start = k->len;
-    if (tel_buf_append(k, n.p, n.len) || tel_buf_puts(k, "{app=\"") ||
-        label_value(k, r->app.p, r->app.len) || tel_buf_puts(k, "\""))
+    if (tel__buf_append(k, n.p, n.len) || tel__buf_puts(k, "{app=\"") ||
+        label_value(k, r->app.p, r->app.len) || tel__buf_puts(k, "\""))
         return -1;
     for (size_t j = 0; j < nl; j++) {
         tel_str lk = r->keys[labels[j]];
         tel_str lv = r->vals[labels[j]].v.s;
         tel_str ln = { lk.p + plen, lk.len - (uint32_t)plen };
-        if (tel_buf_puts(k, ",") || (str_is(ln, "app") && tel_buf_puts(k, "exported_")) ||
-            tel_buf_append(k, ln.p, ln.len) || tel_buf_puts(k, "=\"") ||
-            label_value(k, lv.p, lv.len) || tel_buf_puts(k, "\""))
+        if (tel__buf_puts(k, ",") || (str_is(ln, "app") && tel__buf_puts(k, "exported_")) ||
+            tel__buf_append(k, ln.p, ln.len) || tel__buf_puts(k, "=\"") ||
+            label_value(k, lv.p, lv.len) || tel__buf_puts(k, "\""))
             return -1;
     }
-    if (tel_buf_puts(k, "}"))
+    if (tel__buf_puts(k, "}"))
         return -1;
     ref->mkey_off = start;
     ref->mkey_len = k->len - start;
@@ -285,8 +285,8 @@ int tel__metrics_keys(const tel_record *r, tel_buf *k, series_ref *ref)
     ref->ckey_off = k->len;
     ref->mkey_len = 0;
     ref->ts_ms = r->ts_ms;
-    if (tel_buf_puts(k, "tel_collect_events_total{app=\"") || label_value(k, r->app.p, r->app.len) ||
-        tel_buf_puts(k, "\",name=\"") || label_value(k, r->name.p, r->name.len) || tel_buf_puts(k, "\"}"))
+    if (tel__buf_puts(k, "tel_collect_events_total{app=\"") || label_value(k, r->app.p, r->app.len) ||
+        tel__buf_puts(k, "\",name=\"") || label_value(k, r->name.p, r->name.len) || tel__buf_puts(k, "\"}"))
         return -1;
     ref->ckey_len = k->len - ref->ckey_off;
     if (str_is(r->name, "metric"))
@@ -392,14 +392,16 @@ static int snap_map(snapshot *s, int which, const series_map *m)
     if (m->count == 0)
         return 0;
     if (!(s->e[which] = malloc(m->count * sizeof *s->e[which])) ||
-        tel_buf_reserve(&s->text, m->bytes + m->count) != 0)
+        tel__buf_reserve(&s->text, m->bytes + m->count) != 0)
         return -1;
     for (series *e = m->oldest; e; e = e->newer) {
         snap_entry *d = &s->e[which][s->n[which]++];
         d->off = s->text.len;
         d->value = e->value;
         d->count = e->count;
-        tel_buf_append(&s->text, e->key, e->key_len + 1);   /* reserved above */
+        /* Reserved above: a copy into room already there. */
+        memcpy(s->text.p + s->text.len, e->key, e->key_len + 1);
+        s->text.len += e->key_len + 1;
     }
     return 0;
 }
@@ -428,14 +430,14 @@ static int entry_cmp(const void *a, const void *b, void *text)
 
 static int counter(tel_buf *b, const char *name, const char *help, uint64_t v)
 {
-    return tel_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name) ||
-           (v != UINT64_MAX && tel_buf_printf(b, "%s %llu\n", name, (unsigned long long)v));
+    return tel__buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name) ||
+           (v != UINT64_MAX && tel__buf_printf(b, "%s %llu\n", name, (unsigned long long)v));
 }
 
 static int counters(tel_buf *b, const snapshot *s, int which)
 {
     for (size_t i = 0; i < s->n[which]; i++)
-        if (tel_buf_printf(b, "%s %llu\n", (const char *)s->text.p + s->e[which][i].off,
+        if (tel__buf_printf(b, "%s %llu\n", (const char *)s->text.p + s->e[which][i].off,
                            (unsigned long long)s->e[which][i].count))
             return -1;
     return 0;
@@ -450,12 +452,12 @@ static int gauges(tel_buf *b, const snapshot *s)
         const char *k = (const char *)s->text.p + s->e[2][i].off;
         size_t fl = strcspn(k, "{");
         if (fl != family_len || memcmp(k, family, fl) != 0) {
-            if (tel_buf_printf(b, "# TYPE %.*s gauge\n", (int)fl, k))
+            if (tel__buf_printf(b, "# TYPE %.*s gauge\n", (int)fl, k))
                 return -1;
             family = k;
             family_len = fl;
         }
-        if (tel_buf_printf(b, "%s %.17g\n", k, s->e[2][i].value))
+        if (tel__buf_printf(b, "%s %.17g\n", k, s->e[2][i].value))
             return -1;
     }
     return 0;
@@ -467,11 +469,11 @@ static int rejected(tel_buf *b)
         return -1;
     for (unsigned st = 100; st < 600; st++) {
         unsigned long long n = atomic_load(&n_rejected_status[st]);
-        if (n && tel_buf_printf(b, "tel_collect_rejected_total{status=\"%u\"} %llu\n", st, n))
+        if (n && tel__buf_printf(b, "tel_collect_rejected_total{status=\"%u\"} %llu\n", st, n))
             return -1;
     }
     unsigned long long dropped = atomic_load(&n_rejected_dropped);
-    return dropped && tel_buf_printf(b, "tel_collect_rejected_total{status=\"dropped\"} %llu\n", dropped);
+    return dropped && tel__buf_printf(b, "tel_collect_rejected_total{status=\"dropped\"} %llu\n", dropped);
 }
 
 int tel__metrics_render(tel_buf *b)
@@ -501,6 +503,6 @@ int tel__metrics_render(tel_buf *b)
           gauges(b, &s) || rejected(b);
     for (int i = 0; i < 3; i++)
         free(s.e[i]);
-    tel_buf_free(&s.text);
+    tel__buf_free(&s.text);
     return bad ? -1 : 0;
 }
