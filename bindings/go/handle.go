@@ -41,6 +41,43 @@ const (
 	SourceFlag Source = 4
 )
 
+// EnvMeaning is what a variable of the host's own, declared in
+// Options.Env, means.
+type EnvMeaning int
+
+const (
+	// EnvOffIfTrue: NAME=1 is the user's opt-out (ASTRO_TELEMETRY_DISABLED=1).
+	EnvOffIfTrue EnvMeaning = 1
+	// EnvOffIfSet: NAME set at all is the user's opt-out (CQ_NO_TELEMETRY).
+	EnvOffIfSet EnvMeaning = 2
+	// EnvOnOff: NAME=1 is the user's on, NAME=0 the user's opt-out (WERF_TELEMETRY).
+	EnvOnOff EnvMeaning = 3
+	// EnvDebugIfContains: NAME's list holds Word: debug for this run (DEBUG=astro:telemetry).
+	EnvDebugIfContains EnvMeaning = 4
+	// EnvLogFile: NAME is the path of an audit log file (WERF_TELEMETRY_LOG_FILE).
+	EnvLogFile EnvMeaning = 5
+	// EnvDetailedErrors: NAME set sends sanitised error messages (CQ_DEBUG_TELEMETRY).
+	EnvDetailedErrors EnvMeaning = 6
+)
+
+// EnvVar declares one of the host's own environment variables.  Its value
+// is read by every tel program from its own environment, never recorded.
+type EnvVar struct {
+	Name    string
+	Meaning EnvMeaning
+	Word    string // for EnvDebugIfContains
+}
+
+// ErrorDetail is how much of an error CommandExited records.
+type ErrorDetail int
+
+const (
+	// ErrorsClass records the error's class only (the default).
+	ErrorsClass ErrorDetail = 0
+	// ErrorsSanitized records the class and the message, through Sanitize.
+	ErrorsSanitized ErrorDetail = 1
+)
+
 // Options are the host's settings for Open; the zero value is fine.
 type Options struct {
 	AppVersion string
@@ -56,6 +93,15 @@ type Options struct {
 	MaxAge              time.Duration
 	ProjectSalt         string // opt into the salted project id
 	RequireNotice       bool   // record nothing until NoticeShown was called once
+	// DefaultOff makes telemetry opt-in: off until the user turns it on.
+	DefaultOff bool
+	// Env declares the host's own environment variables and their meaning.
+	Env []EnvVar
+	// Inspect writes this run's events to the named file instead of queueing them.
+	Inspect string
+	// Debug logs this run's events (through Log, else stderr) and records nothing.
+	Debug       bool
+	ErrorDetail ErrorDetail
 }
 
 // Tel is a handle on one app's queue.  It is safe for concurrent use by
@@ -79,7 +125,11 @@ func gotelLog(handle C.uintptr_t, line *C.char) {
 
 // configure applies opts to o; on failure the caller frees o.
 func (t *Tel) configure(o *C.tel_options, opts *Options) error {
-	m := newCmem(uintptr(len(opts.AppVersion)+len(opts.Endpoint)+len(opts.Token)+len(opts.ProjectSalt)) + 4)
+	size := uintptr(len(opts.AppVersion)+len(opts.Endpoint)+len(opts.Token)+len(opts.ProjectSalt)+len(opts.Inspect)) + 5
+	for _, d := range opts.Env {
+		size += uintptr(len(d.Name)+len(d.Word)) + 2
+	}
+	m := newCmem(size)
 	defer m.free()
 	set := func(what, val string, fn func(*C.char) C.int) error {
 		if val == "" {
@@ -126,6 +176,8 @@ func (t *Tel) configure(o *C.tel_options, opts *Options) error {
 	if opts.RequireNotice {
 		errs = append(errs, codeErr(call(func() C.int { return C.tel_options_set_require_notice(o, 1) })))
 	}
+	errs = append(errs, set("inspect path", opts.Inspect, func(s *C.char) C.int { return C.tel_options_set_inspect(o, s) }),
+		knobs(o, opts, m))
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -135,6 +187,37 @@ func (t *Tel) configure(o *C.tel_options, opts *Options) error {
 }
 
 func codeErr(_ Code, err error) error { return err }
+
+// knobs applies the host's declared variables, default, debug and error
+// detail to o.
+func knobs(o *C.tel_options, opts *Options, m *cmem) error {
+	for _, d := range opts.Env {
+		name, err := m.str("variable name", d.Name)
+		if err != nil {
+			return err
+		}
+		var word *C.char
+		if d.Word != "" {
+			if word, err = m.str("word", d.Word); err != nil {
+				return err
+			}
+		}
+		if _, err = call(func() C.int { return C.tel_options_declare_env(o, name, C.tel_env_meaning(d.Meaning), word) }); err != nil {
+			return err
+		}
+	}
+	var err error
+	if opts.DefaultOff {
+		_, err = call(func() C.int { return C.tel_options_set_default_enabled(o, 0) })
+	}
+	if err == nil && opts.Debug {
+		_, err = call(func() C.int { return C.tel_options_set_debug(o, 1) })
+	}
+	if err == nil && opts.ErrorDetail != ErrorsClass {
+		_, err = call(func() C.int { return C.tel_options_set_error_detail(o, C.tel_error_detail(opts.ErrorDetail)) })
+	}
+	return err
+}
 
 // Open opens a handle for app.  The returned *Tel is always usable: when
 // the error is an environmental one (no usable state directory...) or

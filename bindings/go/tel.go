@@ -326,6 +326,24 @@ func Forget(app string) error {
 	return err
 }
 
+// Sanitize returns s with paths, user and host names, e-mail and IP
+// addresses, URL credentials and long tokens replaced by placeholders, as
+// tel cleans error messages; for a host's own strings.
+func Sanitize(s string) string {
+	m := newCmem(uintptr(len(s))*9 + 64)
+	defer m.free()
+	in, err := m.str("text", s)
+	if err != nil {
+		return ""
+	}
+	size := uintptr(len(s))*8 + 64
+	out := (*C.char)(m.alloc(size, 1))
+	if _, err := call(func() C.int { return C.tel_sanitize(in, out, C.size_t(size)) }); err != nil {
+		return ""
+	}
+	return C.GoString(out)
+}
+
 // Status is one line for a program's `telemetry status` command: on or
 // off, what decided it, and the queue's depth.
 func Status(app string) (string, error) {

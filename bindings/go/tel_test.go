@@ -427,3 +427,79 @@ func TestEventsForTheCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestADeclaredVariableIsAnOptOutAndStatusNamesIt(t *testing.T) {
+	home(t)
+	env := []EnvVar{{Name: "GOAPP_NO_TELEMETRY", Meaning: EnvOffIfSet}}
+	tl, _ := Open(app, &Options{Env: env})
+	_ = tl.Emit("before", nil)
+	tl.Close()
+	t.Setenv("GOAPP_NO_TELEMETRY", "")
+	tl, _ = Open(app, &Options{Env: env})
+	if tl.Enabled() {
+		t.Fatal("enabled with the declared opt-out set")
+	}
+	tl.Close()
+	if s, _ := Status(app); !strings.Contains(s, "GOAPP_NO_TELEMETRY") {
+		t.Fatalf("status %q", s)
+	}
+	os.Unsetenv("GOAPP_NO_TELEMETRY")
+	if n := len(queued(t)); n != 0 {
+		t.Fatalf("%d queued", n)
+	}
+	if _, err := Open(app, &Options{Env: []EnvVar{{Name: "BAD NAME", Meaning: EnvOffIfSet}}}); code(err) != ErrInvalid {
+		t.Fatalf("bad name: %v", err)
+	}
+}
+
+func TestDefaultOffRecordsNothingUntilTheUserOptsIn(t *testing.T) {
+	home(t)
+	tl, _ := Open(app, &Options{DefaultOff: true})
+	_ = tl.Emit("quiet", nil)
+	tl.Close()
+	t.Setenv("GOAPP_TELEMETRY_ENABLED", "true")
+	tl, _ = Open(app, &Options{DefaultOff: true})
+	_ = tl.Emit("opted.in", nil)
+	tl.Close()
+	if got := names(queued(t)); got != "opted.in" {
+		t.Fatalf("events %s", got)
+	}
+}
+
+func TestInspectAndDebugQueueNothing(t *testing.T) {
+	h := home(t)
+	path := filepath.Join(h, "inspect.txt")
+	tl, err := Open(app, &Options{Inspect: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tl.Emit("looked.at", nil)
+	tl.Close()
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"name":"looked.at"`) {
+		t.Fatalf("inspect file %q", b)
+	}
+	var lines []string
+	tl, _ = Open(app, &Options{Debug: true, Log: func(l string) { lines = append(lines, l) }})
+	_ = tl.Emit("debugged", nil)
+	tl.Close()
+	if len(lines) != 1 || !strings.Contains(lines[0], "debugged") {
+		t.Fatalf("debug lines %q", lines)
+	}
+	if n := len(queued(t)); n != 0 {
+		t.Fatalf("%d queued", n)
+	}
+}
+
+func TestSanitizedErrorDetailRecordsTheMessageWithoutThePath(t *testing.T) {
+	home(t)
+	tl, _ := Open(app, &Options{ErrorDetail: ErrorsSanitized})
+	_ = tl.Run("read", nil, nil, func() error { return &os.PathError{Op: "open", Path: "/home/alice/secret.txt", Err: os.ErrNotExist} })
+	tl.Close()
+	p := queued(t)[1].Props
+	if p["error_class"] != "PathError" || p["error"] == nil || strings.Contains(fmt.Sprint(p["error"]), "alice") {
+		t.Fatalf("exited %v", p)
+	}
+	if s := Sanitize("cannot open /home/alice/secret.txt"); strings.Contains(s, "alice") || s == "" {
+		t.Fatalf("Sanitize gave %q", s)
+	}
+}

@@ -10,6 +10,20 @@ export declare const codes: Readonly<{
   ERR_CORRUPT: -6; ERR_BUSY: -7; ERR_CONFIG: -8; ERR_STATE: -9; ERR_NOTFOUND: -10;
 }>;
 
+/** What a variable of the host's own, declared in TelemetryOptions.env, means. */
+export declare const EnvMeaning: Readonly<{
+  OFF_IF_TRUE: 1; OFF_IF_SET: 2; ON_OFF: 3; DEBUG_IF_CONTAINS: 4; LOG_FILE: 5; DETAILED_ERRORS: 6;
+}>;
+/** How much of an error commandExited records. */
+export declare const ErrorDetail: Readonly<{ CLASS: 0; SANITIZED: 1 }>;
+
+export interface EnvVar {
+  name: string;
+  meaning: number;
+  /** The word EnvMeaning.DEBUG_IF_CONTAINS looks for. */
+  word?: string;
+}
+
 /** A tel failure: code is tel's error code, detail its one-line reason. */
 export declare class TelError extends Error {
   readonly code: number;
@@ -37,6 +51,15 @@ export interface TelemetryOptions {
   projectSalt?: string;
   /** Record nothing until noticeShown() was called once. */
   requireNotice?: boolean;
+  /** Telemetry is opt-in: off until the user turns it on. */
+  defaultEnabled?: boolean;
+  /** The host's own environment variables and their meaning. */
+  env?: EnvVar[];
+  /** Write this run's events to this file instead of queueing them. */
+  inspect?: string;
+  /** Log this run's events and record nothing. */
+  debug?: boolean;
+  errorDetail?: number;
   /** Throw on failures of the environment too. */
   strict?: boolean;
 }
@@ -81,6 +104,7 @@ export declare function enable(app: string): void;
 export declare function disable(app: string): void;
 export declare function forget(app: string): void;
 export declare function status(app: string): string;
+export declare function sanitize(text: string): string;
 export declare function version(): string;
 export declare function strerror(code: number): string;
 export declare function lastError(): string;

@@ -13,6 +13,17 @@ const codes = Object.freeze({
   OK: 0, DISABLED: 1, ERR_INVALID: -1, ERR_LIMIT: -2, ERR_NOSTATE: -3, ERR_IO: -4,
   ERR_NOMEM: -5, ERR_CORRUPT: -6, ERR_BUSY: -7, ERR_CONFIG: -8, ERR_STATE: -9, ERR_NOTFOUND: -10,
 });
+// What a variable of the host's own, declared in options.env, means.
+const EnvMeaning = Object.freeze({
+  OFF_IF_TRUE: 1, // NAME=1 is the user's opt-out: ASTRO_TELEMETRY_DISABLED=1
+  OFF_IF_SET: 2, // NAME set at all is the user's opt-out: CQ_NO_TELEMETRY
+  ON_OFF: 3, // NAME=1 is the user's on, NAME=0 the user's opt-out: WERF_TELEMETRY
+  DEBUG_IF_CONTAINS: 4, // NAME's list holds `word`: debug for this run: DEBUG=astro:telemetry
+  LOG_FILE: 5, // NAME is an audit log file: WERF_TELEMETRY_LOG_FILE
+  DETAILED_ERRORS: 6, // NAME set sends sanitised error messages: CQ_DEBUG_TELEMETRY
+});
+// How much of an error commandExited records.
+const ErrorDetail = Object.freeze({ CLASS: 0, SANITIZED: 1 });
 const ENVIRONMENT = new Set([codes.ERR_NOSTATE, codes.ERR_IO, codes.ERR_NOMEM, codes.ERR_CORRUPT,
   codes.ERR_BUSY, codes.ERR_CONFIG, codes.ERR_NOTFOUND]);
 
@@ -177,6 +188,8 @@ class Telemetry {
 
 module.exports = {
   codes,
+  EnvMeaning,
+  ErrorDetail,
   TelError,
   Telemetry,
   emit,
@@ -187,6 +200,13 @@ module.exports = {
     const [rc, line] = need().status(app);
     check(rc);
     return line;
+  },
+  // text with paths, user names, addresses and tokens replaced, as tel
+  // cleans error messages; for a host's own strings.
+  sanitize(text) {
+    const [rc, clean] = need().sanitize(text);
+    check(rc);
+    return clean;
   },
   version() { return need().version(); },
   strerror(code) { return need().strerror(code); },

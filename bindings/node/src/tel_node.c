@@ -302,6 +302,54 @@ static int opt_bool(napi_env env, napi_value obj, const char *name, int *out)
     return 1;
 }
 
+/* env: [{ name, meaning, word }]: the host's own declared variables. */
+static int declare_env(napi_env env, arena *a, tel_options *o, napi_value list)
+{
+    uint32_t n = 0;
+    if (is_type(env, list, napi_undefined))
+        return TEL_OK;
+    if (napi_get_array_length(env, list, &n) != napi_ok)
+        return conv_fail("env must be an array of { name, meaning, word }");
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value d;
+        int32_t meaning = 0;
+        int rc = TEL_OK;
+        const char *name, *word;
+        napi_get_element(env, list, i, &d);
+        napi_get_value_int32(env, get(env, d, "meaning"), &meaning);
+        if (!opt_string(env, a, d, "name", &name, &rc))
+            return rc < 0 ? rc : conv_fail("env entry %u has no name", i);
+        opt_string(env, a, d, "word", &word, &rc);
+        if (rc < 0 || (rc = tel_options_declare_env(o, name, (tel_env_meaning)meaning, word)) < 0)
+            return rc;
+    }
+    return TEL_OK;
+}
+
+/* The host's knobs: declared variables, default, inspect, debug, error detail. */
+static int configure_knobs(napi_env env, arena *a, tel_options *o, napi_value opts)
+{
+    const char *s;
+    int rc = declare_env(env, a, o, get(env, opts, "env")), b;
+    if (rc < 0)
+        return rc;
+    if (opt_bool(env, opts, "defaultEnabled", &b) && (rc = tel_options_set_default_enabled(o, b)) < 0)
+        return rc;
+    if (opt_string(env, a, opts, "inspect", &s, &rc) && (rc = tel_options_set_inspect(o, s)) < 0)
+        return rc;
+    if (rc < 0)
+        return rc;
+    if (opt_bool(env, opts, "debug", &b) && b && (rc = tel_options_set_debug(o, 1)) < 0)
+        return rc;
+    int32_t detail = 0;
+    if (is_type(env, get(env, opts, "errorDetail"), napi_number)) {
+        napi_get_value_int32(env, get(env, opts, "errorDetail"), &detail);
+        if ((rc = tel_options_set_error_detail(o, (tel_error_detail)detail)) < 0)
+            return rc;
+    }
+    return TEL_OK;
+}
+
 /* Applies the options object of open() to o. */
 static int configure(napi_env env, arena *a, handle *hd, tel_options *o, napi_value opts)
 {
@@ -341,7 +389,7 @@ static int configure(napi_env env, arena *a, handle *hd, tel_options *o, napi_va
         return rc;
     if (opt_bool(env, opts, "requireNotice", &b) && b && (rc = tel_options_set_require_notice(o, 1)) < 0)
         return rc;
-    return TEL_OK;
+    return configure_knobs(env, a, o, opts);
 }
 
 /* open(app, options) -> [code, handle or null] */
@@ -620,6 +668,28 @@ static napi_value js_status(napi_env env, napi_callback_info info)
     return out;
 }
 
+/* sanitize(text) -> [code, cleaned] */
+static napi_value js_sanitize(napi_env env, napi_callback_info info)
+{
+    napi_value argv[1], out;
+    args(env, info, argv, 1);
+    conv_error[0] = '\0';
+    arena a = { 0 };
+    int rc = TEL_OK;
+    const char *in = str_of(env, &a, argv[0], "text", &rc);
+    size_t size = in ? strlen(in) * 8 + 64 : 1;
+    char *clean = arena_alloc(&a, size);
+    if (!clean)
+        rc = TEL_ERR_NOMEM;
+    else if (in)
+        rc = tel_sanitize(in, clean, size);
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, num(env, rc));
+    napi_set_element(env, out, 1, string(env, rc == TEL_OK ? clean : ""));
+    arena_free(&a);
+    return out;
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info)
 {
     (void)info;
@@ -654,6 +724,7 @@ static napi_value init(napi_env env, napi_value exports)
         { "commandStarted", js_command_started }, { "commandExited", js_command_exited },
         { "spawnSync", js_spawn_sync },
         { "setEnabled", js_set_enabled }, { "forget", js_forget }, { "status", js_status },
+        { "sanitize", js_sanitize },
         { "version", js_version }, { "strerror", js_strerror }, { "lastError", js_last_error },
     };
     static const struct {

@@ -242,3 +242,54 @@ test('events for the collector (only when TEL_E2E_HOME is set)', { skip: !proces
   process.env.DO_NOT_TRACK = '1';
   assert.strictEqual(tel.emit('e2e-node-dnt', 'e2e.optedout'), false);
 });
+
+test('a declared variable of the host\'s own is an opt-out, and status names it', () => {
+  const env = [{ name: 'NODEAPP_NO_TELEMETRY', meaning: tel.EnvMeaning.OFF_IF_SET }];
+  let t = new tel.Telemetry(APP, { env });
+  assert.strictEqual(t.emit('before'), true);
+  t.close();
+  process.env.NODEAPP_NO_TELEMETRY = '';
+  t = new tel.Telemetry(APP, { env });
+  assert.strictEqual(t.enabled, false);
+  t.close();
+  assert.match(tel.status(APP), /NODEAPP_NO_TELEMETRY/);
+  delete process.env.NODEAPP_NO_TELEMETRY;
+  assert.deepStrictEqual(queued(), []);
+  assert.throws(() => new tel.Telemetry(APP, { env: [{ name: 'BAD NAME', meaning: 2 }] }), tel.TelError);
+});
+
+test('defaultEnabled: false records nothing until the user opts in', () => {
+  let t = new tel.Telemetry(APP, { defaultEnabled: false });
+  assert.strictEqual(t.emit('quiet'), false);
+  t.close();
+  process.env.NODEAPP_TELEMETRY_ENABLED = 'true';
+  t = new tel.Telemetry(APP, { defaultEnabled: false });
+  assert.strictEqual(t.emit('opted.in'), true);
+  t.close();
+  assert.deepStrictEqual(queued().map((e) => e.name), ['opted.in']);
+});
+
+test('inspect writes the run\'s events to the host\'s file and debug logs them; neither queues', () => {
+  const file = path.join(home, 'inspect.txt');
+  let t = new tel.Telemetry(APP, { inspect: file });
+  assert.strictEqual(t.emit('looked.at'), true);
+  t.close();
+  assert.match(fs.readFileSync(file, 'utf8'), /"name":"looked.at"/);
+  const lines = [];
+  t = new tel.Telemetry(APP, { debug: true, log: (l) => lines.push(l) });
+  t.emit('debugged');
+  t.close();
+  assert.strictEqual(lines.length, 1);
+  assert.match(lines[0], /debugged/);
+  assert.deepStrictEqual(queued(), []);
+});
+
+test('ErrorDetail.SANITIZED records the error message without its path; sanitize() is the same cleaner', () => {
+  const t = new tel.Telemetry(APP, { errorDetail: tel.ErrorDetail.SANITIZED });
+  assert.throws(() => t.command('read', () => { throw new RangeError('cannot open /home/alice/secret.txt'); }), RangeError);
+  t.close();
+  const p = queued()[1].props;
+  assert.strictEqual(p.error_class, 'RangeError');
+  assert.ok(p.error && !p.error.includes('alice'), JSON.stringify(p));
+  assert.ok(!tel.sanitize('cannot open /home/alice/secret.txt').includes('alice'));
+});

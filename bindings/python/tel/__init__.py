@@ -35,8 +35,8 @@ from . import _lib
 __all__ = [
     "OK", "DISABLED", "ERR_INVALID", "ERR_LIMIT", "ERR_NOSTATE", "ERR_IO", "ERR_NOMEM",
     "ERR_CORRUPT", "ERR_BUSY", "ERR_CONFIG", "ERR_STATE", "ERR_NOTFOUND",
-    "Source", "TelError", "Telemetry", "Command", "emit", "enable", "disable", "forget",
-    "status", "version", "strerror", "last_error",
+    "Source", "EnvMeaning", "ErrorDetail", "TelError", "Telemetry", "Command", "emit", "enable", "disable",
+    "forget", "status", "sanitize", "version", "strerror", "last_error",
 ]
 
 # tel_error, as in tel.h.
@@ -70,6 +70,24 @@ class Source(enum.IntEnum):
 
     HOST = 1  # the program's own default
     FLAG = 4  # an explicit command-line flag such as --no-telemetry
+
+
+class EnvMeaning(enum.IntEnum):
+    """What a variable of the host's own declared with declare_env means (tel_env_meaning)."""
+
+    OFF_IF_TRUE = 1        # NAME=1 is the user's opt-out: ASTRO_TELEMETRY_DISABLED=1
+    OFF_IF_SET = 2         # NAME set at all is the user's opt-out: CQ_NO_TELEMETRY
+    ON_OFF = 3             # NAME=1 is the user's on, NAME=0 the user's opt-out: WERF_TELEMETRY
+    DEBUG_IF_CONTAINS = 4  # NAME's list holds the word: debug for this run: DEBUG=astro:telemetry
+    LOG_FILE = 5           # NAME is an audit log file: WERF_TELEMETRY_LOG_FILE
+    DETAILED_ERRORS = 6    # NAME set sends sanitised error messages: CQ_DEBUG_TELEMETRY
+
+
+class ErrorDetail(enum.IntEnum):
+    """How much of an error command_exited records (tel_error_detail)."""
+
+    CLASS = 0      # the error's class only (the default)
+    SANITIZED = 1  # the class and the message, through sanitize()
 
 
 class TelError(Exception):
@@ -214,6 +232,15 @@ def forget(app: str) -> None:
     _check(_lib.lib().tel_forget(_text("app", app)))
 
 
+def sanitize(text: str) -> str:
+    """text with paths, user names, e-mail addresses, URL credentials and long
+    tokens removed, as tel cleans error messages; for a host's own strings."""
+    raw = _text("text", text)
+    buf = ctypes.create_string_buffer(len(raw) * 8 + 64)
+    _check(_lib.lib().tel_sanitize(raw, buf, len(buf)))
+    return buf.value.decode("utf-8", "replace")
+
+
 def status(app: str) -> str:
     """One line for a program's `telemetry status`: on/off, what decided it, queue depth."""
     buf = ctypes.create_string_buffer(512)
@@ -255,7 +282,10 @@ class Telemetry:
                  token: Optional[str] = None, enabled: Optional[bool] = None, source: Source = Source.HOST,
                  logging: Optional[bool] = None, log: Any = None,
                  caps: Optional[Tuple[int, int, int]] = None, project_salt: Optional[str] = None,
-                 require_notice: bool = False, strict: bool = False) -> None:
+                 require_notice: bool = False, default_enabled: Optional[bool] = None,
+                 declare_env: Iterable[Tuple[Any, ...]] = (), inspect: Optional[str] = None,
+                 debug: bool = False, error_detail: Optional[ErrorDetail] = None,
+                 strict: bool = False) -> None:
         self.app = app
         self.strict = strict
         self._lock = threading.RLock()
@@ -274,6 +304,7 @@ class Telemetry:
         try:
             self._configure(o, version, endpoint, token, enabled, source, logging, log, caps,
                             project_salt, require_notice)
+            self._knobs(o, default_enabled, declare_env, inspect, debug, error_detail)
         except BaseException:
             lib.tel_options_free(o)
             raise
@@ -308,6 +339,22 @@ class Telemetry:
             _check(lib.tel_options_set_project_salt(o, _text("project salt", salt)))
         if require_notice:
             _check(lib.tel_options_set_require_notice(o, 1))
+
+    def _knobs(self, o: int, default_enabled: Optional[bool], declare_env: Iterable[Tuple[Any, ...]],
+               inspect: Optional[str], debug: bool, error_detail: Optional[ErrorDetail]) -> None:
+        lib = self._lib
+        if default_enabled is not None:
+            _check(lib.tel_options_set_default_enabled(o, int(default_enabled)))
+        for decl in declare_env:
+            name, meaning, word = (tuple(decl) + (None,))[:3]
+            _check(lib.tel_options_declare_env(o, _text("variable name", name), int(meaning),
+                                               None if word is None else _text("word", word)))
+        if inspect is not None:
+            _check(lib.tel_options_set_inspect(o, _text("inspect path", inspect)))
+        if debug:
+            _check(lib.tel_options_set_debug(o, 1))
+        if error_detail is not None:
+            _check(lib.tel_options_set_error_detail(o, int(error_detail)))
 
     def __enter__(self) -> "Telemetry":
         return self

@@ -225,6 +225,56 @@ class Handle(Base):
             self.assertTrue(t.spawn_sync())
             self.assertFalse(t.spawn_sync())
 
+    def test_declared_env(self) -> None:
+        """a declared variable of the host's own is an opt-out, and status names it"""
+        decl = [("PYAPP_NO_TELEMETRY", tel.EnvMeaning.OFF_IF_SET)]
+        with tel.Telemetry(APP, declare_env=decl) as t:
+            self.assertTrue(t.emit("before"))
+        os.environ["PYAPP_NO_TELEMETRY"] = ""
+        with tel.Telemetry(APP, declare_env=decl) as t:
+            self.assertFalse(t.enabled)
+            self.assertFalse(t.emit("after"))
+        self.assertIn("PYAPP_NO_TELEMETRY", tel.status(APP))
+        del os.environ["PYAPP_NO_TELEMETRY"]
+        self.assertEqual(self.queued(), [])
+        with self.assertRaises(tel.TelError):
+            tel.Telemetry(APP, declare_env=[("BAD NAME", tel.EnvMeaning.OFF_IF_SET)])
+
+    def test_default_off(self) -> None:
+        """default_enabled=False records nothing until the user opts in"""
+        with tel.Telemetry(APP, default_enabled=False) as t:
+            self.assertFalse(t.emit("quiet"))
+        os.environ["PYAPP_TELEMETRY_ENABLED"] = "true"
+        with tel.Telemetry(APP, default_enabled=False) as t:
+            self.assertTrue(t.emit("opted.in"))
+        self.assertEqual([e["name"] for e in self.queued()], ["opted.in"])
+
+    def test_inspect_and_debug(self) -> None:
+        """inspect writes the run's events to the host's file and debug logs them; neither queues"""
+        path = os.path.join(self.home, "inspect.txt")
+        with tel.Telemetry(APP, inspect=path) as t:
+            self.assertTrue(t.emit("looked.at", {"n": 1}))
+        with open(path) as f:
+            self.assertEqual([json.loads(line)["name"] for line in f], ["looked.at"])
+        lines: list = []
+        with tel.Telemetry(APP, debug=True, log=lines.append) as t:
+            t.emit("debugged")
+        self.assertEqual(len(lines), 1)
+        self.assertIn("debugged", lines[0])
+        self.assertEqual(self.queued(), [])
+
+    def test_error_detail(self) -> None:
+        """ErrorDetail.SANITIZED records the error message with its path removed; sanitize() is the same cleaner"""
+        with tel.Telemetry(APP, error_detail=tel.ErrorDetail.SANITIZED) as t:
+            with self.assertRaises(OSError):
+                with t.command("read"):
+                    raise OSError("cannot open /home/alice/secret.txt")
+        ev = [e for e in self.queued() if e["name"] == "command.exited"][0]["props"]
+        self.assertEqual(ev["error_class"], "OSError")
+        self.assertIn("error", ev)
+        self.assertNotIn("alice", ev["error"])
+        self.assertNotIn("alice", tel.sanitize("cannot open /home/alice/secret.txt"))
+
     def test_threads(self) -> None:
         """one handle shared by 8 threads records every event once"""
         t = tel.Telemetry(APP)
