@@ -80,6 +80,47 @@ else
         fail "node: node --test" "exit $rc: $(tail -n 5 "$T_TMP/node.log" | tr '\n' ' ')"
     fi
     langs="$langs node"
+    NODE_OK=1
+fi
+
+# ------------------------------------------------ the werf and Astro examples
+# events APP: the names of the events queued for APP in $EX.
+EX="$T_TMP/examples"
+events() { HOME="$EX" tel show --app "$1" 2>/dev/null | $PY -c 'import sys,json; print(",".join(json.loads(l)["name"] for l in sys.stdin if l.strip()))'; }
+if command -v go >/dev/null 2>&1; then
+    if (cd "$TEL_TOP/examples/go/werf" && go vet . && go build -o "$T_TMP/werf" .) >"$T_TMP/werf.log" 2>&1; then
+        mkdir -p "$EX"
+        HOME="$EX" "$T_TMP/werf" converge >/dev/null
+        check_eq "go werf: opt-in, nothing is recorded by default" "$(events werf)" ""
+        HOME="$EX" WERF_TELEMETRY=1 WERF_REPO=r "$T_TMP/werf" --env prod converge >/dev/null
+        check_eq "go werf: WERF_TELEMETRY=1 records the command" "$(events werf)" "command.started,attributes,command.exited"
+        opts=$(HOME="$EX" tel show --app werf | head -n 1 | $PY -c 'import sys,json; p=json.load(sys.stdin)["props"]; print(p["options"], p["env_options"])')
+        check_eq "go werf: the names of the options used, and how" "$opts" "env repo"
+        HOME="$EX" WERF_TELEMETRY=0 "$T_TMP/werf" converge >/dev/null
+        check_eq "go werf: WERF_TELEMETRY=0 opts out and purges" "$(events werf)" ""
+    else
+        fail "go werf: builds and is vet-clean" "$(tail -n 3 "$T_TMP/werf.log" | tr '\n' ' ')"
+    fi
+fi
+if [ -n "${NODE_OK:-}" ]; then
+    astro() { HOME="$EX" TEL_NODE_ADDON="$TEL_BUILD/tel.node" node "$TEL_TOP/examples/node/astro/astro.js" "$@"; }
+    mkdir -p "$EX"
+    astro build >/dev/null
+    check_eq "node astro: a command records its config" "$(events astro)" "command.started,config,command.exited"
+    err=$(DEBUG=vite,astro:telemetry astro dev 2>&1 >/dev/null)
+    case "$err" in *"debug, not stored"*'"name":"config"'*) ok "node astro: DEBUG=astro:telemetry logs the events" ;;
+        *) fail "node astro: DEBUG=astro:telemetry logs the events" "stderr: $(echo "$err" | head -c 200)" ;; esac
+    check_eq "node astro: ... and records nothing" "$(events astro | tr ',' '\n' | grep -c started)" 1
+    astro fail >/dev/null 2>&1
+    e=$(HOME="$EX" tel show --app astro | tail -n 1)
+    case "$e" in *'"error_class":"ConfigNotFound"'*'"error":'*) case "$e" in *"$EX"*) fail "node astro: sanitized error information" "the path was recorded" ;;
+        *) ok "node astro: sanitized error information" ;; esac ;;
+        *) fail "node astro: sanitized error information" "$e" ;; esac
+    ASTRO_TELEMETRY_DISABLED=1 astro build >/dev/null
+    check_eq "node astro: ASTRO_TELEMETRY_DISABLED=1 opts out and purges" "$(events astro)" ""
+    astro build >/dev/null
+    astro telemetry disable >/dev/null
+    check_eq "node astro: astro telemetry disable purges and keeps it off" "$(astro build >/dev/null; events astro)" ""
 fi
 
 # ---------------------------------------- from each language to tel-collect
