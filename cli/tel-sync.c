@@ -150,7 +150,7 @@ static int deliver(tel_queue *q, tel_sync_batch *b, tel_policy *pol, const char 
         return EXIT_FAIL;
     }
     int audit_fd = -1;
-    if (pol->log_file[0])
+    if (pol->log_file)
         audit_fd = open(pol->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     tel_sync_io io = { post, up, on_note, NULL, audit_fd >= 0 ? audit_sent : NULL, &audit_fd };
     tel_sync_stats ds = { 0, 0, 0, 0 };

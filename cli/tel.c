@@ -585,7 +585,7 @@ static void status_text(const app_status *st)
         printf("debug:       on (decided by env: %s; events are logged, never sent)\n", p->debug_why);
     if (p->logging)
         printf("logging:     on\n");
-    if (p->log_file[0])
+    if (p->log_file)
         printf("audit log:   on (the file named by env %s)\n", p->log_file_why);
     if (p->error_detail == TEL_ERRORS_SANITIZED)
         printf("errors:      sanitised messages are sent (decided by env: %s)\n", p->error_detail_why);

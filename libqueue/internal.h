@@ -179,7 +179,11 @@ typedef struct tel_policy {
      * default) or tel's own flag: those record nothing and touch nothing.
      */
     int opted_out;
-    char log_file[TEL_PATH_MAX];  /* audit log path from a declared variable; never shown */
+    /* The audit log path from a declared variable, NULL if none; never
+     * shown.  It points into the environment (a path is too large to copy
+     * into every policy for the few hosts that have one), so it is valid
+     * until the environment changes: open it at once. */
+    const char *log_file;
     char log_file_why[96];    /* the variable that named it */
     int error_detail;         /* tel_error_detail */
     char error_detail_why[96];  /* "host" or the variable that raised it */

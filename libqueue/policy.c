@@ -563,11 +563,10 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
     }
     if (env_inspect != NULL)
         copy_field(out->inspect, sizeof out->inspect, env_inspect, strlen(env_inspect));
-    /* A path too long for the field is dropped, not cut: a cut path
-     * could name some other file. */
-    if (fx.log_file && copy_field(out->log_file, sizeof out->log_file, fx.log_file,
-                                  strlen(fx.log_file)) == 0)
+    if (fx.log_file) {
+        out->log_file = fx.log_file;
         set_text(out->log_file_why, sizeof out->log_file_why, fx.log_file_name);
+    }
     out->error_detail = host && host->error_detail == TEL_ERRORS_SANITIZED ? TEL_ERRORS_SANITIZED
                                                                            : TEL_ERRORS_CLASS;
     if (out->error_detail == TEL_ERRORS_SANITIZED)

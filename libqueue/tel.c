@@ -37,7 +37,9 @@ struct tel_options {
     void *log_ud;
     tel_caps caps;
     int require_notice;
-    tel_decls decls;          /* declared variables and the host's default */
+    tel_decls *decls;         /* declared variables and the host's default;
+                               * NULL until the first, so the many hosts that
+                               * declare nothing do not pay for the table */
     char *inspect;            /* this run's inspect file, NULL: none */
     int debug;                /* this run is a debug run */
     int error_detail;         /* tel_error_detail */
@@ -120,6 +122,7 @@ void tel_options_free(tel_options *o)
     }
     free(o->salt);
     free(o->inspect);
+    free(o->decls);
     free(o);
 }
 
@@ -170,7 +173,9 @@ int tel_options_set_default_enabled(tel_options *o, int enabled)
 {
     if (!o)
         return tel__fail(TEL_ERR_INVALID, "no options");
-    o->decls.default_off = !enabled;
+    if (!o->decls && !(o->decls = calloc(1, sizeof *o->decls)))
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    o->decls->default_off = !enabled;
     return TEL_OK;
 }
 
@@ -179,7 +184,9 @@ int tel_options_declare_env(tel_options *o, const char *name, tel_env_meaning me
 {
     if (!o)
         return tel__fail(TEL_ERR_INVALID, "no options");
-    return tel__decls_add(&o->decls, name, (int)meaning, word);
+    if (!o->decls && !(o->decls = calloc(1, sizeof *o->decls)))
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    return tel__decls_add(o->decls, name, (int)meaning, word);
 }
 
 int tel_options_set_inspect(tel_options *o, const char *path)
@@ -313,7 +320,7 @@ static void log_line(tel *h, const char *line)
  */
 static void record_declarations(tel *h, const tel_decls *d)
 {
-    if (d->n == 0 && !d->default_off)
+    if (!d || (d->n == 0 && !d->default_off))
         return;
     char cur[TEL_DECL_FILE_MAX];
     size_t len = 0;
@@ -408,7 +415,7 @@ int tel_open(tel **out, tel_options *o)
     h->log_fd = -1;
 
     tel_host_settings host = { o->enabled, o->enabled_src, o->endpoint, o->token, o->logging,
-                               &o->decls, o->error_detail };
+                               o->decls, o->error_detail };
     int prc = tel__policy_resolve(&h->policy, h->app, &host, NULL);
     h->enabled = h->policy.enabled;
     h->debug = h->policy.debug || o->debug;
@@ -448,7 +455,7 @@ int tel_open(tel **out, tel_options *o)
     h->waiting_notice = o->require_notice && h->q && !notice_recorded(h);
     /* The audit log is opened once: a run's emits pay nothing more than
      * the write. */
-    if (h->policy.log_file[0])
+    if (h->policy.log_file)
         h->log_fd = open(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     /* The one thing worth a line even in a quiet library: events were
      * lost to a damaged file.  Said only where logging was asked for. */
@@ -460,7 +467,7 @@ int tel_open(tel **out, tel_options *o)
     }
     if (h->q) {
         record_host_settings(h, o->endpoint, o->token);
-        record_declarations(h, &o->decls);
+        record_declarations(h, o->decls);
     }
     tel_options_free(o);
     *out = h;

@@ -806,7 +806,7 @@ static void test_declared(void)
     setenv("T_LOG", "/tmp/audit.log", 1);
     setenv("T_ERRS", "1", 1);
     p = resolve_with(&d, -1, TEL_SRC_HOST);
-    CHECK("log-file: the path is taken, the variable named", strcmp(p.log_file, "/tmp/audit.log") == 0 &&
+    CHECK("log-file: the path is taken, the variable named", p.log_file && strcmp(p.log_file, "/tmp/audit.log") == 0 &&
                                                                    strcmp(p.log_file_why, "T_LOG") == 0);
     CHECK("detailed-errors: raised to sanitised, the variable named",
           p.error_detail == TEL_ERRORS_SANITIZED && strcmp(p.error_detail_why, "T_ERRS") == 0);
