@@ -108,19 +108,81 @@ typedef struct tel_prop {
     } v;
 } tel_prop;
 
+/*
+ * TEL_NIL(key), TEL_BOOL(key, b), TEL_INT(key, i), TEL_FLOAT(key, f) and
+ * TEL_STR(key, s) build one tel_prop, as an element of an initialiser:
+ *     tel_prop p[] = { TEL_STR("strategy", "rolling"), TEL_INT("services", 3) };
+ * TEL_PROPS(p1, p2, ...) expands to "array, count" for the emit calls:
+ *     tel_emit("mycli", "deploy", TEL_PROPS(TEL_INT("services", 3)));
+ *
+ * C gets designated initialisers and a compound literal.  C++ has neither
+ * (designated initialisers only from C++20, and there only in member
+ * order), so in C++ (11 and later) the same macros call the inline
+ * functions below and build a temporary array, which lives until the end
+ * of the full expression: as long as the call it is an argument of.
+ */
+#ifndef __cplusplus
 #define TEL_NIL(k)      { (k), TEL_T_NIL,   { 0 } }
 #define TEL_BOOL(k, x)  { (k), TEL_T_BOOL,  { .b = (x) } }
 #define TEL_INT(k, x)   { (k), TEL_T_INT,   { .i = (x) } }
 #define TEL_FLOAT(k, x) { (k), TEL_T_FLOAT, { .f = (x) } }
 #define TEL_STR(k, x)   { (k), TEL_T_STR,   { .s = (x) } }
-
-/*
- * TEL_PROPS(p1, p2, ...) expands to "array, count" for the emit calls:
- *     tel_emit("mycli", "deploy", TEL_PROPS(TEL_INT("services", 3)));
- */
 #define TEL_PROPS(...) \
     ((const tel_prop[]){ __VA_ARGS__ }), \
     (sizeof((const tel_prop[]){ __VA_ARGS__ }) / sizeof(tel_prop))
+#else
+} /* extern "C": templates cannot have C linkage */
+
+inline tel_prop tel_prop_make_(const char *k, tel_type t)
+{
+    tel_prop p = tel_prop();
+    p.key = k;
+    p.type = t;
+    return p;
+}
+inline tel_prop tel_prop_nil_(const char *k) { return tel_prop_make_(k, TEL_T_NIL); }
+inline tel_prop tel_prop_bool_(const char *k, int x)
+{
+    tel_prop p = tel_prop_make_(k, TEL_T_BOOL);
+    p.v.b = x;
+    return p;
+}
+inline tel_prop tel_prop_int_(const char *k, int64_t x)
+{
+    tel_prop p = tel_prop_make_(k, TEL_T_INT);
+    p.v.i = x;
+    return p;
+}
+inline tel_prop tel_prop_float_(const char *k, double x)
+{
+    tel_prop p = tel_prop_make_(k, TEL_T_FLOAT);
+    p.v.f = x;
+    return p;
+}
+inline tel_prop tel_prop_str_(const char *k, const char *x)
+{
+    tel_prop p = tel_prop_make_(k, TEL_T_STR);
+    p.v.s = x;
+    return p;
+}
+/* Only named inside sizeof, never called: the count is taken unevaluated,
+ * so each property expression runs once, as in C. */
+template <typename... T> char (&tel_props_count_(const T &...))[sizeof...(T)];
+template <size_t N> struct tel_props_ {
+    tel_prop p[N];
+};
+
+#define TEL_NIL(k)      tel_prop_nil_((k))
+#define TEL_BOOL(k, x)  tel_prop_bool_((k), (x))
+#define TEL_INT(k, x)   tel_prop_int_((k), (x))
+#define TEL_FLOAT(k, x) tel_prop_float_((k), (x))
+#define TEL_STR(k, x)   tel_prop_str_((k), (x))
+#define TEL_PROPS(...) \
+    (tel_props_<sizeof(tel_props_count_(__VA_ARGS__))>{ { __VA_ARGS__ } }.p), \
+    sizeof(tel_props_count_(__VA_ARGS__))
+
+extern "C" {
+#endif
 
 /* Limits checked on every event; an event over any of them is refused
  * whole with TEL_ERR_LIMIT or TEL_ERR_INVALID, never truncated. */

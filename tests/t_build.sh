@@ -19,11 +19,42 @@ int main(void)
 C
 check "tel.h: strict C99, -pedantic -Werror" cc -std=c99 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.c" -o "$T_TMP/h.o"
 check "tel.h: C11" cc -std=c11 -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.c" -o "$T_TMP/h11.o"
-printf '#include <tel.h>\nint main() { return tel_strerror(TEL_OK) == 0; }\n' >"$T_TMP/h.cc"
-if command -v c++ >/dev/null 2>&1; then
-    check "tel.h: C++ (extern \"C\")" c++ -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.cc" -o "$T_TMP/hcc.o"
+# C++ hosts use the same macros, in an array and inline in TEL_PROPS; the
+# count is taken unevaluated, so i++ runs once per property, as in C.
+cat >"$T_TMP/h.cc" <<'CC'
+#include <tel.h>
+int main()
+{
+    tel_prop p[] = { TEL_INT("n", 1), TEL_STR("s", "x"), TEL_BOOL("b", 1), TEL_FLOAT("f", 0.5), TEL_NIL("z") };
+    int i = 7;
+    int rc = tel_emit("cxx-test", "array", p, sizeof p / sizeof *p);
+    rc |= tel_emit("cxx-test", "inline", TEL_PROPS(TEL_INT("i", i++), TEL_STR("lang", "c++"),
+                                                   TEL_BOOL("ok", true), TEL_FLOAT("f", 0.25), TEL_NIL("z")));
+    return rc != TEL_OK || i != 8;
+}
+CC
+if command -v g++ >/dev/null 2>&1; then
+    for std in c++11 c++17 c++20; do
+        check "tel.h: C++ ($std -pedantic -Wall -Wextra -Werror) with the TEL_* macros" \
+            g++ -std=$std -pedantic -Wall -Wextra -Werror -I"$TEL_TOP/include" -c "$T_TMP/h.cc" -o "$T_TMP/hcc.o"
+    done
+    cxxsan=""
+    [ "${TEL_SANITIZED:-0}" = 1 ] && cxxsan="-fsanitize=address,undefined"
+    if g++ $cxxsan -std=c++17 -I"$TEL_TOP/include" "$T_TMP/h.cc" "$B/libtel.a" -Wl,-Bstatic -llmdb -lmsgpackc \
+        -Wl,-Bdynamic -o "$T_TMP/hcc" 2>"$T_TMP/hcc.log"; then
+        "$T_TMP/hcc"
+        check_eq "a C++ host records its events" $? 0
+        check_eq "C++: the array's properties are stored typed" \
+            "$(tel show --app cxx-test | grep '"name":"array"' | grep -o '"props":{[^}]*}')" \
+            '"props":{"n":1,"s":"x","b":true,"f":0.5,"z":null}'
+        check_eq "C++: TEL_PROPS's properties are stored typed" \
+            "$(tel show --app cxx-test | grep '"name":"inline"' | grep -o '"props":{[^}]*}')" \
+            '"props":{"i":7,"lang":"c++","ok":true,"f":0.25,"z":null}'
+    else
+        fail "a C++ host links with libtel.a" "$(head -n 5 "$T_TMP/hcc.log")"
+    fi
 else
-    skip "tel.h: C++ (no C++ compiler here)"
+    skip "tel.h: C++ (no g++ here: Debian package g++)"
 fi
 
 # The floors run one way: util/ at the bottom, then format/, libqueue/,
