@@ -6,6 +6,10 @@
 # leaves out, one the tool really accepts).  The pages must also render
 # without a single groff warning.  That they install is checked in
 # t_build.sh, which already runs `make install`.
+#
+# The library's pages (section 3): every TEL_API function of tel.h has a
+# page, or a .so link to the page of its family, whose NAME lists it and
+# whose SYNOPSIS repeats its declaration as tel.h has it.
 . "$(dirname "$0")/lib.sh"
 B=$TEL_BUILD
 MAN="$TEL_TOP/docs/man"
@@ -164,5 +168,63 @@ for t in $TOOLS; do
         fail "$t --help: exit codes parsed" "found only '$(echo $h_codes)'"
     check_eq "$t.1 EXIT STATUS lists every code of --help" "$(missing "$h_codes" "$m_codes")" ""
     check_eq "$t.1 EXIT STATUS lists no code --help lacks" "$(missing "$m_codes" "$h_codes")" ""
+done
+
+# --- section 3: the library -------------------------------------------------
+
+# Every TEL_API function of tel.h, as its declaration on one line with the
+# TEL_API marker dropped and blanks normalised.
+norm() { tr '\n' ' ' | sed -e 's/[[:space:]]\{1,\}/ /g' -e 's/( /(/g' -e 's/ )/)/g' -e 's/^ //' -e 's/ $//'; }
+decls=$(awk '/^TEL_API / { on = 1; d = "" } on { d = d " " $0 } on && /;/ { print d; on = 0 }' "$TEL_TOP/include/tel.h" |
+    while IFS= read -r d; do echo "$(printf '%s\n' "$d" | norm | sed 's/^TEL_API //')"; done)
+nfun=$(printf '%s\n' "$decls" | grep -c .)
+[ "$nfun" -ge 20 ] && ok "tel.h: TEL_API declarations parsed ($nfun)" || fail "tel.h: TEL_API declarations parsed" "only $nfun"
+
+# page FILE: the page a .3 file stands for (itself, or what its .so names).
+page_of() {
+    so=$(sed -n 's/^\.so man3\/\(.*\)$/\1/p' "$1")
+    if [ -n "$so" ]; then echo "$MAN/$so"; else echo "$1"; fi
+}
+undocumented=""
+unlisted=""
+nosynopsis=""
+while IFS= read -r d; do
+    [ -n "$d" ] || continue
+    f=$(printf '%s\n' "$d" | sed 's/^[^(]*[ *]\(tel_[a-z_]*\)(.*/\1/')
+    p=$(page_of "$MAN/$f.3" 2>/dev/null)
+    if [ ! -f "$MAN/$f.3" ] || [ ! -f "$p" ]; then undocumented="$undocumented$f "; continue; fi
+    section "$p" NAME | sed 's/\\-.*//' | tr ',' '\n' | tr -d ' ' | grep -qxF "$f" || unlisted="$unlisted$f "
+    syn=$(groff -man -Tascii -P-cbou "$p" 2>/dev/null | awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' | norm)
+    case "$syn" in *"$d"*) ;; *) nosynopsis="$nosynopsis$f " ;; esac
+done <<EOF_DECLS
+$decls
+EOF_DECLS
+check_eq "every TEL_API function has a section 3 page" "$undocumented" ""
+check_eq "every TEL_API function is named in its page's NAME" "$unlisted" ""
+check_eq "every page's SYNOPSIS repeats tel.h's declaration" "$nosynopsis" ""
+
+# Pages and links: every .so link names a real page; every real page
+# renders without warnings and has the sections a reader looks for.
+for p in "$MAN"/*.3; do
+    n=$(basename "$p")
+    so=$(sed -n 's/^\.so man3\/\(.*\)$/\1/p' "$p")
+    if [ -n "$so" ]; then
+        [ -f "$MAN/$so" ] && ! grep -q '^\.so' "$MAN/$so" && ok "$n links to the page $so" ||
+            fail "$n links to a page" "no page $so"
+        continue
+    fi
+    case "$render" in
+    groff) check_eq "$n renders with groff without warnings" "$(groff -man -Tutf8 -ww -z "$p" 2>&1)" "" ;;
+    mandoc) check_eq "$n renders with mandoc without warnings" "$(mandoc -Tlint -W warning "$p" 2>&1)" "" ;;
+    *) skip "$n renders without warnings (neither groff nor mandoc is installed)" ;;
+    esac
+    got=$(sed -n 's/^\.SH "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$p" | tr '\n' '|')
+    # man-pages(7)'s order; EXAMPLES and NOTES where a page has them.
+    case "$n:$got" in
+    libtel.3:"NAME|SYNOPSIS|DESCRIPTION|FILES|NOTES|SEE ALSO|") ok "$n has the usual sections, in order" ;;
+    libtel.3:*) fail "$n has the usual sections, in order" "got '$got'" ;;
+    *:"NAME|SYNOPSIS|DESCRIPTION|RETURN VALUE|"*"SEE ALSO|") ok "$n has the usual sections, in order" ;;
+    *) fail "$n has the usual sections, in order" "got '$got'" ;;
+    esac
 done
 t_done
