@@ -17,6 +17,9 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+# Both are on systemd's unit search path for /usr and /usr/local.
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
+SYSTEMDSYSTEMUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 CC ?= cc
@@ -56,7 +59,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 GEN = $(BUILD)/gen
 # -MMD -MP: each object lists the headers it really read (build/obj/*.d),
 # so touching one header rebuilds only what includes it.
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -fPIC \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -fPIC \
 	-fvisibility=hidden -MMD -MP $(DEPS_CFLAGS)
 
 # The floors of the house, each seeing only itself and the floors below:
@@ -113,13 +116,16 @@ FLAGS_FILE = $(GEN)/cflags
 NODE_INCLUDE ?= /usr/include/node
 NODE_ADDON = $(if $(SANFLAGS),,$(if $(wildcard $(NODE_INCLUDE)/node_api.h),$(BUILD)/tel.node))
 
-.PHONY: all deps check check-plain demo bench stress fuzz install uninstall clean test-run FORCE
+.PHONY: all programs deps check check-plain demo bench stress fuzz install install-units uninstall clean \
+	test-run FORCE
 
 # Objects made through pattern rules are kept, not deleted as intermediates.
 .SECONDARY:
 
-all: $(BUILD)/libtel.a $(BUILD)/$(REALNAME) $(BUILD)/libtelsync.a $(TOOLS) $(EXAMPLE_BIN) \
-	$(UNIT_BIN) $(BUILD)/tel.pc $(NODE_ADDON)
+all: programs $(BUILD)/libtelsync.a $(EXAMPLE_BIN) $(UNIT_BIN) $(BUILD)/tel.pc $(NODE_ADDON)
+
+# What install copies: the library and the tools, not the tests.
+programs: $(BUILD)/libtel.a $(BUILD)/$(REALNAME) $(TOOLS)
 
 deps:
 	@scripts/deps.sh build
@@ -157,26 +163,26 @@ $(BUILD)/libtelsync.a: $(SYNC_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/$(REALNAME): $(LIB_OBJ) libqueue/tel.map
-	$(CC) -shared $(SANFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=libqueue/tel.map \
+	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=libqueue/tel.map \
 		-o $@ $(LIB_OBJ) $(LIB_LIBS)
 	ln -sf $(REALNAME) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libtel.so
 
 $(BUILD)/bin/tel: $(BUILD)/obj/cli/tel.o $(BUILD)/obj/cli/kv.o $(BUILD)/obj/cli/common.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ $(HOST_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 $(BUILD)/bin/tel-sync: $(BUILD)/obj/cli/tel-sync.o $(BUILD)/obj/cli/common.o $(BUILD)/libtelsync.a $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
 
 $(BUILD)/bin/tel-collect: $(COLLECT_OBJ) $(BUILD)/obj/cli/common.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(COLLECT_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS) $(COLLECT_LIBS)
 
 $(BUILD)/bin/%: $(BUILD)/obj/examples/%.o $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ $(HOST_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 define seed_example
 $(BUILD)/bin/$(1): $(BUILD)/obj/examples/$(1)/$(1).o $(BUILD)/libtel.a
@@ -196,7 +202,7 @@ $(BUILD)/tel.node: bindings/node/src/tel_node.c $(BUILD)/libtel.a
 # and drive the sync engine's pieces alone.
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtelsync.a $(BUILD)/libtel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LIBS) $(SYNC_LIBS)
 
 # test_corpus replays the fuzz corpora through the harnesses themselves,
 # each built with its libFuzzer entry point renamed, and the kv parser
@@ -272,15 +278,33 @@ fuzz:
 	@tests/fuzz/run.sh
 
 MAN1 = $(sort $(wildcard docs/man/*.1))
+MAN3 = $(sort $(wildcard docs/man/*.3))
+USER_UNITS = tel-sync.service tel-sync.timer
+SYSTEM_UNITS = tel-collect.service
 # Every path install writes, so that uninstall removes exactly these.
 INSTALLED = $(addprefix $(BINDIR)/,$(notdir $(TOOLS))) $(INCLUDEDIR)/tel.h \
 	$(addprefix $(LIBDIR)/,libtel.a libtel.so $(SONAME) $(REALNAME) pkgconfig/tel.pc) \
-	$(addprefix $(MANDIR)/man1/,$(notdir $(MAN1)))
+	$(addprefix $(MANDIR)/man1/,$(notdir $(MAN1))) $(addprefix $(MANDIR)/man3/,$(notdir $(MAN3))) \
+	$(addprefix $(SYSTEMDUSERUNITDIR)/,$(USER_UNITS)) $(addprefix $(SYSTEMDSYSTEMUNITDIR)/,$(SYSTEM_UNITS))
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
+# The systemd units, written from docs/*.in for the prefix they go under.
+# A target of their own, built from no object, so they can be written for
+# any prefix without rebuilding the library.
+UNIT_SED = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@USERUNITDIR@|$(SYSTEMDUSERUNITDIR)|g' \
+	-e 's|@SYSTEMUNITDIR@|$(SYSTEMDSYSTEMUNITDIR)|g'
+install-units:
+	install -d $(DESTDIR)$(SYSTEMDUSERUNITDIR) $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)
+	for u in $(USER_UNITS); do $(UNIT_SED) docs/$$u.in >$(DESTDIR)$(SYSTEMDUSERUNITDIR)/$$u || exit 1; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUSERUNITDIR)/$$u; done
+	for u in $(SYSTEM_UNITS); do $(UNIT_SED) docs/$$u.in >$(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$u || exit 1; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDSYSTEMUNITDIR)/$$u; done
+
+install: programs install-units
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 0755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 include/tel.h $(DESTDIR)$(INCLUDEDIR)/tel.h
 	install -m 0644 $(BUILD)/libtel.a $(DESTDIR)$(LIBDIR)/libtel.a
 	install -m 0755 $(BUILD)/$(REALNAME) $(DESTDIR)$(LIBDIR)/$(REALNAME)

@@ -126,7 +126,10 @@ if make -s -C "$TEL_TOP" BUILD="${B#$TEL_TOP/}" $san install PREFIX=/usr/local D
     ok "make install into DESTDIR"
     for f in bin/tel bin/tel-sync bin/tel-collect include/tel.h lib/libtel.a lib/libtel.so lib/libtel.so.0 \
              "lib/libtel.so.0.${ver#*.}" lib/pkgconfig/tel.pc \
-             share/man/man1/tel.1 share/man/man1/tel-sync.1 share/man/man1/tel-collect.1; do
+             share/man/man1/tel.1 share/man/man1/tel-sync.1 share/man/man1/tel-collect.1 \
+             share/man/man3/libtel.3 share/man/man3/tel_emit.3 share/man/man3/tel_close.3 \
+             lib/systemd/user/tel-sync.service lib/systemd/user/tel-sync.timer \
+             lib/systemd/system/tel-collect.service; do
         [ -e "$dest/usr/local/$f" ] && ok "installed $f" || fail "installed $f" "missing"
     done
     flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$dest/usr/local/lib/pkgconfig" pkg-config --cflags --libs tel)
