@@ -1,6 +1,6 @@
 #!/bin/sh
 # Makes sure the Debian packages tel needs are present.
-#   scripts/deps.sh build|test|stress|bench|fuzz ...
+#   scripts/deps.sh build|test|stress|bench|fuzz|langs ...
 # As root, installs what is missing with apt-get; otherwise prints the
 # exact install line and exits 1.
 set -u
@@ -8,10 +8,13 @@ pkgs=""
 for set in "$@"; do
     case "$set" in
     build) pkgs="$pkgs gcc make pkg-config liblmdb-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libsqlite3-dev libpq-dev" ;;
-    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db golang-go nodejs postgresql sqlite3" ;;
+    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db golang-go nodejs postgresql sqlite3 g++ dpkg-dev debhelper systemd" ;;
     stress) pkgs="$pkgs valgrind" ;;
     bench) pkgs="$pkgs libsqlite3-dev valgrind hyperfine" ;;
     fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    # Rust for docs/other-languages.md's example: large, so not part of the
+    # test set (Go and Node.js are); tests/t_langs.sh skips it without rustc.
+    langs) pkgs="$pkgs rustc" ;;
     *) echo "deps.sh: unknown package set '$set'" >&2; exit 2 ;;
     esac
 done
