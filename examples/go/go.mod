@@ -1,0 +1,3 @@
+module example.invalid/tel-example
+
+go 1.19
