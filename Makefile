@@ -52,7 +52,8 @@ REALNAME = $(SONAME).$(word 2,$(subst ., ,$(TEL_VERSION_STR))).$(word 3,$(subst 
 # is named instead of surfacing as a compiler error (scripts/checklibs.sh).
 BUILD_LIBS = lmdb:lmdb.h:-llmdb:liblmdb-dev msgpack:msgpack.h:-lmsgpackc:libmsgpack-dev \
 	libcurl:curl/curl.h:-lcurl:libcurl4-openssl-dev zlib:zlib.h:-lz:zlib1g-dev \
-	libmicrohttpd:microhttpd.h:-lmicrohttpd:libmicrohttpd-dev
+	libmicrohttpd:microhttpd.h:-lmicrohttpd:libmicrohttpd-dev sqlite3:sqlite3.h:-lsqlite3:libsqlite3-dev \
+	libpq:libpq-fe.h:-lpq:libpq-dev
 
 DEPS_CFLAGS := $(shell pkg-config --cflags lmdb msgpack libpq sqlite3 2>/dev/null)
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
