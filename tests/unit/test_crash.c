@@ -503,7 +503,7 @@ static void crash_loop(int iterations, int fresh_every)
     if (run_producer(dirs[0].state_home, 0, -1, 3, &dirs[0].ack) != 0)
         bad_children++;
 
-    int fresh_kills = 0, fresh_before_ack = 0;
+    int fresh_kills = 0, fresh_before_ack = 0, kills_after_ack = 0;
     for (int it = 1; it <= iterations; it++) {
         crash_dir *cd = &dirs[0];
         long delay_us = (long)(rng() % 20001); /* 0-20 ms */
@@ -520,6 +520,7 @@ static void crash_loop(int iterations, int fresh_every)
         size_t before = cd->ack.len;
         if (run_producer(cd->state_home, it, delay_us, 0, &cd->ack) != 0)
             bad_children++;
+        kills_after_ack += cd->ack.len > before;
         if (fresh) {
             cd->first_child_acked = cd->ack.len > before;
             fresh_before_ack += cd->ack.len == before;
@@ -538,7 +539,11 @@ static void crash_loop(int iterations, int fresh_every)
         check_dir(&dirs[i], &t, have_mdb_stat);
     printf("# %zu acknowledged, %zu stored, over %zu queues (%zu with a file moved aside)\n",
            t.acked, t.stored, t.dirs, t.moved_aside);
-    CHECK("something was acknowledged at all", t.acked > (size_t)iterations);
+    /* How many kills land after an acknowledgement depends on how busy the
+     * machine is; what matters is that some did, so the no-loss checks
+     * below were exercised by kills between acknowledged appends. */
+    printf("# %d kills landed after their producer's first acknowledgement\n", kills_after_ack);
+    CHECK("some kills landed after an acknowledged append", kills_after_ack > 0);
     CHECK_EQ_INT("every queue opens read-only after the kills", t.open_failed, 0);
     CHECK_EQ_INT("every acknowledged event is in the queue", t.lost, 0);
     CHECK_EQ_INT("no counter is stored twice", t.dup_counters, 0);
