@@ -213,18 +213,25 @@ stop
 
 # ------------------------------------------------------ store failure: 503
 start busy --db "sqlite:$DB"
-$PY - "$DB" <<'EOF' &
-import sqlite3, sys, time
+# The lock is held until the test has its answer (at most 20 s), however
+# slowly the machine runs.
+batch locked --events 2
+$PY - "$DB" "$W/lock.held" "$W/lock.release" <<'EOF' &
+import os, sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)
 c.execute("BEGIN EXCLUSIVE")
-time.sleep(6.5)
+open(sys.argv[2], "w").close()
+end = time.monotonic() + 20
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.05)
 c.execute("ROLLBACK")
 EOF
 lpid=$!
-sleep 0.5
-batch locked --events 2
+i=0
+while [ ! -e "$W/lock.held" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 check_eq "a store that cannot be written: 503" "$(post locked "$BID")" 503
 check_eq "with Retry-After" "$(tr -d '\r' <"$W/hdr" | grep -ci '^Retry-After: [0-9]')" 1
+touch "$W/lock.release"
 wait "$lpid"
 check_eq "nothing of it stored" "$(sql "SELECT count(*) FROM batches WHERE id = '$BID'")" 0
 check_eq "the retry once the store is back: 200" "$(post locked "$BID")$(resp)" '200{"accepted":2,"duplicates":0}'
