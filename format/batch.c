@@ -33,7 +33,7 @@ int tel__batch_begin(tel_buf *out, const tel_batch_head *head)
     msgpack_packer_init(&pk, out, buf_write);
     bad |= msgpack_pack_map(&pk, 6);
     bad |= pack_key(&pk, "v");
-    bad |= msgpack_pack_uint64(&pk, TEL_SCHEMA_VERSION);
+    bad |= msgpack_pack_uint64(&pk, head->version > 0 ? (uint64_t)head->version : TEL_SCHEMA_VERSION_FLAT);
     bad |= pack_key(&pk, "b");
     bad |= msgpack_pack_bin_with_body(&pk, head->id, TEL_ID_LEN);
     bad |= pack_key(&pk, "s");
@@ -155,9 +155,11 @@ int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
         case B_V:
             if (read_uint(&r, &version))
                 return bad_batch("field 'v' is not an unsigned integer");
-            if (version != TEL_SCHEMA_VERSION)
-                return tel__fail(TEL_ERR_CORRUPT, "batch: schema version %llu is not supported (this reader knows %d)",
-                                 (unsigned long long)version, TEL_SCHEMA_VERSION);
+            if (version < TEL_SCHEMA_VERSION_FLAT || version > TEL_SCHEMA_VERSION)
+                return tel__fail(TEL_ERR_CORRUPT,
+                                 "batch: schema version %llu is not supported (this reader knows %d to %d)",
+                                 (unsigned long long)version, TEL_SCHEMA_VERSION_FLAT, TEL_SCHEMA_VERSION);
+            head->version = (int)version;
             break;
         case B_B:
             if (read_id(&r, &id, 0))
@@ -221,6 +223,10 @@ int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
                 snprintf(why, sizeof why, "%s", tel_last_error());
                 return tel__fail(TEL_ERR_CORRUPT, "batch: event %u: %s", j + 1, why);
             }
+            if (rec.version > head->version)
+                return tel__fail(TEL_ERR_CORRUPT,
+                                 "batch: event %u holds an array or map, which schema version %d does not allow",
+                                 j + 1, head->version);
             if (!same_anon(rec.anon, head->anon))
                 return tel__fail(TEL_ERR_CORRUPT,
                                  "batch: event %u has another anonymous id than the batch", j + 1);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "mp.h"
 #include "record.h"
 #include "text.h"
 
@@ -96,6 +97,41 @@ static int json_time(tel_buf *out, uint64_t ms)
     return tel__buf_append(out, t, sizeof t - 1);
 }
 
+/* One value read from a checked record's MessagePack, arrays and maps
+ * included; the decoder bounded their depth, so the recursion is too. */
+static int json_mp(tel_buf *out, tel_mp *r, int depth)
+{
+    tel_mp_obj o;
+    if (depth > TEL_MAX_DEPTH + 1 || tel__mp_next(r, &o))
+        return -1;
+    switch (o.kind) {
+    case TEL_MP_NIL: return tel__buf_puts(out, "null");
+    case TEL_MP_BOOL: return tel__buf_puts(out, o.v.b ? "true" : "false");
+    case TEL_MP_UINT: return json_u64(out, o.v.u, 0);
+    case TEL_MP_INT: return json_i64(out, o.v.i);
+    case TEL_MP_FLOAT: return json_double(out, o.v.f);
+    case TEL_MP_STR: return tel__json_str(out, (const char *)o.data, o.len);
+    case TEL_MP_ARRAY:
+    case TEL_MP_MAP: {
+        int is_map = o.kind == TEL_MP_MAP;
+        int bad = tel__buf_puts(out, is_map ? "{" : "[");
+        for (uint32_t i = 0; i < o.v.n && !bad; i++) {
+            if (i)
+                bad |= tel__buf_puts(out, ",");
+            if (is_map) {
+                tel_mp_obj k;
+                if (tel__mp_next(r, &k) || k.kind != TEL_MP_STR)
+                    return -1;
+                bad |= tel__json_str(out, (const char *)k.data, k.len) | tel__buf_puts(out, ":");
+            }
+            bad |= json_mp(out, r, depth + 1);
+        }
+        return bad | tel__buf_puts(out, is_map ? "}" : "]");
+    }
+    default: return tel__buf_puts(out, "null");
+    }
+}
+
 static int json_value(tel_buf *out, const tel_val *v)
 {
     switch (v->type) {
@@ -104,8 +140,24 @@ static int json_value(tel_buf *out, const tel_val *v)
     case TEL_T_INT: return json_i64(out, v->v.i);
     case TEL_T_FLOAT: return json_double(out, v->v.f);
     case TEL_T_STR: return json_tstr(out, v->v.s);
+    case TEL_T_ARRAY:
+    case TEL_T_MAP: {
+        tel_mp r;
+        tel__mp_init(&r, v->v.c.p, v->v.c.len);
+        return json_mp(out, &r, 1);
+    }
     }
     return tel__buf_puts(out, "null");
+}
+
+int tel__value_json(const tel_val *v, tel_buf *out)
+{
+    size_t start = out->len;
+    if (json_value(out, v) != 0) {
+        out->len = start;
+        return tel__fail(TEL_ERR_NOMEM, "out of memory while rendering a value as JSON");
+    }
+    return TEL_OK;
 }
 
 /* ,"key":"value" for a context string that is present. */

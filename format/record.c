@@ -10,6 +10,7 @@
 #include <math.h>
 #include <msgpack.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
@@ -74,80 +75,205 @@ int tel__event_name_valid(const char *name, size_t len)
     return TEL_OK;
 }
 
+/* Which rule a key breaks, if any; the message is only formatted on
+ * failure, since this runs for every property of every event. */
+enum { KEY_OK, KEY_NULL, KEY_EMPTY, KEY_LONG, KEY_BYTE };
+
+static int key_rule(const char *key, size_t *len, size_t *at)
+{
+    if (!key)
+        return KEY_NULL;
+    size_t klen = strnlen(key, TEL_MAX_KEY + 1);
+    if (klen == 0)
+        return KEY_EMPTY;
+    if (klen > TEL_MAX_KEY)
+        return KEY_LONG;
+    for (size_t j = 0; j < klen; j++)
+        if (!key_char((unsigned char)key[j])) {
+            *at = j;
+            return KEY_BYTE;
+        }
+    *len = klen;
+    return KEY_OK;
+}
+
+/* The error for a key breaking `rule`; `what` names the item ("property
+ * 3", "property 'config' entry 2"). */
+static int key_fail(int rule, const char *key, size_t at, const char *what)
+{
+    switch (rule) {
+    case KEY_NULL: return tel__fail(TEL_ERR_INVALID, "%s has no key", what);
+    case KEY_EMPTY: return tel__fail(TEL_ERR_INVALID, "%s has an empty key", what);
+    case KEY_LONG: return tel__fail(TEL_ERR_LIMIT, "%s has a key longer than %d bytes", what, TEL_MAX_KEY);
+    default:
+        return tel__fail(TEL_ERR_INVALID,
+                         "%s key has byte 0x%02x at byte %zu (keys are printable ASCII without spaces)", what,
+                         (unsigned char)key[at], at);
+    }
+}
+
+/* Checks a scalar value; `top` is the top-level key, already known to be
+ * printable, so it may be named.  The value never is: it could be a
+ * secret.  Sets *slen for a string. */
+static int check_scalar(const tel_prop *p, const char *top, uint16_t *slen)
+{
+    switch (p->type) {
+    case TEL_T_NIL:
+    case TEL_T_BOOL:
+    case TEL_T_INT:
+        return TEL_OK;
+    case TEL_T_FLOAT:
+        if (!isfinite(p->v.f))
+            return tel__fail(TEL_ERR_INVALID, "property '%s' holds a number that is not finite (NaN or infinity)",
+                             top);
+        return TEL_OK;
+    case TEL_T_STR: {
+        if (!p->v.s)
+            return tel__fail(TEL_ERR_INVALID, "property '%s' holds a string whose value is NULL", top);
+        size_t n = strnlen(p->v.s, TEL_MAX_STRING + 1);
+        if (n > TEL_MAX_STRING)
+            return tel__fail(TEL_ERR_LIMIT, "property '%s' holds a string longer than %d bytes", top,
+                             TEL_MAX_STRING);
+        if (!tel__utf8_valid(p->v.s, n))
+            return tel__fail(TEL_ERR_INVALID, "property '%s' holds a string that is not valid UTF-8", top);
+        *slen = (uint16_t)n;
+        return TEL_OK;
+    }
+    default:
+        return tel__fail(TEL_ERR_INVALID, "property '%s' has unknown type %d", top, (int)p->type);
+    }
+}
+
+/*
+ * Checks the children of the array or map at props[*i] (already taken),
+ * recursively, and moves *i past them.  `depth` is the container's own
+ * level (1 for a property's value).
+ */
+static int check_nested(const tel_prop *props, size_t nprops, size_t *i, int depth, const char *top)
+{
+    const tel_prop *c = &props[*i - 1];
+    int is_map = c->type == TEL_T_MAP;
+    int64_t n = c->v.i;
+    if (depth > TEL_MAX_DEPTH)
+        return tel__fail(TEL_ERR_LIMIT, "property '%s' nests arrays and maps deeper than %d levels", top,
+                         TEL_MAX_DEPTH);
+    if (n < 0)
+        return tel__fail(TEL_ERR_INVALID, "property '%s' has an %s of %lld items", top,
+                         is_map ? "map" : "array", (long long)n);
+    if (n > (is_map ? TEL_MAX_MAP : TEL_MAX_ARRAY))
+        return tel__fail(TEL_ERR_LIMIT, "property '%s' has %s of %lld %s (at most %d)", top,
+                         is_map ? "a map" : "an array", (long long)n, is_map ? "entries" : "elements",
+                         is_map ? TEL_MAX_MAP : TEL_MAX_ARRAY);
+    if ((uint64_t)n > nprops - *i)
+        return tel__fail(TEL_ERR_INVALID, "property '%s' announces %lld items but the array ends first", top,
+                         (long long)n);
+    size_t first = *i;
+    for (int64_t k = 0; k < n; k++) {
+        const tel_prop *p = &props[*i];
+        size_t klen;
+        uint16_t slen;
+        if (is_map) {
+            size_t at = 0;
+            int rule = key_rule(p->key, &klen, &at);
+            if (rule != KEY_OK) {
+                char what[TEL_MAX_KEY + 48];
+                snprintf(what, sizeof what, "property '%s' entry %lld", top, (long long)k + 1);
+                return key_fail(rule, p->key, at, what);
+            }
+            /* Entries of one map are direct children: compare with the
+             * earlier ones at this level only. */
+            for (size_t j = first; j < *i;) {
+                if (strcmp(props[j].key, p->key) == 0)
+                    return tel__fail(TEL_ERR_INVALID, "property '%s' has the key '%s' twice in one map", top,
+                                     p->key);
+                j = tel__prop_skip(props, nprops, j);
+            }
+        } else if (p->key) {
+            return tel__fail(TEL_ERR_INVALID, "property '%s' array element %lld has a key (elements have none)",
+                             top, (long long)k + 1);
+        }
+        (*i)++;
+        int rc = p->type == TEL_T_ARRAY || p->type == TEL_T_MAP ? check_nested(props, nprops, i, depth + 1, top)
+                                                                 : check_scalar(p, top, &slen);
+        if (rc != TEL_OK)
+            return rc;
+    }
+    return TEL_OK;
+}
+
+size_t tel__prop_skip(const tel_prop *props, size_t nprops, size_t i)
+{
+    size_t todo = 1;
+    while (todo > 0 && i < nprops) {
+        const tel_prop *p = &props[i++];
+        todo--;
+        if ((p->type == TEL_T_ARRAY || p->type == TEL_T_MAP) && p->v.i > 0)
+            todo += (size_t)p->v.i;
+    }
+    return i;
+}
+
 /*
  * Checks an event and reports the lengths it measured, so that the
- * encoder does not measure every string a second time.
+ * encoder does not measure every string a second time.  key_len and
+ * str_len are per top-level property; *ntop is their number and
+ * *nested whether any holds an array or a map.
  */
-static int check_event(const char *name, const tel_prop *props, size_t nprops,
-                       size_t *name_len, uint16_t *key_len, uint16_t *str_len)
+static int check_event(const char *name, const tel_prop *props, size_t nprops, size_t *name_len,
+                       uint16_t *key_len, uint16_t *str_len, size_t *ntop, int *nested)
 {
     size_t nlen = name ? strnlen(name, TEL_MAX_NAME + 1) : 0;
     int rc = tel__event_name_valid(name, nlen);
     if (rc != TEL_OK)
         return rc;
     *name_len = nlen;
+    *nested = 0;
 
-    if (nprops > TEL_MAX_PROPS)
-        return tel__fail(TEL_ERR_LIMIT, "event has %zu properties (at most %d)", nprops, TEL_MAX_PROPS);
+    if (nprops > TEL_MAX_ITEMS)
+        return tel__fail(TEL_ERR_LIMIT, "event has %zu items (at most %d)", nprops, TEL_MAX_ITEMS);
     if (nprops > 0 && !props)
         return tel__fail(TEL_ERR_INVALID, "event has %zu properties but no array of them", nprops);
 
-    for (size_t i = 0; i < nprops; i++) {
+    size_t top[TEL_MAX_PROPS];
+    size_t t = 0;
+    for (size_t i = 0; i < nprops; t++) {
         const tel_prop *p = &props[i];
-        if (!p->key)
-            return tel__fail(TEL_ERR_INVALID, "property %zu has no key", i + 1);
-        size_t klen = strnlen(p->key, TEL_MAX_KEY + 1);
-        if (klen == 0)
-            return tel__fail(TEL_ERR_INVALID, "property %zu has an empty key", i + 1);
-        if (klen > TEL_MAX_KEY)
-            return tel__fail(TEL_ERR_LIMIT, "property %zu has a key longer than %d bytes", i + 1, TEL_MAX_KEY);
-        for (size_t j = 0; j < klen; j++)
-            if (!key_char((unsigned char)p->key[j]))
-                return tel__fail(TEL_ERR_INVALID,
-                                 "property %zu key has byte 0x%02x at byte %zu "
-                                 "(keys are printable ASCII without spaces)",
-                                 i + 1, (unsigned char)p->key[j], j);
-        for (size_t j = 0; j < i; j++)
-            if (key_len[j] == klen && memcmp(props[j].key, p->key, klen) == 0)
+        if (t == TEL_MAX_PROPS)
+            return tel__fail(TEL_ERR_LIMIT, "event has more than %d properties", TEL_MAX_PROPS);
+        size_t klen = 0, at = 0;
+        int rule = key_rule(p->key, &klen, &at);
+        if (rule != KEY_OK) {
+            char what[32];
+            snprintf(what, sizeof what, "property %zu", t + 1);
+            return key_fail(rule, p->key, at, what);
+        }
+        for (size_t j = 0; j < t; j++)
+            if (key_len[j] == klen && memcmp(props[top[j]].key, p->key, klen) == 0)
                 return tel__fail(TEL_ERR_INVALID, "property '%s' is given twice", p->key);
-        key_len[i] = (uint16_t)klen;
-
+        top[t] = i;
+        key_len[t] = (uint16_t)klen;
+        i++;
         /* From here the key is known to be short printable ASCII, so it
-         * may be named; the value never is, it could be a secret. */
-        switch (p->type) {
-        case TEL_T_NIL:
-        case TEL_T_BOOL:
-        case TEL_T_INT:
-            break;
-        case TEL_T_FLOAT:
-            if (!isfinite(p->v.f))
-                return tel__fail(TEL_ERR_INVALID, "property '%s' is not a finite number (NaN or infinity)", p->key);
-            break;
-        case TEL_T_STR: {
-            if (!p->v.s)
-                return tel__fail(TEL_ERR_INVALID, "property '%s' is a string but its value is NULL", p->key);
-            size_t slen = strnlen(p->v.s, TEL_MAX_STRING + 1);
-            if (slen > TEL_MAX_STRING)
-                return tel__fail(TEL_ERR_LIMIT, "property '%s' has a string value longer than %d bytes",
-                                 p->key, TEL_MAX_STRING);
-            if (!tel__utf8_valid(p->v.s, slen))
-                return tel__fail(TEL_ERR_INVALID, "property '%s' has a string value that is not valid UTF-8",
-                                 p->key);
-            str_len[i] = (uint16_t)slen;
-            break;
+         * may be named. */
+        if (p->type == TEL_T_ARRAY || p->type == TEL_T_MAP) {
+            *nested = 1;
+            rc = check_nested(props, nprops, &i, 1, p->key);
+        } else {
+            rc = check_scalar(p, p->key, &str_len[t]);
         }
-        default:
-            return tel__fail(TEL_ERR_INVALID, "property '%s' has unknown type %d", p->key, (int)p->type);
-        }
+        if (rc != TEL_OK)
+            return rc;
     }
+    *ntop = t;
     return TEL_OK;
 }
 
 int tel__event_check(const char *name, const tel_prop *props, size_t nprops)
 {
-    size_t name_len;
+    size_t name_len, ntop;
     uint16_t key_len[TEL_MAX_PROPS], str_len[TEL_MAX_PROPS];
-    return check_event(name, props, nprops, &name_len, key_len, str_len);
+    int nested;
+    return check_event(name, props, nprops, &name_len, key_len, str_len, &ntop, &nested);
 }
 
 /* One optional context string: absent, or at most CTX_MAX_STRING bytes of
@@ -182,9 +308,11 @@ static int fixed_write(void *data, const char *buf, size_t n)
     fixed_out *o = data;
     size_t at = o->len;
     o->len += n;
-    if (n > o->cap || at > o->cap - n)
-        return -1;
-    memcpy(o->p + at, buf, n);
+    /* Past the end nothing is copied, but success is reported: the
+     * packer would otherwise skip a string's body after its header, and
+     * the count must be exact for a caller retrying with a larger buffer. */
+    if (n <= o->cap && at <= o->cap - n)
+        memcpy(o->p + at, buf, n);
     return 0;
 }
 
@@ -202,11 +330,48 @@ enum { C_APP, C_AV, C_LV, C_OS, C_ARCH, C_CIV, C_PRJ, C_NSTR };
 static const char *const ctx_keys[C_NSTR] = { "app", "av", "lv", "os", "arch", "civ", "prj" };
 static const uint8_t ctx_key_len[C_NSTR] = { 3, 2, 2, 2, 4, 3, 3 };
 
+/* Packs one scalar; strings were measured by the check (slen) or are
+ * measured here for nested ones (slen == SIZE_MAX). */
+static void pack_scalar(msgpack_packer *pk, const tel_prop *p, size_t slen)
+{
+    switch (p->type) {
+    case TEL_T_NIL: msgpack_pack_nil(pk); break;
+    case TEL_T_BOOL: p->v.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case TEL_T_INT: msgpack_pack_int64(pk, p->v.i); break;
+    case TEL_T_FLOAT: msgpack_pack_double(pk, p->v.f); break;
+    case TEL_T_STR:
+        msgpack_pack_str_with_body(pk, p->v.s, slen == SIZE_MAX ? strlen(p->v.s) : slen);
+        break;
+    default: break;
+    }
+}
+
+/* Packs the checked tree at props[*i] and moves *i past it. */
+static void pack_tree(msgpack_packer *pk, const tel_prop *props, size_t *i)
+{
+    const tel_prop *c = &props[(*i)++];
+    if (c->type != TEL_T_ARRAY && c->type != TEL_T_MAP) {
+        pack_scalar(pk, c, SIZE_MAX);
+        return;
+    }
+    size_t n = (size_t)c->v.i;
+    if (c->type == TEL_T_ARRAY)
+        msgpack_pack_array(pk, n);
+    else
+        msgpack_pack_map(pk, n);
+    for (size_t k = 0; k < n; k++) {
+        if (c->type == TEL_T_MAP)
+            msgpack_pack_str_with_body(pk, props[*i].key, strlen(props[*i].key));
+        pack_tree(pk, props, i);
+    }
+}
+
 int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
 {
-    size_t name_len;
+    size_t name_len, ntop;
     uint16_t key_len[TEL_MAX_PROPS], str_len[TEL_MAX_PROPS];
-    int rc = check_event(ev->name, ev->props, ev->nprops, &name_len, key_len, str_len);
+    int nested;
+    int rc = check_event(ev->name, ev->props, ev->nprops, &name_len, key_len, str_len, &ntop, &nested);
     if (rc != TEL_OK)
         return rc;
 
@@ -223,7 +388,8 @@ int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t 
         if ((rc = ctx_string(cs[i], ctx_keys[i], &cl[i])) != TEL_OK)
             return rc;
 
-    fixed_out o = { buf, cap < TEL_MAX_EVENT ? cap : TEL_MAX_EVENT, 0 };
+    size_t limit = nested ? TEL_MAX_EVENT : TEL_MAX_FLAT_EVENT;
+    fixed_out o = { buf, cap < limit ? cap : limit, 0 };
     msgpack_packer pk;
     msgpack_packer_init(&pk, &o, fixed_write);
 
@@ -238,16 +404,15 @@ int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t 
     msgpack_pack_str_with_body(&pk, ev->name, name_len);
 
     pack_key(&pk, "p");
-    msgpack_pack_map(&pk, ev->nprops);
-    for (size_t i = 0; i < ev->nprops; i++) {
+    msgpack_pack_map(&pk, ntop);
+    for (size_t i = 0, t = 0; t < ntop; t++) {
         const tel_prop *p = &ev->props[i];
-        msgpack_pack_str_with_body(&pk, p->key, key_len[i]);
-        switch (p->type) {
-        case TEL_T_NIL: msgpack_pack_nil(&pk); break;
-        case TEL_T_BOOL: p->v.b ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
-        case TEL_T_INT: msgpack_pack_int64(&pk, p->v.i); break;
-        case TEL_T_FLOAT: msgpack_pack_double(&pk, p->v.f); break;
-        case TEL_T_STR: msgpack_pack_str_with_body(&pk, p->v.s, str_len[i]); break;
+        msgpack_pack_str_with_body(&pk, p->key, key_len[t]);
+        if (p->type == TEL_T_ARRAY || p->type == TEL_T_MAP) {
+            pack_tree(&pk, ev->props, &i);
+        } else {
+            pack_scalar(&pk, p, str_len[t]);
+            i++;
         }
     }
 
@@ -285,8 +450,10 @@ int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t 
     }
 
     if (o.len > o.cap) {
-        if (o.len > TEL_MAX_EVENT)
-            return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes (at most %d)", o.len, TEL_MAX_EVENT);
+        if (o.len > limit)
+            return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes (at most %zu%s)", o.len, limit,
+                             nested ? "" : " without arrays or maps");
+        *len = o.len;
         return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes but the buffer holds %zu", o.len, cap);
     }
     *len = o.len;
@@ -343,6 +510,91 @@ static int skip_unknown(tel_mp *r)
     return rc ? corrupt("an unknown field is truncated or malformed") : 0;
 }
 
+/* Reads a map key (of the properties or of a nested map): 1-64 bytes of
+ * printable ASCII, not one of keys[0..n). */
+static int read_prop_key(tel_mp *r, tel_str *k, const tel_str *keys, uint32_t n)
+{
+    if (read_str(r, k, TEL_MAX_KEY) || k->len == 0)
+        return corrupt("a property key is not a string of 1-64 bytes");
+    for (uint32_t j = 0; j < k->len; j++)
+        if (!key_char((unsigned char)k->p[j]))
+            return corrupt("a property key is not printable ASCII");
+    for (uint32_t j = 0; j < n; j++)
+        if (keys[j].len == k->len && memcmp(keys[j].p, k->p, k->len) == 0)
+            return corrupt("a property key appears twice");
+    return 0;
+}
+
+/* A scalar value: nil, bool, int64, finite float or string. */
+static int decode_scalar(const tel_mp_obj *x, tel_val *v)
+{
+    switch (x->kind) {
+    case TEL_MP_NIL:
+        v->type = TEL_T_NIL;
+        return 0;
+    case TEL_MP_BOOL:
+        v->type = TEL_T_BOOL;
+        v->v.b = x->v.b;
+        return 0;
+    case TEL_MP_UINT:
+        if (x->v.u > (uint64_t)INT64_MAX)
+            return corrupt("a property integer is beyond the int64 range");
+        v->type = TEL_T_INT;
+        v->v.i = (int64_t)x->v.u;
+        return 0;
+    case TEL_MP_INT:
+        v->type = TEL_T_INT;
+        v->v.i = x->v.i;
+        return 0;
+    case TEL_MP_FLOAT:
+        if (!isfinite(x->v.f))
+            return corrupt("a property float is NaN or infinite");
+        v->type = TEL_T_FLOAT;
+        v->v.f = x->v.f;
+        return 0;
+    case TEL_MP_STR:
+        if (x->len > TEL_MAX_STRING)
+            return corrupt("a property string is longer than 1024 bytes");
+        v->type = TEL_T_STR;
+        v->v.s.p = (const char *)x->data;
+        v->v.s.len = x->len;
+        return 0;
+    default:
+        return corrupt("a property value has a type other than nil, bool, int, float, string, array or map");
+    }
+}
+
+/*
+ * Checks the array or map whose header h was just read, and everything in
+ * it, against the limits of SPEC.md 3.1.  `depth` is its own level (1 for
+ * a property's value); *items counts every value of the record.
+ */
+static int decode_nested(tel_mp *r, const tel_mp_obj *h, int depth, size_t *items)
+{
+    int is_map = h->kind == TEL_MP_MAP;
+    if (depth > TEL_MAX_DEPTH)
+        return corrupt("arrays and maps nest deeper than 4 levels");
+    if (h->v.n > (uint32_t)(is_map ? TEL_MAX_MAP : TEL_MAX_ARRAY))
+        return corrupt(is_map ? "a map holds more than 64 entries" : "an array holds more than 256 elements");
+    tel_str keys[TEL_MAX_MAP];
+    for (uint32_t k = 0; k < h->v.n; k++) {
+        int rc;
+        if (is_map && (rc = read_prop_key(r, &keys[k], keys, k)) != 0)
+            return rc;
+        tel_mp_obj x;
+        tel_val v;
+        if (tel__mp_next(r, &x))
+            return corrupt("a property value is truncated or malformed");
+        if (++*items > TEL_MAX_ITEMS)
+            return corrupt("more than 1024 values in one record");
+        rc = x.kind == TEL_MP_ARRAY || x.kind == TEL_MP_MAP ? decode_nested(r, &x, depth + 1, items)
+                                                            : decode_scalar(&x, &v);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int decode_props(tel_mp *r, tel_record *out)
 {
     tel_mp_obj o;
@@ -351,55 +603,28 @@ static int decode_props(tel_mp *r, tel_record *out)
     if (o.v.n > TEL_MAX_PROPS)
         return corrupt("more than 32 properties");
     out->nprops = o.v.n;
+    size_t items = o.v.n;
     for (uint32_t i = 0; i < o.v.n; i++) {
-        tel_str *k = &out->keys[i];
         tel_val *v = &out->vals[i];
-        if (read_str(r, k, TEL_MAX_KEY) || k->len == 0)
-            return corrupt("a property key is not a string of 1-64 bytes");
-        for (uint32_t j = 0; j < k->len; j++)
-            if (!key_char((unsigned char)k->p[j]))
-                return corrupt("a property key is not printable ASCII");
-        for (uint32_t j = 0; j < i; j++)
-            if (out->keys[j].len == k->len && memcmp(out->keys[j].p, k->p, k->len) == 0)
-                return corrupt("a property key appears twice");
-
+        int rc = read_prop_key(r, &out->keys[i], out->keys, i);
+        if (rc)
+            return rc;
+        const uint8_t *at = r->p;
         tel_mp_obj x;
         if (tel__mp_next(r, &x))
             return corrupt("a property value is truncated or malformed");
-        switch (x.kind) {
-        case TEL_MP_NIL:
-            v->type = TEL_T_NIL;
-            break;
-        case TEL_MP_BOOL:
-            v->type = TEL_T_BOOL;
-            v->v.b = x.v.b;
-            break;
-        case TEL_MP_UINT:
-            if (x.v.u > (uint64_t)INT64_MAX)
-                return corrupt("a property integer is beyond the int64 range");
-            v->type = TEL_T_INT;
-            v->v.i = (int64_t)x.v.u;
-            break;
-        case TEL_MP_INT:
-            v->type = TEL_T_INT;
-            v->v.i = x.v.i;
-            break;
-        case TEL_MP_FLOAT:
-            if (!isfinite(x.v.f))
-                return corrupt("a property float is NaN or infinite");
-            v->type = TEL_T_FLOAT;
-            v->v.f = x.v.f;
-            break;
-        case TEL_MP_STR:
-            if (x.len > TEL_MAX_STRING)
-                return corrupt("a property string is longer than 1024 bytes");
-            v->type = TEL_T_STR;
-            v->v.s.p = (const char *)x.data;
-            v->v.s.len = x.len;
-            break;
-        default:
-            return corrupt("a property value has a type other than nil, bool, int, float or string");
+        if (x.kind != TEL_MP_ARRAY && x.kind != TEL_MP_MAP) {
+            if ((rc = decode_scalar(&x, v)) != 0)
+                return rc;
+            continue;
         }
+        if ((rc = decode_nested(r, &x, 1, &items)) != 0)
+            return rc;
+        v->type = x.kind == TEL_MP_ARRAY ? TEL_T_ARRAY : TEL_T_MAP;
+        v->v.c.p = at;
+        v->v.c.len = (uint32_t)(r->p - at);
+        v->v.c.n = x.v.n;
+        out->version = 2;
     }
     return 0;
 }
@@ -470,6 +695,7 @@ int tel__record_decode(tel_record *out, const void *buf, size_t len)
         return corrupt("empty");
     if (len > TEL_MAX_EVENT)
         return tel__fail(TEL_ERR_CORRUPT, "record: %zu bytes (at most %d)", len, TEL_MAX_EVENT);
+    out->version = TEL_SCHEMA_VERSION_FLAT;
 
     /* Only the fixed fields need clearing; keys and vals are written up
      * to nprops, and clearing all of them would cost more than decoding. */
@@ -554,6 +780,9 @@ int tel__record_decode(tel_record *out, const void *buf, size_t len)
     }
     if ((seen & R_REQUIRED) != R_REQUIRED)
         return corrupt("a required field (i, t, n, x, a or c) is missing");
+    if (out->version == TEL_SCHEMA_VERSION_FLAT && len > TEL_MAX_FLAT_EVENT)
+        return tel__fail(TEL_ERR_CORRUPT, "record: %zu bytes without an array or map (at most %d)", len,
+                         TEL_MAX_FLAT_EVENT);
     if (tel__mp_left(&r) != 0)
         return tel__fail(TEL_ERR_CORRUPT, "record: %zu bytes after the end of the map", tel__mp_left(&r));
     return TEL_OK;

@@ -30,7 +30,12 @@
 #include "error.h"
 #include "text.h"
 
-#define TEL_SCHEMA_VERSION 1
+/* The newest schema version this code reads and writes, and the version
+ * of a batch whose records hold no structured value (SPEC.md, section 8:
+ * such a batch is still sent as version 1, so that a collector that only
+ * knows version 1 keeps receiving it). */
+#define TEL_SCHEMA_VERSION 2
+#define TEL_SCHEMA_VERSION_FLAT 1
 
 /* Batch limits of the wire: a batch holds at most this many events and
  * this many bytes of records before compression. */
@@ -68,6 +73,16 @@ typedef struct tel_str {
     uint32_t len;
 } tel_str;
 
+/* An array or a map inside a decoded record: its whole MessagePack value
+ * (header included) and its number of elements or entries.  Walk it with
+ * the reader of mp.h; the decoder has checked every rule of SPEC.md 3.1
+ * inside it. */
+typedef struct tel_nested {
+    const uint8_t *p;
+    uint32_t len;
+    uint32_t n;
+} tel_nested;
+
 typedef struct tel_val {
     tel_type type;
     union {
@@ -75,6 +90,7 @@ typedef struct tel_val {
         int64_t i;
         double f;
         tel_str s;
+        tel_nested c;     /* TEL_T_ARRAY, TEL_T_MAP */
     } v;
 } tel_val;
 
@@ -96,6 +112,8 @@ typedef struct tel_record {
     int ci;
     const uint8_t *raw;       /* the whole record */
     size_t raw_len;
+    int version;              /* the oldest schema version that allows it: 1, or 2
+                               * when it holds a structured value */
 } tel_record;
 
 /*
@@ -105,6 +123,10 @@ typedef struct tel_record {
  */
 int tel__event_check(const char *name, const tel_prop *props, size_t nprops);
 
+/* In a flat array of properties (tel.h), the index just past the item at
+ * props[i] and everything nested in it (never past nprops). */
+size_t tel__prop_skip(const tel_prop *props, size_t nprops, size_t i);
+
 /* Checks a name alone: 1-64 of [A-Za-z0-9_.:-].  Like every check here it
  * returns TEL_OK (0) when the name is good, else TEL_ERR_INVALID or
  * TEL_ERR_LIMIT with the reason, so test it with `!= TEL_OK`. */
@@ -113,7 +135,10 @@ int tel__event_name_valid(const char *name, size_t len);
 /*
  * Encodes `ev` as a record into buf[0..cap).  Checks the event first.
  * Returns TEL_OK and sets *len, or TEL_ERR_LIMIT when the record would
- * exceed TEL_MAX_EVENT (or cap) bytes, or the error of tel__event_check().
+ * exceed its limit (TEL_MAX_FLAT_EVENT, or TEL_MAX_EVENT with a structured
+ * value), or the error of tel__event_check().  When only `cap` was too
+ * small, TEL_ERR_LIMIT comes with *len set to the size needed, so a
+ * caller may retry with a larger buffer.
  */
 TEL_MUST_CHECK int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len);
 
@@ -126,6 +151,12 @@ TEL_MUST_CHECK int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size
 int tel__record_decode(tel_record *out, const void *buf, size_t len);
 
 /*
+ * Appends one property value as JSON (arrays and maps as JSON arrays and
+ * objects).  Returns TEL_OK or TEL_ERR_NOMEM.
+ */
+int tel__value_json(const tel_val *v, tel_buf *out);
+
+/*
  * Appends the record as one JSON object (no newline) to `out`: ids as
  * UUID strings, time as ms and as ISO-8601 UTC, strings escaped.
  * Returns TEL_OK or TEL_ERR_NOMEM.
@@ -134,6 +165,7 @@ int tel__record_json(const tel_record *r, tel_buf *out);
 
 /* The fixed part of a batch; anon NULL means nil. */
 typedef struct tel_batch_head {
+    int version;              /* schema version; 0 when encoding means 1 */
     uint8_t id[TEL_ID_LEN];
     uint64_t sent_ms;
     uint64_t dropped;

@@ -89,13 +89,40 @@ typedef enum tel_type {
     TEL_T_BOOL = 1,
     TEL_T_INT = 2,
     TEL_T_FLOAT = 3,
-    TEL_T_STR = 4
+    TEL_T_STR = 4,
+    TEL_T_ARRAY = 5,   /* v.i elements follow in the array (keys NULL) */
+    TEL_T_MAP = 6      /* v.i entries follow in the array (keys set) */
 } tel_type;
 
 /*
  * One typed property.  Keys are 1-64 bytes of printable ASCII without
  * spaces; string values are at most 1 KiB of UTF-8.  The strings are only
  * read during the call that receives them.
+ *
+ * Structured values (arrays and maps) are written flat, in the same array
+ * of tel_prop as the properties: a TEL_ARRAY(key, n) or TEL_MAP(key, n)
+ * item is followed at once by its n children, each of which may itself be
+ * an array or a map (a tree in pre-order).  Array elements have a NULL
+ * key; map entries have a key, by the rules of property keys.  So
+ *
+ *     { "config": { "adapter": "@astrojs/vercel",
+ *                   "integrations": ["@astrojs/mdx", "@astrojs/rss"] } }
+ *
+ * is written
+ *
+ *     tel_prop p[] = {
+ *         TEL_MAP("config", 2),
+ *           TEL_STR("adapter", "@astrojs/vercel"),
+ *           TEL_ARRAY("integrations", 2),
+ *             TEL_STR(NULL, "@astrojs/mdx"),
+ *             TEL_STR(NULL, "@astrojs/rss"),
+ *     };
+ *     tel_emit_event(h, "build", p, 5);
+ *
+ * and `nprops` counts every item of the array (5 here), while the event's
+ * property limit counts only the top-level ones (1 here).  An array that
+ * does not add up (a count running past nprops, a key where none belongs)
+ * is refused whole with TEL_ERR_INVALID.
  */
 typedef struct tel_prop {
     const char *key;
@@ -109,8 +136,9 @@ typedef struct tel_prop {
 } tel_prop;
 
 /*
- * TEL_NIL(key), TEL_BOOL(key, b), TEL_INT(key, i), TEL_FLOAT(key, f) and
- * TEL_STR(key, s) build one tel_prop, as an element of an initialiser:
+ * TEL_NIL(key), TEL_BOOL(key, b), TEL_INT(key, i), TEL_FLOAT(key, f),
+ * TEL_STR(key, s), TEL_ARRAY(key, n) and TEL_MAP(key, n) build one
+ * tel_prop, as an element of an initialiser:
  *     tel_prop p[] = { TEL_STR("strategy", "rolling"), TEL_INT("services", 3) };
  * TEL_PROPS(p1, p2, ...) expands to "array, count" for the emit calls:
  *     tel_emit("mycli", "deploy", TEL_PROPS(TEL_INT("services", 3)));
@@ -127,6 +155,8 @@ typedef struct tel_prop {
 #define TEL_INT(k, x)   { (k), TEL_T_INT,   { .i = (x) } }
 #define TEL_FLOAT(k, x) { (k), TEL_T_FLOAT, { .f = (x) } }
 #define TEL_STR(k, x)   { (k), TEL_T_STR,   { .s = (x) } }
+#define TEL_ARRAY(k, n) { (k), TEL_T_ARRAY, { .i = (n) } }
+#define TEL_MAP(k, n)   { (k), TEL_T_MAP,   { .i = (n) } }
 #define TEL_PROPS(...) \
     ((const tel_prop[]){ __VA_ARGS__ }), \
     (sizeof((const tel_prop[]){ __VA_ARGS__ }) / sizeof(tel_prop))
@@ -165,6 +195,12 @@ inline tel_prop tel_prop_str_(const char *k, const char *x)
     p.v.s = x;
     return p;
 }
+inline tel_prop tel_prop_tree_(const char *k, tel_type t, int64_t n)
+{
+    tel_prop p = tel_prop_make_(k, t);
+    p.v.i = n;
+    return p;
+}
 /* Only named inside sizeof, never called: the count is taken unevaluated,
  * so each property expression runs once, as in C. */
 template <typename... T> char (&tel_props_count_(const T &...))[sizeof...(T)];
@@ -176,6 +212,8 @@ template <size_t N> struct tel_props_ {
 #define TEL_BOOL(k, x)  tel_prop_bool_((k), (x))
 #define TEL_INT(k, x)   tel_prop_int_((k), (x))
 #define TEL_FLOAT(k, x) tel_prop_float_((k), (x))
+#define TEL_ARRAY(k, n) tel_prop_tree_((k), TEL_T_ARRAY, (n))
+#define TEL_MAP(k, n)   tel_prop_tree_((k), TEL_T_MAP, (n))
 #define TEL_STR(k, x)   tel_prop_str_((k), (x))
 #define TEL_PROPS(...) \
     (tel_props_<sizeof(tel_props_count_(__VA_ARGS__))>{ { __VA_ARGS__ } }.p), \
@@ -187,10 +225,27 @@ extern "C" {
 /* Limits checked on every event; an event over any of them is refused
  * whole with TEL_ERR_LIMIT or TEL_ERR_INVALID, never truncated. */
 #define TEL_MAX_NAME 64
-#define TEL_MAX_PROPS 32
+#define TEL_MAX_PROPS 32          /* top-level properties */
 #define TEL_MAX_KEY 64
 #define TEL_MAX_STRING 1024
-#define TEL_MAX_EVENT 4096
+/* Structured values: arrays and maps nest at most 4 deep (a property
+ * whose value is an array counts 1); an array holds at most 256 elements,
+ * a map at most 64 entries; one event holds at most 1024 items in all
+ * (nprops, counting every nested value). */
+#define TEL_MAX_DEPTH 4
+#define TEL_MAX_ARRAY 256
+#define TEL_MAX_MAP 64
+#define TEL_MAX_ITEMS 1024
+/*
+ * Encoded size: an event of scalar properties is at most TEL_MAX_FLAT_EVENT
+ * bytes, as it always was; one holding a structured value may take up to
+ * TEL_MAX_EVENT.  The larger bound exists for per-option payloads: a
+ * command with ~120 options described as {name, asCli, asEnv, count}
+ * encodes to about 6 KiB.  16 KiB keeps at least 256 of the largest events
+ * in the default 4 MiB queue and 32 in one 512 KiB upload batch.
+ */
+#define TEL_MAX_FLAT_EVENT 4096
+#define TEL_MAX_EVENT 16384
 
 /* ---------------------------------------------------------------------
  * The one call

@@ -533,6 +533,8 @@ static int show_event(tel *h, const uint8_t *buf, size_t len)
     return rc;
 }
 
+static int record(tel *h, const tel_event_in *ev, const uint8_t *buf, size_t len);
+
 static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
 {
     if (!h)
@@ -559,11 +561,28 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
     ev.anon = h->anon;
     ev.ctx = &h->ctx;
 
-    uint8_t buf[TEL_MAX_EVENT];
-    size_t len;
-    if ((rc = tel__record_encode(&ev, buf, sizeof buf, &len)) != TEL_OK)
-        return rc;
+    /* Events of scalars fit the stack buffer; only one with a large
+     * structured value pays for a heap buffer of the size it needs. */
+    uint8_t stack_buf[TEL_MAX_FLAT_EVENT];
+    uint8_t *buf = stack_buf;
+    size_t len = 0;
+    rc = tel__record_encode(&ev, buf, sizeof stack_buf, &len);
+    if (rc == TEL_ERR_LIMIT && len > sizeof stack_buf) {
+        if (!(buf = malloc(len)))
+            return tel__fail(TEL_ERR_NOMEM, "out of memory");
+        rc = tel__record_encode(&ev, buf, len, &len);
+    }
+    if (rc == TEL_OK)
+        rc = record(h, &ev, buf, len);
+    if (buf != stack_buf)
+        free(buf);
+    return rc;
+}
 
+/* Logs and stores one encoded event (or buffers it in the open batch). */
+static int record(tel *h, const tel_event_in *ev, const uint8_t *buf, size_t len)
+{
+    int rc;
     if (h->policy.logging || h->debug || h->log_fd >= 0 || h->inspect_fd >= 0) {
         rc = show_event(h, buf, len);
         if (rc != TEL_OK)
@@ -587,11 +606,11 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
         size_t off = h->batch.len;
         if (tel__buf_append(&h->batch, buf, len) != 0)
             return tel__fail(TEL_ERR_NOMEM, "out of memory");
-        h->brecs[h->nbrecs++] = (pending_rec){ off, len, ev.ts_ms };
+        h->brecs[h->nbrecs++] = (pending_rec){ off, len, ev->ts_ms };
         h->events_recorded++;
         return TEL_OK;
     }
-    tel_rec rec = { buf, len, ev.ts_ms };
+    tel_rec rec = { buf, len, ev->ts_ms };
     rc = tel__queue_append(h->q, &rec, 1);
     if (rc == TEL_OK)
         h->events_recorded++;
@@ -738,7 +757,7 @@ static int metric_fits(const tel *h, const metric_props *m)
     ev.nprops = m->n;
     ev.anon = h->anon;
     ev.ctx = &h->ctx;
-    uint8_t buf[TEL_MAX_EVENT];
+    uint8_t buf[TEL_MAX_FLAT_EVENT];
     size_t len;
     return tel__record_encode(&ev, buf, sizeof buf, &len);
 }

@@ -49,6 +49,7 @@ struct tel_sync_batch {
     uint64_t seq[TEL_BATCH_MAX_EVENTS];
     uint32_t off[TEL_BATCH_MAX_EVENTS];
     uint32_t len[TEL_BATCH_MAX_EVENTS];
+    uint8_t version[TEL_BATCH_MAX_EVENTS];   /* the schema version each record needs */
     uint64_t poison[TEL_BATCH_MAX_EVENTS];
     size_t npoison;
     uint8_t anon[TEL_ID_LEN];
@@ -99,6 +100,7 @@ static int collect_one(void *ud, uint64_t seq, const uint8_t *data, size_t len)
     b->seq[b->n] = seq;
     b->off[b->n] = (uint32_t)(b->recs.len - len);
     b->len[b->n] = (uint32_t)len;
+    b->version[b->n] = (uint8_t)r.version;
     b->n++;
     b->last_seen = seq;
     return 0;
@@ -134,6 +136,12 @@ static int build_body(const tel_sync_batch *b, const tel_pending *p, tel_buf *he
         .nevents = p->count,
     };
     memcpy(h.id, p->id, TEL_ID_LEN);
+    /* The oldest version that allows every record: a queue without
+     * structured values keeps speaking version 1 (format/SPEC.md 8). */
+    h.version = TEL_SCHEMA_VERSION_FLAT;
+    for (size_t i = 0; i < p->count && i < b->n; i++)
+        if (b->version[i] > h.version)
+            h.version = b->version[i];
     tel__buf_clear(head);
     tel__buf_clear(gz);
     int rc = tel__batch_begin(head, &h);

@@ -2,7 +2,7 @@
 """tests/collector.py - an independent collector for tel-sync's tests.
 
 It shares no code with tel: it decodes what arrives with Python's gzip and
-msgpack modules, checks it against format/SPEC.md (wire version 1), and
+msgpack modules, checks it against format/SPEC.md (wire versions 1 and 2), and
 records every request it saw - duplicates included - in a JSON file, so a
 test can ask what reached the wire and how often.  It can also misbehave
 on purpose, the ways a real collector or the network between does.
@@ -74,7 +74,25 @@ def is_id(v):
     return isinstance(v, bytes) and len(v) == 16
 
 
-def check_event(ev, batch_anon, errs, where):
+def scalar_ok(v):
+    return (v is None or isinstance(v, (bool, int, float))
+            or (isinstance(v, str) and len(v.encode()) <= MAX_STRING))
+
+
+def nested_ok(v, depth):
+    """A structured value of version 2: arrays of at most 256, maps of at
+    most 64 string keys, 4 levels deep at most."""
+    if depth > 4:
+        return False
+    if isinstance(v, list):
+        return len(v) <= 256 and all(nested_ok(x, depth + 1) if isinstance(x, (list, dict))
+                                     else scalar_ok(x) for x in v)
+    return len(v) <= 64 and all(isinstance(k, str) and 1 <= len(k.encode()) <= MAX_KEY and
+                                (nested_ok(x, depth + 1) if isinstance(x, (list, dict)) else scalar_ok(x))
+                                for k, x in v.items())
+
+
+def check_event(ev, batch_anon, errs, where, version=1):
     if not isinstance(ev, dict):
         errs.append(where + ': not a map')
         return None
@@ -95,8 +113,10 @@ def check_event(ev, batch_anon, errs, where):
     for k, v in props.items():
         if not isinstance(k, str) or not 1 <= len(k.encode()) <= MAX_KEY:
             errs.append(where + ': bad property key %r' % (k,))
-        if not (v is None or isinstance(v, (bool, int, float))
-                or (isinstance(v, str) and len(v.encode()) <= MAX_STRING)):
+        if isinstance(v, (list, dict)):
+            if version < 2 or not nested_ok(v, 1):
+                errs.append(where + ': bad structured value for %r in version %r' % (k, version))
+        elif not scalar_ok(v):
             errs.append(where + ': bad property value for %r' % (k,))
     if not is_id(ev.get('x')):
         errs.append(where + ': "x" is not bin 16')
@@ -158,8 +178,9 @@ def check_request(headers, body, rec):
     if not isinstance(b, dict):
         errs.append('batch is not a map')
         return
-    if b.get('v') != 1:
+    if b.get('v') not in (1, 2):
         errs.append('schema version is %r' % b.get('v'))
+    rec['version'] = b.get('v')
     if not is_id(b.get('b')):
         errs.append('"b" is not bin 16')
     else:
@@ -182,7 +203,7 @@ def check_request(headers, body, rec):
         return
     seen = set()
     for i, ev in enumerate(evs):
-        e = check_event(ev, a, errs, 'event %d' % i)
+        e = check_event(ev, a, errs, 'event %d' % i, b.get('v'))
         if e is None:
             continue
         if e['id'] in seen:

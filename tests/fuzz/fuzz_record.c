@@ -25,6 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tel_record r;
     if (tel__record_decode(&r, data, size) != TEL_OK)
         return 0;
+    /* A record of scalars is version 1 and within the old 4 KiB. */
+    if (r.version != 1 && r.version != 2)
+        __builtin_trap();
+    if (r.version == 1 && size > TEL_MAX_FLAT_EVENT)
+        __builtin_trap();
 
     if (!inside(r.id, TEL_ID_LEN, data, size) || !inside(r.exec, TEL_ID_LEN, data, size) ||
         !inside(r.anon, TEL_ID_LEN, data, size) || !inside(r.name.p, r.name.len, data, size) ||
@@ -32,7 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     for (size_t i = 0; i < r.nprops; i++)
         if (!inside(r.keys[i].p, r.keys[i].len, data, size) ||
-            (r.vals[i].type == TEL_T_STR && !inside(r.vals[i].v.s.p, r.vals[i].v.s.len, data, size)))
+            (r.vals[i].type == TEL_T_STR && !inside(r.vals[i].v.s.p, r.vals[i].v.s.len, data, size)) ||
+            ((r.vals[i].type == TEL_T_ARRAY || r.vals[i].type == TEL_T_MAP) &&
+             !inside(r.vals[i].v.c.p, r.vals[i].v.c.len, data, size)))
             __builtin_trap();
 
     tel_buf js = TEL_BUF_INIT;
