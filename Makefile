@@ -208,7 +208,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libtelsync.a $(BUILD)/lib
 # test_corpus replays the fuzz corpora through the harnesses themselves,
 # each built with its libFuzzer entry point renamed, and the kv parser
 # that tel links beside libtel.
-FUZZ_NAMES = record batch config kv prom
+FUZZ_NAMES = record batch config kv prom json
 CORPUS_OBJ = $(FUZZ_NAMES:%=$(BUILD)/obj/tests/fuzz/fuzz_%.o) $(BUILD)/obj/cli/kv.o
 
 $(BUILD)/obj/tests/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c $(FLAGS_FILE) | $(CONFIG_H) $(BUILD)/libs.ok

@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "internal.h"
+#include "jsonin.h"
 #include "kv.h"
 #include "policy.h"
 #include "prom.h"
@@ -34,8 +35,11 @@ static const char usage_text[] =
     "Record, inspect and control the anonymous usage telemetry of APP.\n"
     "\n"
     "Commands:\n"
-    "  emit EVENT [KEY=VALUE ...]   queue one event; values are typed: integer,\n"
-    "                               decimal, true/false, anything else a string\n"
+    "  emit EVENT [KEY=VALUE ...] [KEY:=JSON ...]\n"
+    "                               queue one event; KEY=VALUE is typed: integer,\n"
+    "                               decimal, true/false, anything else a string;\n"
+    "                               KEY:=JSON takes any JSON value, arrays and\n"
+    "                               objects included (at most 4 levels deep)\n"
     "  metrics [FILE|-]             queue every sample of a Prometheus text exposition\n"
     "                               (default stdin, at most 1 MiB) as \"metric\" events,\n"
     "                               all or none\n"
@@ -161,18 +165,26 @@ static int cmd_emit(const args *a)
     if (a->nrest < 1)
         return cli_usage_error("emit: missing EVENT");
     const char *event = a->rest[0];
-    size_t n = (size_t)(a->nrest - 1);
-    if (n > TEL_MAX_PROPS)
-        return cli_usage_error("emit: %zu properties, at most %d allowed", n, TEL_MAX_PROPS);
-    tel_prop props[TEL_MAX_PROPS];
-    for (size_t i = 0; i < n; i++) {
+    size_t nargs = (size_t)(a->nrest - 1);
+    if (nargs > TEL_MAX_PROPS)
+        return cli_usage_error("emit: %zu properties, at most %d allowed", nargs, TEL_MAX_PROPS);
+    /* KEY:=JSON may unfold into many items (tel.h's flat form). */
+    static tel_prop props[TEL_MAX_ITEMS];
+    size_t n = 0;
+    for (size_t i = 0; i < nargs; i++) {
         char *kv = a->rest[i + 1];
         char *eq = strchr(kv, '=');
-        if (!eq || eq == kv)
-            return cli_usage_error("emit: property %zu is not KEY=VALUE", i + 1);
+        if (!eq || eq == kv || (eq == kv + 1 && kv[0] == ':'))
+            return cli_usage_error("emit: property %zu is not KEY=VALUE or KEY:=JSON", i + 1);
         *eq = '\0';
-        props[i].key = kv;
-        cli_kv_type(eq + 1, &props[i]);
+        if (eq[-1] == ':') {
+            eq[-1] = '\0';
+            if (tel__json_props(eq + 1, kv, props, TEL_MAX_ITEMS, &n) != TEL_OK)
+                return cli_usage_error("emit: property %zu: %s", i + 1, tel_last_error());
+            continue;
+        }
+        props[n].key = kv;
+        cli_kv_type(eq + 1, &props[n++]);
     }
     int rc = tel__event_check(event, props, n);
     if (rc != TEL_OK)
@@ -209,6 +221,10 @@ static int cmd_emit(const args *a)
     if (rc == TEL_OK && a->spawn_sync)
         tel_spawn_sync(h, 0);
     tel_close(h);
+    /* The encoded size is only known once the event is encoded: an event
+     * over it is bad input like any other limit. */
+    if (rc == TEL_ERR_LIMIT || rc == TEL_ERR_INVALID)
+        return cli_usage_error("emit: %s", tel_last_error());
     if (rc < 0) {
         cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
         return EXIT_NOT_QUEUED;

@@ -40,3 +40,16 @@ wait_port() {
     cat "$1" 2>/dev/null
 }
 t_done() { exit $((T_FAILS > 0)); }
+# tc_start NAME [tel-collect options]: a tel-collect on a free loopback port
+# writing JSON lines; sets TC_URL, TC_PID and TC_OUT.  tc_stop ends it.
+tc_start() {
+    _n=$1; shift
+    TC_OUT="$T_TMP/$_n.jsonl"
+    rm -f "$T_TMP/$_n.port"
+    tel-collect -q --port 0 --port-file "$T_TMP/$_n.port" --out "$TC_OUT" "$@" 2>"$T_TMP/$_n.err" &
+    TC_PID=$!
+    _i=0
+    while [ ! -s "$T_TMP/$_n.port" ] && [ $_i -lt 100 ]; do sleep 0.05; _i=$((_i + 1)); done
+    TC_URL="http://127.0.0.1:$(cat "$T_TMP/$_n.port" 2>/dev/null)/v1/batch"
+}
+tc_stop() { kill "$TC_PID" 2>/dev/null; wait "$TC_PID" 2>/dev/null; }

@@ -28,13 +28,9 @@ start_py() {
 
 # start_tc NAME [tel-collect options]: sets PORT, CPID, OUT (JSON lines).
 start_tc() {
-    name=$1; shift
-    OUT="$T_TMP/$name.jsonl"
-    rm -f "$T_TMP/$name.port"
-    tel-collect -q --port 0 --port-file "$T_TMP/$name.port" --out "$OUT" "$@" 2>"$T_TMP/$name.err" &
-    CPID=$!
-    PORT=$(wait_port "$T_TMP/$name.port")
-    URL="http://127.0.0.1:$PORT/v1/batch"
+    tc_start "$@"
+    CPID=$TC_PID OUT=$TC_OUT URL=$TC_URL
+    PORT=$(cat "$T_TMP/$1.port" 2>/dev/null)
 }
 
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }

@@ -30,6 +30,7 @@ int fuzz_batch_one(const uint8_t *data, size_t size);
 int fuzz_config_one(const uint8_t *data, size_t size);
 int fuzz_kv_one(const uint8_t *data, size_t size);
 int fuzz_prom_one(const uint8_t *data, size_t size);
+int fuzz_json_one(const uint8_t *data, size_t size);
 int fuzz_config_setup(void);
 const char *fuzz_config_home(void);
 
@@ -44,6 +45,7 @@ static const struct {
     { "config", fuzz_config_one },
     { "kv", fuzz_kv_one },
     { "prom", fuzz_prom_one },
+    { "json", fuzz_json_one },
 };
 
 static entry_fn harness(const char *name)

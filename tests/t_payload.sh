@@ -1,0 +1,99 @@
+# tests/t_payload.sh - what the first users' payloads need end to end:
+# structured property values (arrays and maps), from `tel emit KEY:=JSON`
+# through the queue, tel-sync and tel-collect to the stored JSON.
+. "$TEL_TOP/tests/lib.sh"
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
+PY=/usr/bin/python3
+
+# jq-less JSON questions: pyj FILE EXPR, with L the list of JSON lines.
+pyj() { $PY - "$1" "$2" <<'EOF'
+import json, sys
+L = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
+print(eval(sys.argv[2]))
+EOF
+}
+
+ASTRO_CONFIG='{"markdownPlugins":[],"adapter":"@astrojs/vercel","integrations":["@astrojs/mdx","@astrojs/rss"],"markdown":{"syntaxHighlight":"shiki"}}'
+
+# werf's commandOptions for a command with 120 options.
+WERF_OPTIONS=$($PY -c '
+import json
+print(json.dumps([{"name": "option-number-%03d" % i, "asCli": i % 3 == 0, "asEnv": i % 5 == 0,
+                   "count": i % 4} for i in range(120)]))')
+
+# ------------------------------------------------------- structured values
+
+tc_start payload
+tel emit --app astro --endpoint "$TC_URL" dev cliCommand=dev "config:=$ASTRO_CONFIG"
+check_eq "tel emit queues astro's nested config" "$?" 0
+tel show --app astro >"$T_TMP/astro.show"
+check_eq "tel show prints the nested config as JSON" \
+    "$(pyj "$T_TMP/astro.show" "L[0]['props']['config'] == json.loads('''$ASTRO_CONFIG''')")" True
+tel emit --app werf --endpoint "$TC_URL" CommandStarted command="werf converge" \
+    "commandOptions:=$WERF_OPTIONS"
+check_eq "werf's 120 command options fit one event" "$?" 0
+tel emit --app werf --endpoint "$TC_URL" CommandExited exitCode:=0 durationMs:=10827
+tel-sync --app astro && tel-sync --app werf
+check_eq "tel-sync delivers the structured events" "$?" 0
+tc_stop
+check_eq "tel-collect stores astro's config as sent" \
+    "$(pyj "$TC_OUT" "[e['props']['config'] for e in L if e['name'] == 'dev'] == [json.loads('''$ASTRO_CONFIG''')]")" True
+check_eq "tel-collect stores all 120 of werf's options, typed" \
+    "$(pyj "$TC_OUT" "[e['props']['commandOptions'] for e in L if e['name'] == 'CommandStarted'] == [json.loads('''$WERF_OPTIONS''')]")" True
+check_eq "a scalar given as JSON keeps its type" \
+    "$(pyj "$TC_OUT" "[(e['props']['exitCode'], e['props']['durationMs']) for e in L if e['name'] == 'CommandExited']")" \
+    "[(0, 10827)]"
+check_eq "tel show and tel-collect agree on nothing left queued" "$(tel show --app werf | wc -l)" 0
+
+# The independent decoder (python3-msgpack) sees version 1 for a queue of
+# scalars and version 2 once a batch holds a structured value.
+PYOUT="$T_TMP/py.json"
+rm -f "$T_TMP/py.port"
+$PY "$TEL_TOP/tests/collector.py" --port-file "$T_TMP/py.port" --out "$PYOUT" 2>"$T_TMP/py.err" &
+PYPID=$!
+i=0; while [ ! -s "$T_TMP/py.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+PYURL="http://127.0.0.1:$(cat "$T_TMP/py.port")/v1/batch"
+tel emit --app flat --endpoint "$PYURL" ev n=1
+tel-sync --app flat
+tel emit --app tree --endpoint "$PYURL" ev 'n:=[1,{"k":null}]'
+tel-sync --app tree
+kill $PYPID; wait $PYPID 2>/dev/null
+check_eq "a batch of scalars is still sent as version 1" \
+    "$($PY -c "import json;r=json.load(open('$PYOUT'))['requests'];print([x['version'] for x in r if x['events'] and x['events'][0]['app']=='flat'])")" "[1]"
+check_eq "a batch holding an array is sent as version 2" \
+    "$($PY -c "import json;r=json.load(open('$PYOUT'))['requests'];print([x['version'] for x in r if x['events'] and x['events'][0]['app']=='tree'])")" "[2]"
+check_eq "the independent decoder finds no fault in either" \
+    "$($PY -c "import json;print(sum(len(x['errors']) for x in json.load(open('$PYOUT'))['requests']))")" 0
+
+# Limits: refused whole, with one line, nothing stored.
+over_array=$($PY -c 'print("[" + ",".join(["1"] * 257) + "]")')
+check_rc "an array of 257 elements is refused" 2 tel emit --app lim ev "a:=$over_array"
+check_rc "five levels of nesting are refused" 2 tel emit --app lim ev 'a:=[[[[[1]]]]]'
+over_map=$($PY -c 'import json;print(json.dumps({"k%d" % i: i for i in range(65)}))')
+check_rc "a map of 65 entries is refused" 2 tel emit --app lim ev "a:=$over_map"
+check_rc "a duplicate key in a map is refused" 2 tel emit --app lim ev 'a:={"k":1,"k":2}'
+check_rc "malformed JSON is refused" 2 tel emit --app lim ev 'a:=[1,'
+big=$($PY -c 'import json;print(json.dumps(["x" * 1000] * 17))')
+check_rc "a structured event over 16 KiB is refused" 2 tel emit --app lim ev "a:=$big"
+s1000=$($PY -c 'print("s" * 1000)')
+check_rc "an event of scalars over 4 KiB is still refused" 2 \
+    tel emit --app lim ev a=$s1000 b=$s1000 c=$s1000 d=$s1000 e=$s1000
+check_eq "nothing of the refused events was stored" "$(tel show --app lim | wc -l)" 0
+tel emit --app lim ev 'a:=[1,' 2>"$T_TMP/err"
+check_eq "the refusal is one line naming the position" \
+    "$(head -n 1 "$T_TMP/err")" "tel: emit: property 1: JSON: byte 4: the text ends where a value should be"
+check_eq "the refusal never quotes the value" "$(grep -c 'option-number' "$T_TMP/err")" 0
+
+# A batch of today's format (format/SPEC.md's worked example, kept as a
+# fixture) is still accepted and stored as before.
+tc_start old
+gzip -c "$TEL_TOP/tests/fixtures/v1-batch.msgpack" >"$T_TMP/v1.gz"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/vnd.msgpack' \
+    -H 'Content-Encoding: gzip' -H 'Idempotency-Key: 0d9e8a7b-6c5d-4e3f-8a1b-2c3d4e5f6a7b' \
+    --data-binary @"$T_TMP/v1.gz" "$TC_URL")
+tc_stop
+check_eq "tel-collect accepts a version 1 batch of the old format" "$code" 200
+check_eq "and stores its event as before" \
+    "$(pyj "$TC_OUT" "(L[0]['name'], L[0]['props'])")" "('cli.run', {'ok': True, 'n': 3})"
+
+t_done
