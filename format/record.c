@@ -330,28 +330,24 @@ enum { C_APP, C_AV, C_LV, C_OS, C_ARCH, C_CIV, C_PRJ, C_NSTR };
 static const char *const ctx_keys[C_NSTR] = { "app", "av", "lv", "os", "arch", "civ", "prj" };
 static const uint8_t ctx_key_len[C_NSTR] = { 3, 2, 2, 2, 4, 3, 3 };
 
-/* Packs one scalar; strings were measured by the check (slen) or are
- * measured here for nested ones (slen == SIZE_MAX). */
-static void pack_scalar(msgpack_packer *pk, const tel_prop *p, size_t slen)
+/* Packs one scalar inside a structured value. */
+static void pack_scalar(msgpack_packer *pk, const tel_prop *p)
 {
     switch (p->type) {
     case TEL_T_NIL: msgpack_pack_nil(pk); break;
     case TEL_T_BOOL: p->v.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
     case TEL_T_INT: msgpack_pack_int64(pk, p->v.i); break;
     case TEL_T_FLOAT: msgpack_pack_double(pk, p->v.f); break;
-    case TEL_T_STR:
-        msgpack_pack_str_with_body(pk, p->v.s, slen == SIZE_MAX ? strlen(p->v.s) : slen);
-        break;
+    case TEL_T_STR: msgpack_pack_str_with_body(pk, p->v.s, strlen(p->v.s)); break;
     default: break;
     }
 }
 
-/* Packs the checked tree at props[*i] and moves *i past it. */
-static void pack_tree(msgpack_packer *pk, const tel_prop *props, size_t *i)
+static void pack_tree_with(msgpack_packer *pk, const tel_prop *props, size_t *i)
 {
     const tel_prop *c = &props[(*i)++];
     if (c->type != TEL_T_ARRAY && c->type != TEL_T_MAP) {
-        pack_scalar(pk, c, SIZE_MAX);
+        pack_scalar(pk, c);
         return;
     }
     size_t n = (size_t)c->v.i;
@@ -362,8 +358,22 @@ static void pack_tree(msgpack_packer *pk, const tel_prop *props, size_t *i)
     for (size_t k = 0; k < n; k++) {
         if (c->type == TEL_T_MAP)
             msgpack_pack_str_with_body(pk, props[*i].key, strlen(props[*i].key));
-        pack_tree(pk, props, i);
+        pack_tree_with(pk, props, i);
     }
+}
+
+/*
+ * Packs the checked tree at props[*i] into o and moves *i past it.  It
+ * takes the output, not the caller's packer, on purpose: a packer whose
+ * address escapes can no longer have its write callback resolved at
+ * compile time, and tel__record_encode would pay an indirect call for
+ * every one of its writes.
+ */
+static void pack_tree(fixed_out *o, const tel_prop *props, size_t *i)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, o, fixed_write);
+    pack_tree_with(&pk, props, i);
 }
 
 int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
@@ -408,12 +418,19 @@ int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t 
     for (size_t i = 0, t = 0; t < ntop; t++) {
         const tel_prop *p = &ev->props[i];
         msgpack_pack_str_with_body(&pk, p->key, key_len[t]);
-        if (p->type == TEL_T_ARRAY || p->type == TEL_T_MAP) {
-            pack_tree(&pk, ev->props, &i);
-        } else {
-            pack_scalar(&pk, p, str_len[t]);
-            i++;
+        /* Scalars are packed here rather than through pack_scalar(): the
+         * packer's calls inline into this loop, which the hot path of
+         * every event pays for. */
+        switch (p->type) {
+        case TEL_T_NIL: msgpack_pack_nil(&pk); break;
+        case TEL_T_BOOL: p->v.b ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
+        case TEL_T_INT: msgpack_pack_int64(&pk, p->v.i); break;
+        case TEL_T_FLOAT: msgpack_pack_double(&pk, p->v.f); break;
+        case TEL_T_STR: msgpack_pack_str_with_body(&pk, p->v.s, str_len[t]); break;
+        case TEL_T_ARRAY:
+        case TEL_T_MAP: pack_tree(&o, ev->props, &i); continue;
         }
+        i++;
     }
 
     pack_key(&pk, "x");

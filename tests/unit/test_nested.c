@@ -119,7 +119,7 @@ static size_t werf_options(tel_prop *p, char names[][32], int nopts)
 static void test_limits(void)
 {
     CHECK_GROUP("limits");
-    static tel_prop p[TEL_MAX_ITEMS + 8];
+    static tel_prop p[2 + 5 * 256];
     static char names[256][32];
     uint8_t buf[TEL_MAX_EVENT];
     size_t len;
@@ -231,7 +231,7 @@ static void test_decode(void)
     CHECK_EQ_INT("an array of 256 is fine", decode_with_props(big, sizeof big - 1, &r, buf), TEL_OK);
 
     /* 5 arrays of 250 ones: 1255 values, over 1024 items. */
-    uint8_t wide[3 + 5 * (3 + 250)];
+    uint8_t wide[4 + 5 * (3 + 250)];
     size_t w = 0;
     memcpy(wide, "\x81\xa1" "a", 3);
     w = 3;
