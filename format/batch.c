@@ -246,7 +246,9 @@ int tel__erasure_encode(tel_buf *out, const uint8_t anon[TEL_ID_LEN])
     msgpack_packer_init(&pk, out, buf_write);
     int bad = msgpack_pack_map(&pk, 2);
     bad |= pack_key(&pk, "v");
-    bad |= msgpack_pack_uint64(&pk, TEL_SCHEMA_VERSION);
+    /* Version 2 changed only what a record may hold: an erasure request
+     * is the same in both, and says 1 so every collector reads it. */
+    bad |= msgpack_pack_uint64(&pk, TEL_SCHEMA_VERSION_FLAT);
     bad |= pack_key(&pk, "x");
     bad |= msgpack_pack_bin_with_body(&pk, anon, TEL_ID_LEN);
     if (bad) {
@@ -283,7 +285,7 @@ int tel__erasure_decode(const void *buf, size_t len, uint8_t anon[TEL_ID_LEN])
         if (is_v) {
             if (read_uint(&r, &version))
                 return bad_erasure("field 'v' is not an unsigned integer");
-            if (version != TEL_SCHEMA_VERSION)
+            if (version < TEL_SCHEMA_VERSION_FLAT || version > TEL_SCHEMA_VERSION)
                 return tel__fail(TEL_ERR_CORRUPT, "erasure request: schema version %llu is not supported",
                                  (unsigned long long)version);
             has_v = 1;
