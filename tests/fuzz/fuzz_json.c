@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (tel__record_decode(&r, buf, len) != TEL_OK || r.nprops != 1 ||
                 tel__record_json(&r, &js) != TEL_OK || !tel__utf8_valid((const char *)js.p, js.len))
                 __builtin_trap();
-            tel_buf_free(&js);
+            tel__buf_free(&js);
         }
         free(buf);
     }

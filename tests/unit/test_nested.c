@@ -45,14 +45,15 @@ static char *props_json(const uint8_t *buf, size_t len)
     out[0] = '\0';
     if (tel__record_decode(&r, buf, len) != TEL_OK)
         return out;
-    tel_buf_puts(&b, "{");
+    int bad = tel__buf_puts(&b, "{");
     for (size_t i = 0; i < r.nprops; i++) {
-        tel_buf_printf(&b, "%s\"%.*s\":", i ? "," : "", (int)r.keys[i].len, r.keys[i].p);
-        tel__value_json(&r.vals[i], &b);
+        bad |= tel__buf_printf(&b, "%s\"%.*s\":", i ? "," : "", (int)r.keys[i].len, r.keys[i].p);
+        bad |= tel__value_json(&r.vals[i], &b);
     }
-    tel_buf_puts(&b, "}");
-    snprintf(out, sizeof out, "%.*s", (int)b.len, (const char *)b.p);
-    tel_buf_free(&b);
+    bad |= tel__buf_puts(&b, "}");
+    if (!bad)
+        snprintf(out, sizeof out, "%.*s", (int)b.len, (const char *)b.p);
+    tel__buf_free(&b);
     return out;
 }
 
@@ -272,10 +273,10 @@ static void test_batch(void)
         tel_buf b = TEL_BUF_INIT;
         tel_batch_head h = { .version = v, .nevents = 1 };
         memcpy(h.id, ID, 16);
-        tel__batch_begin(&b, &h);
-        tel_buf_append(&b, rec, len);
         tel_batch_head got;
-        int rc = tel__batch_decode(b.p, b.len, &got, NULL, NULL);
+        int rc = tel__batch_begin(&b, &h) == TEL_OK && tel__buf_append(&b, rec, len) == 0
+                     ? tel__batch_decode(b.p, b.len, &got, NULL, NULL)
+                     : TEL_ERR_NOMEM;
         if (v == 1) {
             CHECK_EQ_INT("a structured record in a version 1 batch is refused", rc, TEL_ERR_CORRUPT);
             CHECK("the reason names the version", strstr(tel_last_error(), "version 1") != NULL);
@@ -283,7 +284,7 @@ static void test_batch(void)
             CHECK_EQ_INT("a version 2 batch carries it", rc, TEL_OK);
             CHECK_EQ_INT("and says version 2", got.version, 2);
         }
-        tel_buf_free(&b);
+        tel__buf_free(&b);
     }
 }
 
