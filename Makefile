@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tel - anonymous, opt-out usage telemetry for command-line programs.
 #
 #   make                build libtel.a, libtel.so, tel, tel-sync, tel-collect

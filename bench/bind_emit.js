@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 'use strict';
 // bench/bind_emit.js ROUNDS N - one durable event from Node: through a
 // tel.Telemetry handle, through tel.emit(), and as `tel emit` run with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """bench/bind_emit.py ROUNDS N - one durable event from Python: through a
 tel.Telemetry handle, through tel.emit(), and as `tel emit` run with
 subprocess (TEL_BIN).  Prints "python HANDLE_US ONECALL_US SUBPROCESS_US",

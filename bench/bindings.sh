@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/bindings.sh BUILD OUT - one durable event from Python, Go and Node,
 # in process (a handle; the one call) and as `tel emit` run as a
 # subprocess from the same language.  Writes "LANG HANDLE_US ONECALL_US

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/collect.sh BUILD - tel-collect's ingest: events per second stored
 # into SQLite and into PostgreSQL (one collector, and two sharing the
 # database), each beside the raw floor of its engine on the same rows

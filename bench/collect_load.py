@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/collect_load.py - the load of the collector benchmark.
 
     collect_load.py make DIR BATCHES       write DIR/b<N>.gz (gzip'd batches of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/contend.c - a producer that times every emit, run while tel-sync
  * drains the same queue (bench/run.sh starts tel-sync over and over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/emit_fullsync.c - the same one-event host as emit_one.c, but with
  * the queue opened in full-sync mode (LMDB syncs the meta page too, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/emit_one.c - a host program that records one event with the
  * public one-call API and exits: exactly what a CLI that adopts tel pays

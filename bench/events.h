@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/events.h - a deterministic stream of realistic CLI events, shared
  * by the programs that fill queues and by the one-POST-per-event peer, so

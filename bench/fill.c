@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/fill.c - fills an app's queue the way real use would: many short
  * runs of the host, each opening its own handle (so each has its own

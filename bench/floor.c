@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/floor.c - the physical floor of one durable event per process:
  * start, append 150 bytes to a file, make them durable, exit.  No format,

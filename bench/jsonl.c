@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/jsonl.c - the JSON-lines peer: one event per process appended to
  * a text file as a JSON object and fsync'd, the way Gatsby's telemetry

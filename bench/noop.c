@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/noop.c - a program that does nothing: the start-up and exit cost
  * every other per-process number includes.  Built several times over by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/postjson.c - the one-POST-per-event peer: each event rendered as a
  * JSON object and sent by libcurl in its own HTTP request, as Atmos and

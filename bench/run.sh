@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/run.sh BUILD - tel against its peers and the physical floor.
 #
 # Builds the programs of bench/ against BUILD's libtel (into BUILD/bench/),

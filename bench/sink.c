@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/sink.c - a loopback HTTP sink for the one-POST-per-event peer:
  * reads every request in full and answers 200 with an empty body.  It

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/sqlite_wal.c - the SQLite peer: one event per process inserted
  * into a WAL-mode SQLite queue, the way Microsoft's 1DS SDK stores events

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/stats.h - the clock and the order statistics every bench program
  * reports with, kept in one place so that all of them mean the same thing

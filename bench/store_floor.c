@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/store_floor.c - the raw floor of each store engine on the rows the
  * collector benchmark sends: what the engine itself takes to store them,

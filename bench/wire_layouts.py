@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """bench/wire_layouts.py QUEUE_DIR - where the wire bytes per event go.
 
 Reads the records of a real queue (with lmdb-utils' mdb_dump, in hex, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli/common.h - what tel, tel-sync and tel-collect share: the program
  * name for messages, one-line errors, and exit codes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli/kv.c - typing of `tel emit` KEY=VALUE values (see kv.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli/kv.h - how `tel emit` turns a command-line VALUE into a typed
  * property.  Kept apart from cli/tel.c so the fuzzer and the corpus replay

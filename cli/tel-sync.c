@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli/tel-sync.c - the command line of the sync engine (sync/): drains an
  * app's telemetry queue, or every app's, to its collector.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli/tel.c - `tel`: record, show and control an app's telemetry.
  *

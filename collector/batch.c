@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/batch.c - what tel-collect does with the body of an upload:
  * inflate it within a bound, decode and check it as strictly as

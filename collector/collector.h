@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/collector.h - the contracts between the parts of tel-collect:
  *

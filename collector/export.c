@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/export.c - the JSON-lines export (--out): every event stored,
  * one JSON object per line, beside the database.

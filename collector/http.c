@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/http.c - the HTTP front of tel-collect (libmicrohttpd, one
  * thread per connection).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/main.c - tel-collect, the reference collector: command line,
  * start-up, signals and retention.

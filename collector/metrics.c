@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/metrics.c - GET /metrics: what this process received, as
  * Prometheus text.

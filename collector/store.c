@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/store.c - picks the engine a store URL names, and the checks
  * every engine shares.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/store.h - where tel-collect keeps what it accepted: one
  * interface, two engines (SQLite in a file, PostgreSQL over libpq).

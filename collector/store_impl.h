@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/store_impl.h - the contract between collector/store.c, which
  * picks the engine from the URL, and each engine's backend.

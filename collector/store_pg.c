@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/store_pg.c - the shared store: PostgreSQL over libpq.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/store_sqlite.c - the embedded store: one SQLite file.
  *

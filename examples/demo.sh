@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/demo.sh BUILD - the whole path on one machine, as `make demo` runs it:
 # a tel-collect on loopback, the example CLI emitting events (and starting a
 # detached tel-sync as it exits), tel-sync delivering the rest, and what the

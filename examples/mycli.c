@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/mycli.c - a small command-line program with tel telemetry, as a
  * CLI author would add it: a notice on first run, a --no-telemetry flag,

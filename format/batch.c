@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/batch.c - the upload batch: a small map whose last entry is the
  * array of records, copied byte for byte from the queue.

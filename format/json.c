@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/json.c - the JSON view of a record that `tel show` and the
  * collector print.  Strings go through tel__json_str (util/text.c), which

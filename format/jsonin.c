@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/jsonin.c - one JSON value into tel properties (see jsonin.h).
  *

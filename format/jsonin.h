@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/jsonin.h - reads one JSON value into the flat property form of
  * tel.h, for `tel emit KEY:=JSON` and anything else that takes typed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/mp.c - the bounded MessagePack reader (see mp.h).
  */

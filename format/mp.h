@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/mp.h - a small MessagePack reader that trusts no length.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/prom.c - the Prometheus text exposition parser (see prom.h).
  *

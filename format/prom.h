@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/prom.h - a bounded parser for the Prometheus text exposition
  * format (version 0.0.4), the input of tel_emit_prometheus() and

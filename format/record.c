@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/record.c - checks, encodes and decodes one event record.
  *

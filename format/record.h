@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * format/record.h - the event record and the upload batch (wire version 1).
  *

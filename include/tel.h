@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tel.h - anonymous, opt-out usage telemetry for command-line programs.
  *

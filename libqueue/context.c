@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/context.c - the coarse facts about the machine that every event
  * carries: operating system, CPU architecture, CPU count, and whether it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/cookie.c - the anonymous id: one random UUIDv4 on one line in
  * <state>/telemetry-cookie.

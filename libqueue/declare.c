@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/declare.c - the host's own telemetry knobs: environment names
  * it declared (tel_options_declare_env) and a default of "off".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/internal.h - what the modules of libtel say to each other.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/paths.c - app names, where state and config live, and the
  * private directories that hold them.

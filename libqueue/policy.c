@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/policy.c - who decides whether telemetry is on, and where it
  * goes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/policy.h - what policy.c offers beyond the shared declarations
  * in internal.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/queue.c - the crash-safe event queue, an LMDB environment in
  * <state>/telemetry/.

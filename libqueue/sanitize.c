@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/sanitize.c - takes the identifying parts out of an error
  * message before it may be recorded (debug telemetry only).

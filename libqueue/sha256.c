@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/sha256.c - SHA-256 (FIPS 180-4) and the salted project id.
  *

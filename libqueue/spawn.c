@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/spawn.c - starts tel-sync detached from the host.
  *

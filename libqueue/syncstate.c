@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/syncstate.c - text encoding of tel-sync's persistent state.
  *

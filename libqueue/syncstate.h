@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/syncstate.h - what tel-sync remembers between runs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/tel.c - the public API: options, handles, emits, the command
  * lifecycle helpers and the user controls.

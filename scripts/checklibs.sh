@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Checks that the compiler finds every library the build links, and names
 # the ones it does not: a missing library is a line saying which, not a
 # screen of compiler errors.  Installs nothing (that is `make deps`).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Makes sure the Debian packages tel needs are present.
 #   scripts/deps.sh build|test|stress|bench|fuzz|langs ...
 # As root, installs what is missing with apt-get; otherwise prints the

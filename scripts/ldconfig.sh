@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # After make install or uninstall: refreshes the dynamic loader's cache
 # when the library went into the system itself (no DESTDIR) and its
 # directory is one the loader searches; otherwise says how a host finds

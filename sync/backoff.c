@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/backoff.c - how long to wait after a failed upload.  Pure, so the
  * schedule is tested without a clock, a queue or a network.

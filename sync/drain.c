@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/drain.c - the sync protocol over one queue (see sync.h): choosing
  * a batch and remembering it, sending it through the given transport,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/sync.h - the sync engine: how one queue is delivered to a collector.
  *

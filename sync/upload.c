@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/upload.c - gzip with zlib, one POST with libcurl.
  *

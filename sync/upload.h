@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sync/upload.h - the sync engine's transport: gzip and one HTTP POST.
  *

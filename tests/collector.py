@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tests/collector.py - an independent collector for tel-sync's tests.
 
 It shares no code with tel: it decodes what arrives with Python's gzip and

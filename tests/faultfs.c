@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/faultfs.c - an LD_PRELOAD shim that makes storage calls fail on
  * demand, for tests/t_faults.sh.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/lib.sh - sourced by the shell tests.
 #
 # Gives each test a private HOME (so XDG paths land in a temp dir), the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tests/mkbatch.py - writes a gzip'd upload batch, built independently of
 libtel with python3-msgpack, from format/record.h's layout.
 

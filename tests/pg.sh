@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/pg.sh - a private PostgreSQL for a test, sourced after tests/lib.sh.
 #
 #   pg_start [postgres -c options...]   initdb + pg_ctl start in a new

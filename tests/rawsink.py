@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tests/rawsink.py - a bare loopback listener for the privacy and opt-out
 tests.
 

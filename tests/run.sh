@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/run.sh - runs the test suite against one or more build directories.
 #
 #   tests/run.sh [--summary] [--only PATTERN] BUILD [BUILD ...]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_bindings.sh - the Python, Go and Node bindings of bindings/: each
 # language's own tests (unittest, go vet + go test, node --test) as ok/FAIL
 # lines, then events recorded from each language delivered by tel-sync to

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The build's promises: the public header stands alone in strict C99 and
 # in C++, the shared library exports only the public API, and nothing a
 # host links (libtel, tel) pulls in libcurl or zlib.

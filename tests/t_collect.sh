@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_collect.sh - tel-collect, driven over real HTTP with curl, with
 # batches built by tests/mkbatch.py (python3-msgpack, independent of libtel).
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_collect_crash.sh - tel-collect SIGKILLed at random instants while
 # tel-sync clients upload to it, restarted each time on the same port and
 # SQLite file.  A client deletes what it sent only on a 200, so when the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_collect_pg.sh - tel-collect on a real PostgreSQL (tests/pg.sh):
 # two collectors sharing one database while tel-sync clients replay
 # overlapping queues at both, the database going down and coming back,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_collect_store.sh - tel-collect storing into SQLite: what lands in
 # the database, duplicates across restarts, dropped counts, erasure
 # requests, the JSON-lines export (SIGHUP), retention, /metrics bounds,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Debian packages from the tree.  A copy of it (so no build droppings land
 # in the sources) goes through `dpkg-buildpackage -us -uc -b`; the four
 # packages are checked for what each holds and declares, unpacked into a

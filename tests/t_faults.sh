@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_faults.sh - storage faults and power cuts, injected with the
 # LD_PRELOAD shim tests/faultfs.c into tel emit, tel-sync, tel show and
 # tel status.

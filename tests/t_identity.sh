@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_identity.sh - the anonymous id and nothing else: a deleted cookie
 # or `tel forget` gives a new identity that no uploaded batch mixes with
 # the old one and that no other value links to it; a directory in place of

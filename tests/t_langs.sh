@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The examples of docs/other-languages.md, run as their users would run
 # them against an installed tel: Go through cgo, Python through ctypes,
 # Node and Rust through `tel emit`.  Each must leave its event, with its

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The man pages against the tools as built.  A man page drifts from its
 # tool silently, so every option, command and exit code that a tool's
 # --help lists is looked for in its page, and every option the page

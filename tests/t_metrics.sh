@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_metrics.sh - metrics in the Prometheus text format, end to end:
 # `tel metrics` from stdin and from a file, what it stores (read back by
 # tel show and by an independent decoder), malformed input refused whole

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_netfaults.sh - the collector faults t_sync.sh leaves out: the
 # rest of tel-sync's status table (408, 422, 500, 502, 504), a collector
 # behind a self-signed certificate, a dead proxy, and every environment

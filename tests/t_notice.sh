@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_notice.sh - the first-run notice as a user of a host (mycli)
 # sees it: on stderr, once per app and HOME, never in CI (where nobody
 # reads it, and where a CI run must not use it up), never when telemetry

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_optout.sh - every way to turn telemetry off, against every path
 # that could store or send something: `tel emit`, a host (mycli), tel-sync,
 # and the tel-sync a host spawns as it exits.  For each pairing: exit 0,

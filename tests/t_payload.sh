@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_payload.sh - what the first users' payloads need end to end:
 # structured property values (arrays and maps), from `tel emit KEY:=JSON`
 # through the queue, tel-sync and tel-collect to the stored JSON.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_privacy.sh - what never leaves the machine, and what never shows.
 #
 # The runs happen under a user name, host name, HOME, working directory,

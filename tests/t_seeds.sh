@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_seeds.sh - every knob of the telemetry pages of Atmos, Astro,
 # CloudQuery and werf, driven through the example hosts of examples/<product>/
 # against tel-collect.  For each knob: what is recorded (tel show), what

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_state.sh - broken and hostile state the other tests leave out:
 # a data.mdb of another LMDB format version, the queue path taken by a
 # file, no HOME for tel-sync and the readers, symlinks planted for the

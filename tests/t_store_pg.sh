@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_store_pg.sh - the store tests of tests/unit/test_store.c again,
 # on a real PostgreSQL started for the purpose (tests/pg.sh).
 . "$(dirname "$0")/lib.sh"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_storm.sh - a crash storm: 16 producers looping `tel emit` and a
 # `tel-sync --force` loop share one queue, every one of those processes is
 # SIGKILLed at random instants, and the collector (tel-collect) fails 30%

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_sync.sh - tel-sync end to end, against tel-collect and against the
 # independent tests/collector.py, including every failure class of the
 # upload rules, the time bounds, single flight, dry runs and a crash loop.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_tel.sh - the `tel` command as a user and a shell script meet it:
 # bad input, typing, show/status, the opt-outs, the cookie's odd shapes,
 # broken state and queue files, permissions, an independent decoder of

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The systemd units make install writes: tel-sync's user service and
 # timer, tel-collect's system service.  They are written for a scratch
 # prefix holding the built tools (`make install-units`, the part of

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tests/t_valgrind.sh - the everyday commands under valgrind's memcheck:
 # tel emit, show, status (text and JSON), forget, and tel-sync draining
 # into tel-collect (itself under valgrind too), on both the success path

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util/buf.h - a growable byte buffer, used by the encoders and by
  * everything that builds output of unknown length.

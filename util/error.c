@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util/error.c - error codes, their names, and the per-thread detail.
  */

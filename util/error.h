@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util/error.h - the one error rule of tel's code: a function that fails
  * records a one-line detail for tel_last_error() and returns its code.

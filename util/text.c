@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util/text.c - UTF-8 checks, UUID text and the one JSON string escaper.
  *

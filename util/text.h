@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * util/text.h - UTF-8 checks, UUID text and JSON string escaping, shared
  * by the event checks (which refuse invalid text), the renderers (which

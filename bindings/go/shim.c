@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bindings/go/shim.c - the C side of the Go binding's log callback.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Package tel gives a Go command-line program anonymous, opt-out usage
 // telemetry through libtel, in process.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 'use strict';
 // tel: anonymous, opt-out usage telemetry for command-line programs.
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/astro/astro.c - the Astro CLI's telemetry, kept knob for knob
  * with tel.  README.md beside it maps each line of Astro's telemetry page

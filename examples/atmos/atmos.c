@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/atmos/atmos.c - Atmos's telemetry, kept knob for knob with tel.
  * README.md beside it maps each line of Atmos's telemetry page to the call

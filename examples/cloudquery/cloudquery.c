@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/cloudquery/cloudquery.c - CloudQuery's telemetry, kept knob for
  * knob with tel.  README.md beside it maps each line of CloudQuery's

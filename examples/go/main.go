@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A Go program recording one event through libtel with cgo.
 //
 //	go build -o example-go .     (pkg-config must find tel.pc)

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 // A Node.js program recording one event by running `tel emit`, which is
 // what any language without a binding can do today.
 //

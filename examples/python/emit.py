@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A Python program recording one event through libtel with ctypes.
 
     python3 emit.py      (the loader must find libtel.so.0: ldconfig,

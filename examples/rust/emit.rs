@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A Rust program recording one event by running `tel emit`.
 //
 //     rustc emit.rs && ./emit      (tel must be on PATH)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/werf/werf.c - werf's telemetry, kept knob for knob with tel.
  * README.md beside it maps each line of werf's telemetry page to the call

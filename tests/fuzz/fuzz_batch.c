@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_batch.c - libFuzzer harness for the batch decoder, the
  * collector's first contact with bytes from the network.

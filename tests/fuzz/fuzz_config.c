@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_config.c - libFuzzer harness for telemetry.conf, reached
  * the way every tool reaches it: the input is written to the config file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_json.c - libFuzzer harness for the JSON reader behind
  * `tel emit KEY:=JSON` (format/jsonin.c) and what the library does with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_kv.c - libFuzzer harness for `tel emit`'s KEY=VALUE
  * typing (cli/kv.c) and what the library does with the typed property.

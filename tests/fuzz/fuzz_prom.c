@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_prom.c - libFuzzer harness for the Prometheus exposition
  * parser (format/prom.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_record.c - libFuzzer harness for the record decoder and
  * the JSON view of whatever it accepts.

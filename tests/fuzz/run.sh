@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/fuzz/run.sh - builds every libFuzzer harness in tests/fuzz/ and runs
 # each for FUZZ_SECONDS (default 60) on a scratch copy of its seed corpus
 # (tests/fuzz/corpus/<name>/), so the checked-in seeds never churn.

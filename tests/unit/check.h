@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/check.h - the in-tree test harness for C unit tests.
  *

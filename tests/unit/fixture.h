@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/fixture.h - a private temporary root and fresh HOMEs under
  * it, so that no unit test reads or writes the real user's state and no

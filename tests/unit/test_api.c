@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_api.c - the public API as a host author meets it: the
  * first-run notice and require_notice, the audit callback, debug

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_context.c - machine context, CI vendor detection, SHA-256
  * and the salted project id.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_corpus.c - replays the fuzzers' seed corpora and saved
  * regressions through the harnesses' own entry points, without libFuzzer,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_crash.c - the queue under concurrent producers and under
  * SIGKILL at random instants.

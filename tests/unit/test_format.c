@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_format.c - the record and batch format: checks, limits,
  * round trips, the exact bytes of SPEC.md's example, hostile input, JSON.

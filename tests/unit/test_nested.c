@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_nested.c - structured property values: the flat form of
  * tel.h (TEL_ARRAY / TEL_MAP and their children), its checks and limits,

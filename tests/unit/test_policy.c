@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_policy.c - app names, paths, private directories, the
  * precedence of settings, telemetry.conf reading and writing, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_prom.c - the Prometheus exposition parser (format/prom.c)
  * and the library calls built on it, tel_emit_metric and

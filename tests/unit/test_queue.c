@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_queue.c - the LMDB queue alone: order, scans, deletes,
  * the caps and the dropped counter, purge, meta values, and what it does

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_sanitize.c - error messages lose their identifying parts
  * and keep their plain words.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_store.c - the store interface of tel-collect
  * (collector/store.h) on a real SQLite file, and on a real PostgreSQL

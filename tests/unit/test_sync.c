@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_sync.c - the sync engine (sync/) without a network: the
  * drain loop against a fake transport that answers what each case needs,

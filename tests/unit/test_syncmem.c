@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_syncmem.c - tel-sync's memory stays bounded whatever the
  * queue holds.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bindings/node/src/tel_node.c - libtel as a Node-API addon.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 'use strict';
 // The Node binding against a real libtel, each test in a private HOME.
 //   TEL_NODE_ADDON=build/tel.node node --test bindings/node/test/

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tel: anonymous, opt-out usage telemetry for command-line programs.
 
 A thin binding over libtel: the queue, the user's opt-outs, the limits and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Loading libtel and declaring the C functions the package calls.
 
 The library is looked for, in order: the path in TEL_LIBRARY; the build

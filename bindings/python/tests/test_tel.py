@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The Python binding against a real libtel, each test in a private HOME.
 
     python3 -m unittest discover -s bindings/python/tests

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Command werf is werf's telemetry kept knob for knob with tel's Go
 // binding: the Go version of examples/werf.  README.md beside it maps each
 // line of werf's telemetry page to the call that keeps it.

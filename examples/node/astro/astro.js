@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: MIT
 'use strict';
 // examples/node/astro/astro.js - the Astro CLI's telemetry kept knob for
 // knob with tel's Node binding: the Node version of examples/astro.
