@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# bench/bindings.sh BUILD OUT - one durable event from Python, Go and Node,
+# bench/bindings.sh BUILD OUT - rows 7: one durable event from Python, Go and Node,
 # in process (a handle; the one call) and as `tel emit` run as a
 # subprocess from the same language.  Writes "LANG HANDLE_US ONECALL_US
 # SUBPROCESS_US" lines to OUT; a language whose toolchain is absent is

@@ -167,7 +167,7 @@ while kill -0 $CPID 2>/dev/null && [ $nsync -lt 500 ]; do
 done
 wait $CPID || { say "bench: the producer failed"; exit 1; }
 
-# ---------------------------------------------- 6: the language bindings
+# ---------------------------------------------- 7: the language bindings
 say "bench: one event from Python, Go and Node, in process and through tel emit..."
 "$ROOT/bench/bindings.sh" "$B" "$T/bindings.txt"
 
@@ -269,11 +269,11 @@ END {
     name["python"] = "Python"; name["go"] = "Go"; name["node"] = "Node"
     for (i = 1; i <= nb; i++) {
         l = name[bl[i]]
-        row("6. " l ": one durable event on a handle, in process", sprintf("%.0f µs", bh[i]), "",
+        row("7. " l ": one durable event on a handle, in process", sprintf("%.0f µs", bh[i]), "",
             sprintf("%.1f× cheaper than tel emit", bs[i] / bh[i]), "≥ 10× cheaper", verdict(bs[i] / bh[i] >= 10))
-        row("6. " l ": the one call (opens the queue each time), in process", sprintf("%.0f µs", bo[i]), "",
+        row("7. " l ": the one call (opens the queue each time), in process", sprintf("%.0f µs", bo[i]), "",
             sprintf("%.1f× cheaper than tel emit", bs[i] / bo[i]), "", "")
-        row("6. " l ": tel emit run as a subprocess", sprintf("%.0f µs", bs[i]), "", "", "", "")
+        row("7. " l ": tel emit run as a subprocess", sprintf("%.0f µs", bs[i]), "", "", "", "")
     }
 }' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt" "$T/bindings.txt"
 cat "$T/collect.rows"
