@@ -44,6 +44,7 @@ typedef struct collector_config {
     unsigned long long fail_first;
     unsigned long long exit_after;
     unsigned retain_days;         /* 0: keep forever */
+    unsigned min_installs;        /* the dashboard's k */
     unsigned header_timeout;      /* seconds for a request's headers */
     unsigned body_timeout;        /* seconds for a request's body */
     unsigned max_per_ip;          /* connections per client address */

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "dash_store.h"
 #include "common.h"
 #include "internal.h"
 
@@ -53,6 +54,7 @@ collector_config tel__cfg = {
     .header_timeout = DEFAULT_HEADER_TIMEOUT,
     .body_timeout = DEFAULT_BODY_TIMEOUT,
     .max_per_ip = DEFAULT_MAX_PER_IP,
+    .min_installs = 5,
 };
 tel_store *tel__store;
 
@@ -60,6 +62,7 @@ static void usage(void)
 {
     printf(
         "usage: tel-collect [OPTIONS]\n"
+        "       tel-collect report --db URL [--app A] [--since 7d] [--json] ...\n"
         "\n"
         "The reference collector of tel: receives the batches tel-sync uploads\n"
         "(POST, any path) and stores each new event once in a database.\n"
@@ -83,6 +86,10 @@ static void usage(void)
         "  --header-timeout S   seconds a request's headers may take (default %u)\n"
         "  --body-timeout S     seconds a request's body may take (default %u)\n"
         "  --max-per-ip N       connections per client address (default %u; 0: any)\n"
+        "\n"
+        "Dashboard:\n"
+        "  --min-installs K     show no number backed by fewer than K installs\n"
+        "                       (1-20, default 5): such a cell reads \"< K\"\n"
         "\n"
         "Fault injection (all off by default; checked in this order):\n"
         "  --fail-first N       answer 503 to the first N POSTs\n"
@@ -112,6 +119,9 @@ static void usage(void)
         "GET /metrics: what was received, as Prometheus text (counters, and the\n"
         "latest value of every received metric series as a gauge; with --token,\n"
         "the token is required there too).\n"
+        "GET /: the usage dashboard of what the database holds (HTML; filters in\n"
+        "the query string: app, version, from, to, ci; the token as for /metrics).\n"
+        "'tel-collect report --help' tells how to print the same answers.\n"
         "\n"
         "Exit status: 0 stopped by SIGTERM, SIGINT, SIGUSR1 or --exit-after; 1 could\n"
         "not start (open --db, listen, open --out, read --token-file, write\n"
@@ -286,7 +296,7 @@ enum {
     OPT_LISTEN = 256, OPT_PORT, OPT_PORT_FILE, OPT_OUT, OPT_TOKEN, OPT_TOKEN_FILE,
     OPT_MAX_BODY, OPT_REMEMBER, OPT_STATUS, OPT_RETRY_AFTER, OPT_DELAY, OPT_DROP,
     OPT_FAIL_RATE, OPT_SEED, OPT_FAIL_FIRST, OPT_EXIT_AFTER, OPT_DB, OPT_RETAIN_DAYS,
-    OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_MAX_PER_IP
+    OPT_HEADER_TIMEOUT, OPT_BODY_TIMEOUT, OPT_MAX_PER_IP, OPT_MIN_INSTALLS
 };
 
 static const struct option long_opts[] = {
@@ -302,6 +312,7 @@ static const struct option long_opts[] = {
     { "header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT },
     { "body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT },
     { "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
+    { "min-installs", required_argument, NULL, OPT_MIN_INSTALLS },
     { "remember", required_argument, NULL, OPT_REMEMBER },
     { "status", required_argument, NULL, OPT_STATUS },
     { "retry-after", required_argument, NULL, OPT_RETRY_AFTER },
@@ -355,6 +366,7 @@ static int parse_serving(int opt)
         tel__cfg.db_url = strdup(optarg);
         return -1;
     case OPT_RETAIN_DAYS: return positive("--retain-days", 36500, &tel__cfg.retain_days);
+    case OPT_MIN_INSTALLS: return positive("--min-installs", DASH_K_MAX, &tel__cfg.min_installs);
     case OPT_TOKEN:
         if (!*optarg)
             return cli_usage_error("--token must not be empty");
@@ -527,7 +539,12 @@ static int run(const sigset_t *sigs)
         cli_error("cannot listen on %s port %u: %s", tel__cfg.listen, tel__cfg.port, strerror(errno));
         return EXIT_FAIL;
     }
+    if (tel__dash_start(tel__store, tel__cfg.min_installs) != 0) {
+        close(lfd);
+        return EXIT_FAIL;
+    }
     if (tel__http_start(lfd, v6) != 0) {
+        tel__dash_stop();
         close(lfd);
         cli_error("cannot start the HTTP server on %s port %u", tel__cfg.listen, port);
         return EXIT_FAIL;
@@ -535,6 +552,7 @@ static int run(const sigset_t *sigs)
     if (tel__cfg.port_file && write_port_file(tel__cfg.port_file, port) != 0) {
         cli_error("cannot write --port-file: %s", strerror(errno));
         tel__http_stop();
+        tel__dash_stop();
         return EXIT_FAIL;
     }
     if (tel__cfg.verbose)
@@ -544,6 +562,7 @@ static int run(const sigset_t *sigs)
     int retaining = tel__cfg.retain_days && pthread_create(&retainer, NULL, retain, NULL) == 0;
     serve(sigs);
     tel__http_stop();
+    tel__dash_stop();
     if (retaining) {
         pthread_mutex_lock(&retain_lock);
         retain_stop = 1;
@@ -559,6 +578,8 @@ static int run(const sigset_t *sigs)
 int main(int argc, char **argv)
 {
     cli_prog = "tel-collect";
+    if (argc > 1 && strcmp(argv[1], "report") == 0)
+        return tel__dash_report(argc - 1, argv + 1);
     int rc = parse_args(argc, argv);
     if (rc < 0) {
         /* Signals are taken by sigwait() in this thread only: block them
