@@ -9,9 +9,9 @@ pkgs=""
 for set in "$@"; do
     case "$set" in
     build) pkgs="$pkgs gcc make pkg-config liblmdb-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libsqlite3-dev libpq-dev" ;;
-    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db golang-go nodejs postgresql sqlite3 g++ dpkg-dev debhelper systemd" ;;
+    test)  pkgs="$pkgs python3 python3-msgpack lmdb-utils procps curl git openssl groff-base man-db golang-go nodejs postgresql sqlite3 g++ dpkg-dev debhelper systemd chromium" ;;
     stress) pkgs="$pkgs valgrind" ;;
-    bench) pkgs="$pkgs libsqlite3-dev valgrind hyperfine" ;;
+    bench) pkgs="$pkgs libsqlite3-dev valgrind hyperfine time bc" ;;
     fuzz)  pkgs="$pkgs clang libclang-rt-14-dev" ;;
     # Rust for docs/other-languages.md's example: large, so not part of the
     # test set (Go and Node.js are); tests/t_langs.sh skips it without rustc.

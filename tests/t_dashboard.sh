@@ -1,0 +1,222 @@
+#!/bin/sh
+# tests/t_dashboard.sh - the usage dashboard (GET /) and `tel-collect
+# report`, on SQLite and on PostgreSQL, over traffic from tools/telgen:
+# every answer matches the generated rows (tests/dashcheck.py aggregates
+# them independently), a command used by 4 installs never shows its count,
+# no id ever appears, both engines give the same answers, and a real
+# headless browser draws every chart with the numbers.
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+GEN="$ROOT/tools/telgen"
+TSV="$T_TMP/rows"
+DB="$T_TMP/store.db"
+FROM=2026-05-11
+TO=2026-05-31
+RANGE="--from $FROM --to $TO"
+
+# The same seed gives the same rows, as TSV (for the checker and
+# PostgreSQL) and straight into SQLite.
+$PY "$GEN" --events 6000 --days 21 --end 2026-06-01 --seed 7 --copy "$TSV" >/dev/null
+# The store creates its schema; the generator then fills it.
+tel-collect report --db "sqlite:$DB" $RANGE >/dev/null 2>"$T_TMP/err" ||
+    fail "report opens an empty store" "$(cat "$T_TMP/err")"
+$PY "$GEN" --events 6000 --days 21 --end 2026-06-01 --seed 7 --db "sqlite:$DB" >/dev/null
+nrows=$(wc -l <"$TSV/events.tsv" | tr -d ' ')
+
+tel-collect report --db "sqlite:$DB" $RANGE --json >"$T_TMP/sqlite.json" 2>"$T_TMP/err"
+check_eq "report --json exits 0 on SQLite" "$?" 0
+$PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$T_TMP/sqlite.json" 2>/dev/null ||
+    fail "report --json is one JSON document" "$(head -c 300 "$T_TMP/sqlite.json")"
+$PY "$ROOT/tests/dashcheck.py" --tsv "$TSV" --report "$T_TMP/sqlite.json" --from $FROM --to $TO \
+    --label " (SQLite, $nrows events)" || T_FAILS=$((T_FAILS + 1))
+
+# ------------------------------------------------------- the k threshold
+tel-collect report --db "sqlite:$DB" $RANGE >"$T_TMP/sqlite.txt"
+tel-collect report --db "sqlite:$DB" $RANGE --min-installs 4 --json >"$T_TMP/k4.json"
+rare=$($PY - "$T_TMP/k4.json" <<'PY'
+import json, sys
+t = [t for t in json.load(open(sys.argv[1]))["tables"] if t["id"] == "commands"][0]
+print([r for r in t["rows"] if r[0] == "selfupdate"][0][1])
+PY
+)
+case "$rare" in
+[0-9]*) ok "with --min-installs 4, the command 4 installs use shows its count ($rare)" ;;
+*) fail "with --min-installs 4, the command 4 installs use shows its count" "got '$rare'" ;;
+esac
+hidden=$($PY - "$T_TMP/sqlite.json" <<'PY'
+import json, sys
+rows = [r for t in json.load(open(sys.argv[1]))["tables"] for r in t["rows"] if "selfupdate" in r]
+print(all(all(c == "< 5" for c in r if c not in ("selfupdate", "fix", "")) for r in rows) and len(rows))
+PY
+)
+check_eq "JSON: every number of the command 4 installs use reads '< 5'" "$hidden" 2
+line=$(grep -m 1 '^selfupdate ' "$T_TMP/sqlite.txt")
+check_eq "text: the command 4 installs use shows no count" "$(echo "$line" | tr -s ' ')" \
+    "selfupdate < 5 < 5 < 5 < 5 < 5"
+check_eq "text: the option only those 4 installs use shows no count" \
+    "$(grep '^selfupdate  *fix ' "$T_TMP/sqlite.txt" | tr -s ' ')" "selfupdate fix < 5"
+grep -q "^doctor  *[0-9]" "$T_TMP/sqlite.txt" && ok "text: a command 5 installs use shows its count" ||
+    fail "text: a command 5 installs use shows its count" "$(grep '^doctor' "$T_TMP/sqlite.txt")"
+
+# --------------------------------------------------------------- no ids
+# Every id the store holds (events, runs, installs, batches, spans) is
+# looked for in every output.
+ids="$T_TMP/ids"
+$PY - "$TSV" >"$ids" <<'PY'
+import json, sys
+ids = set()
+for line in open(sys.argv[1] + "/events.tsv"):
+    f = line.rstrip("\n").split("\t")
+    ids.update(x for x in (f[0], f[6], f[7], f[10]) if x != "\\N")
+    ids.add(json.loads(f[8].replace("\\\\", "\\")).get("span_id", f[0]))
+for line in open(sys.argv[1] + "/erasures.tsv"):
+    ids.add(line.split("\t")[0])
+print("\n".join(sorted(ids)))
+PY
+no_ids() {
+    if grep -F -f "$ids" "$2" >/dev/null; then
+        fail "$1" "$(grep -o -F -f "$ids" "$2" | head -n 1) appears"
+    elif grep -Eq '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-' "$2"; then
+        fail "$1" "a UUID appears"
+    else ok "$1"; fi
+}
+no_ids "the text report shows none of the $(wc -l <"$ids" | tr -d ' ') stored ids" "$T_TMP/sqlite.txt"
+no_ids "the JSON report shows no stored id" "$T_TMP/sqlite.json"
+
+# ------------------------------------------------------------ the page
+port_file="$T_TMP/port"
+tel-collect --db "sqlite:$DB" --port 0 --port-file "$port_file" --token s3cret -q 2>"$T_TMP/collect.err" &
+pid=$!
+for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.05; done
+URL="http://127.0.0.1:$(cat "$port_file")"
+get() { curl -s -o "$T_TMP/page.html" -w '%{http_code}' "$@"; }
+check_eq "GET / without the token is refused (401)" "$(get "$URL/")" 401
+check_eq "GET / with the token answers 200" "$(get -H 'Authorization: Bearer s3cret' "$URL/?from=$FROM&to=$TO")" 200
+cp "$T_TMP/page.html" "$T_TMP/sqlite.html"
+no_ids "the page shows no stored id" "$T_TMP/sqlite.html"
+grep -q '<script\|<link\|@import\|url(' "$T_TMP/sqlite.html" &&
+    fail "the page loads no script and no outside asset" "found one" ||
+    ok "the page loads no script and no outside asset"
+row=$(grep -o '<tr><td>selfupdate</td>.*</tr>' "$T_TMP/sqlite.html" | head -n 1)
+check_eq "HTML: the command 4 installs use shows '< 5' in each cell" \
+    "$(echo "$row" | sed 's/<[^>]*>/|/g' | tr -s '|')" "|selfupdate|&lt; 5|&lt; 5|&lt; 5|&lt; 5|&lt; 5|"
+check_eq "GET / with a bad date is refused (400)" \
+    "$(get -H 'Authorization: Bearer s3cret' "$URL/?from=2026-02-31")" 400
+check_eq "GET /?app=mycli&ci=yes answers 200" \
+    "$(get -H 'Authorization: Bearer s3cret' "$URL/?app=mycli&ci=yes&from=$FROM&to=$TO")" 200
+grep -q 'Usage of mycli' "$T_TMP/page.html" && grep -q 'in CI' "$T_TMP/page.html" &&
+    ok "the filters show in the page's heading" || fail "the filters show in the page's heading" "not found"
+
+# New events show on the next page view, without waiting for the refresher.
+$PY "$GEN" --events 300 --days 7 --end 2026-06-01 --seed 99 --post "$URL/v1/batch" --token s3cret >/dev/null 2>&1
+get -H 'Authorization: Bearer s3cret' "$URL/?from=$FROM&to=$TO" >/dev/null
+if cmp -s "$T_TMP/page.html" "$T_TMP/sqlite.html"; then
+    fail "events posted to the running collector show on the next page view" "the page did not change"
+else ok "events posted to the running collector show on the next page view"; fi
+tel-collect report --db "sqlite:$DB" $RANGE --json >"$T_TMP/after.json"
+# An erasure reaches the rollups: no row names the erased install any
+# more, so it leaves the counts of installs; counts of events stay.
+victim=$(awk -F'\t' '$5 == "mycli" && $7 != "\\N" { print $7; exit }' "$TSV/events.tsv")
+$PY - "$victim" "$T_TMP/erase.gz" <<'PY'
+import gzip, sys, uuid, msgpack
+open(sys.argv[2], "wb").write(gzip.compress(msgpack.packb({"v": 1, "x": uuid.UUID(sys.argv[1]).bytes})))
+PY
+check_eq "the collector takes an erasure request" "$(curl -s -o /dev/null -w '%{http_code}' \
+    -H 'Authorization: Bearer s3cret' -H 'Content-Type: application/vnd.tel.erasure+msgpack' \
+    -H 'Content-Encoding: gzip' --data-binary @"$T_TMP/erase.gz" "$URL/v1/batch")" 200
+get -H 'Authorization: Bearer s3cret' "$URL/?from=$FROM&to=$TO" >/dev/null
+tel-collect report --db "sqlite:$DB" $RANGE --json >"$T_TMP/erased.json"
+$PY - "$DB" "$victim" "$T_TMP/after.json" "$T_TMP/erased.json" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+left = db.execute("SELECT COUNT(*) FROM dash_anon WHERE anon = ?", (sys.argv[2],)).fetchone()[0]
+def month(path):
+    t = [t for t in json.load(open(path))["tables"] if t["id"] == "installs-per-month"][0]
+    return sum(r[1] for r in t["rows"])
+before, after = month(sys.argv[3]), month(sys.argv[4])
+name = "an erased install leaves the rollups and the count of installs"
+if left == 0 and after == before - 1:
+    print("ok " + name)
+else:
+    print("FAIL %s: %d rows still name it; installs %d then %d" % (name, left, before, after))
+PY
+kill "$pid"; wait "$pid" 2>/dev/null
+
+# --------------------------------------------------- a real browser
+if ! command -v chromium >/dev/null 2>&1; then
+    skip "a headless browser draws every chart (chromium is not installed: scripts/deps.sh test)"
+else
+    tel-collect --db "sqlite:$DB" --port 0 --port-file "$port_file.2" -q 2>>"$T_TMP/collect.err" &
+    pid=$!
+    for _ in $(seq 100); do [ -s "$port_file.2" ] && break; sleep 0.05; done
+    URL="http://127.0.0.1:$(cat "$port_file.2")/?from=$FROM&to=$TO"
+    CHROME="chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run"
+    CHROME="$CHROME --user-data-dir=$T_TMP/chromium --hide-scrollbars"
+    timeout 120 $CHROME --dump-dom "$URL" >"$T_TMP/dom.html" 2>"$T_TMP/chromium.err"
+    timeout 120 $CHROME --screenshot="$T_TMP/dashboard.png" --window-size=1280,2400 "$URL" \
+        >/dev/null 2>>"$T_TMP/chromium.err"
+    kill "$pid"; wait "$pid" 2>/dev/null
+    $PY - "$T_TMP/dom.html" "$T_TMP/erased.json" <<'PY'
+import html, json, re, sys
+dom = open(sys.argv[1]).read()
+rep = json.load(open(sys.argv[2]))
+def fmt(v):
+    return "{:,}".format(v) if isinstance(v, int) else None
+bad = []
+for t in rep["tables"]:
+    m = re.search(r'<svg id="chart-%s".*?</svg>' % re.escape(t["id"]), dom, re.S)
+    if not m:
+        bad.append("no chart " + t["id"])
+        continue
+    svg = html.unescape(m.group(0))
+    # the chart's biggest number (or a hidden mark) is written in it
+    nums = [r[1] for r in t["rows"] if len(r) > 1 and isinstance(r[1], int)]
+    if nums and t["id"] not in ("versions-per-week", "commands-per-week") and fmt(max(nums)) not in svg:
+        bad.append("%s: %s not drawn" % (t["id"], fmt(max(nums))))
+print("ok the browser shows a chart for each of the %d tables, with its numbers" % len(rep["tables"])
+      if not bad else "FAIL the browser shows a chart for each table, with its numbers: " + "; ".join(bad[:4]))
+PY
+    if [ -s "$T_TMP/dashboard.png" ] && [ "$(head -c 4 "$T_TMP/dashboard.png" | od -An -c | tr -d ' ')" = "211PNG" ]; then
+        ok "the browser takes a screenshot of the page ($(wc -c <"$T_TMP/dashboard.png") bytes, kept while the test runs)"
+    else
+        fail "the browser takes a screenshot of the page" "$(tail -n 2 "$T_TMP/chromium.err")"
+    fi
+    [ -n "${TEL_DASH_SHOT:-}" ] && cp "$T_TMP/dashboard.png" "$TEL_DASH_SHOT"
+fi
+
+# ---------------------------------------------------------- PostgreSQL
+if [ -f "$ROOT/tests/pg.sh" ]; then
+    . "$ROOT/tests/pg.sh"
+fi
+if ! type pg_start >/dev/null 2>&1; then
+    skip "the same answers on PostgreSQL (no tests/pg.sh)"
+elif ! pg_start; then
+    skip "the same answers on PostgreSQL ($PG_WHY)"
+else
+    tel-collect report --db "$PG_URL" $RANGE >/dev/null 2>"$T_TMP/err" ||
+        fail "report opens an empty PostgreSQL store" "$(cat "$T_TMP/err")"
+    # The same rows, loaded with COPY by a psql client (which may run as
+    # root: only the server may not).
+    for t in events batches erasures; do
+        "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U tel -d tel \
+            -c "\\copy $t FROM '$TSV/$t.tsv'" >/dev/null 2>"$T_TMP/err" ||
+            fail "the generated $t load into PostgreSQL" "$(cat "$T_TMP/err")"
+    done
+    check_eq "PostgreSQL holds the generated events" "$(pg_sql 'SELECT COUNT(*) FROM events')" "$nrows"
+    tel-collect report --db "$PG_URL" $RANGE --json >"$T_TMP/pg.json" 2>"$T_TMP/err"
+    check_eq "report --json exits 0 on PostgreSQL" "$?" 0
+    $PY "$ROOT/tests/dashcheck.py" --tsv "$TSV" --report "$T_TMP/pg.json" --from $FROM --to $TO \
+        --label " (PostgreSQL)" || T_FAILS=$((T_FAILS + 1))
+    if cmp -s "$T_TMP/pg.json" "$T_TMP/sqlite.json"; then
+        ok "PostgreSQL and SQLite give the same report, byte for byte"
+    else
+        fail "PostgreSQL and SQLite give the same report, byte for byte" \
+            "$(diff "$T_TMP/pg.json" "$T_TMP/sqlite.json" | head -c 400)"
+    fi
+    tel-collect report --db "$PG_URL" $RANGE >"$T_TMP/pg.txt" 2>&1
+    no_ids "the PostgreSQL text report shows no stored id" "$T_TMP/pg.txt"
+    pg_stop
+fi
+t_done
