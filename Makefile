@@ -6,7 +6,8 @@
 #   make deps           install the Debian packages the build needs
 #   make check          every test, then again under ASan+UBSan
 #   make demo           collector + example CLI + tel-sync, end to end
-#   make bench          tel against its peers and the physical floor
+#   make bench          tel against its peers and the physical floor, and
+#                       the dashboard on a million events
 #   make stress         the long crash and fault runs
 #   make fuzz           libFuzzer harnesses for a set time
 #   make install PREFIX=/usr/local DESTDIR=
@@ -269,6 +270,7 @@ bench:
 	@scripts/deps.sh build bench test
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh $(BUILD)
+	@bench/dash.sh $(BUILD)
 
 stress:
 	@scripts/deps.sh build test stress

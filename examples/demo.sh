@@ -9,8 +9,9 @@ build=$(cd "${1:-build}" && pwd)
 bin="$build/bin"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tel-demo.XXXXXX")
 collector=""
+dashboard=""
 cleanup() {
-    [ -n "$collector" ] && kill "$collector" 2>/dev/null && wait "$collector" 2>/dev/null
+    for p in $collector $dashboard; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -76,3 +77,33 @@ if [ "$got" -ne "$want" ]; then
 fi
 echo
 echo "demo: ok - $got events recorded, delivered and received"
+
+# A dashboard worth looking at needs more than six events: tools/telgen
+# fills a store with two months of generated traffic (the same rows every
+# run), and a second tel-collect serves the dashboard of it.
+top=$(cd "$(dirname "$0")/.." && pwd)
+store="sqlite:$work/dashboard.db"
+echo
+echo "== generated traffic: tools/telgen --events 20000 --days 60"
+"$bin/tel-collect" report --db "$store" --since 1d >/dev/null
+/usr/bin/python3 "$top/tools/telgen" --events 20000 --days 60 --end 2026-12-01 --seed 1 --db "$store" --summary
+range="from=2026-11-02&to=2026-11-30"
+echo
+echo "== tel-collect report --app mycli --from 2026-11-02 --to 2026-11-30 (the commands)"
+"$bin/tel-collect" report --db "$store" --app mycli --from 2026-11-02 --to 2026-11-30 |
+    sed -n '/^== Commands by use/,/^$/p'
+dport=8788
+"$bin/tel-collect" --db "$store" --port "$dport" --port-file "$work/dport" -q 2>/dev/null &
+dashboard=$!
+for _ in $(seq 50); do [ -s "$work/dport" ] && break; kill -0 "$dashboard" 2>/dev/null || break; sleep 0.1; done
+if [ ! -s "$work/dport" ]; then
+    "$bin/tel-collect" --db "$store" --port 0 --port-file "$work/dport" -q &
+    dashboard=$!
+    for _ in $(seq 50); do [ -s "$work/dport" ] && break; sleep 0.1; done
+fi
+dport=$(cat "$work/dport")
+echo "== the dashboard: http://127.0.0.1:$dport/?$range"
+if [ -t 0 ] && [ -t 1 ]; then
+    printf 'Open it in a browser (or: w3m, lynx); press Enter to stop it. '
+    read -r _ || true
+fi
