@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/dash.sh BUILD - the usage dashboard on a store of 1,000,000 events.
 #
 # Fills a SQLite store with tools/telgen (60 days of realistic traffic,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash.h - the usage dashboard and reports: rollups kept beside
  * the events, the answers computed from them, and their renderings (HTML

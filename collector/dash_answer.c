@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_answer.c - the dashboard's questions, asked of the
  * rollups (dash_rollup.c), answered as tables of aggregates: filters,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_impl.h - what the dashboard's answer files share: query
  * rows kept as text, the filter as SQL, and table building.  Internal to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_installs.c - every answer that counts installs exactly:
  * events and active installs per day, installs per week and month,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_render.c - the answers as a page (HTML with inline SVG,
  * no script, no outside asset, a table under every chart so a text-mode

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_rollup.c - the rollup tables behind the dashboard.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_store.c - the dashboard on tel-collect's store: the page
  * at GET /, the refresher that keeps the rollups current in the

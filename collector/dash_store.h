@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * collector/dash_store.h - the dashboard inside tel-collect: its page at
  * GET /, the background refresher of its rollups, and the report

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tests/dashcheck.py - checks `tel-collect report --json` against the rows
 tools/telgen generated, aggregated here independently of the collector's
 SQL and rollups.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_dashboard.sh - the usage dashboard (GET /) and `tel-collect
 # report`, on SQLite and on PostgreSQL, over traffic from tools/telgen:
 # every answer matches the generated rows (tests/dashcheck.py aggregates
