@@ -542,6 +542,18 @@ static int on_refused(drain *d, long status)
     return TEL_OK;
 }
 
+/*
+ * Whether a request without an answer was cut by the run's own deadline
+ * (its timeout was what the run had left, and that is spent) rather than
+ * by the network: the collector did nothing wrong, so there is no
+ * backoff; the stored batch goes again, same id, at the next run.
+ */
+static int own_deadline(const drain *d, uint64_t started, const tel_upload_result *res)
+{
+    return res->status == 0 && d->deadline - started < TEL_UPLOAD_REQUEST_MS &&
+           tel__mono_ms() + TEL_SYNC_MIN_REQUEST_MS > d->deadline;
+}
+
 /* Sends the current batch, with the next one prepared meanwhile, and acts
  * on the answer.  Sets *step; returns TEL_OK or an error. */
 static int send_batch(drain *d, int *step)
@@ -579,6 +591,10 @@ static int send_batch(drain *d, int *step)
     if (s == 400 || s == 422)
         return on_refused(d, s);
     *step = STEP_STOP;
+    if (own_deadline(d, now, &res)) {
+        note(d->io, 1, "%s: out of time; the rest waits for the next run", d->app);
+        return TEL_OK;
+    }
     return back_off(d->q, d->io, &res, d->app);
 }
 
