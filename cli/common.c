@@ -5,11 +5,48 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tel.h"
 
 const char *cli_prog = "tel";
+
+static int stdout_reported;
+
+int cli_flush_stdout(void)
+{
+    if (stdout_reported)
+        return -1;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    /* errno is fflush's when it failed; a write error seen earlier by
+     * printf leaves only the error flag. */
+    int e = errno;
+    cli_error("cannot write the output: %s", strerror(e ? e : EIO));
+    stdout_reported = 1;
+    return -1;
+}
+
+/* At exit, after main returned its status: a failed write turns it into
+ * EXIT_FAIL.  fclose catches what only shows at close (NFS, say). */
+static void check_stdout(void)
+{
+    errno = 0;
+    int bad = cli_flush_stdout() != 0;
+    if (!bad && fclose(stdout) != 0) {
+        cli_error("cannot write the output: %s", strerror(errno));
+        bad = 1;
+    }
+    if (bad)
+        _exit(EXIT_FAIL);
+}
+
+void cli_start(const char *prog)
+{
+    cli_prog = prog;
+    atexit(check_stdout);
+}
 
 void cli_error(const char *fmt, ...)
 {

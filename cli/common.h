@@ -13,8 +13,18 @@
 #define EXIT_FAIL 1       /* the operation failed (I/O, could not queue) */
 #define EXIT_USAGE 2      /* bad command line */
 
-/* Set once from main(); used as the prefix of every message. */
+/* Set once from main() by cli_start; the prefix of every message. */
 extern const char *cli_prog;
+
+/* Names the program and makes its exit check stdout: whatever path main
+ * takes (--help, a listing, a usage error), output that could not be
+ * written (a full disk, /dev/full, a closed pipe) ends in a one-line
+ * error and exit status EXIT_FAIL instead of a silent 0. */
+void cli_start(const char *prog);
+
+/* Flushes stdout now.  Returns 0, or -1 after printing the one-line error
+ * (the exit check then prints nothing more). */
+int cli_flush_stdout(void);
 
 /* Prints "<prog>: <message>\n" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -377,7 +377,7 @@ static void usage(void)
            "Exit status:\n"
            "  0  sent, nothing to do, or deferred (offline, backing off, collector\n"
            "     refused with 401/403/404; see `tel status`)\n"
-           "  1  local failure (the queue could not be read or written)\n"
+           "  1  local failure (the queue could not be read or written, or the output)\n"
            "  2  bad usage\n"
            "  3  bad configuration (endpoint neither https nor loopback, config file\n"
            "     malformed); nothing was sent or deleted\n");
@@ -385,7 +385,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    cli_prog = "tel-sync";
+    cli_start("tel-sync");
     /* Peak memory is bounded at 16 MiB whatever the queue holds, so the
      * allocator must give back what a batch or a queue reopen used: one
      * arena (the prefetch thread would otherwise get its own), and large

@@ -79,7 +79,8 @@ static const char usage_text[] =
     "\n"
     "Exit status:\n"
     "  0  done; for emit and metrics also when telemetry is disabled (nothing to do)\n"
-    "  1  the event could not be queued, or the state could not be read or changed\n"
+    "  1  the event could not be queued, or the state could not be read or changed,\n"
+    "     or the output could not be written\n"
     "  2  bad usage: unknown option, bad app or event name, malformed KEY=VALUE,\n"
     "     an event over a limit, malformed or unreadable metrics input; nothing\n"
     "     was stored\n";
@@ -412,8 +413,10 @@ static int cmd_show(const args *a)
     }
     tel__buf_free(&c.line);
     tel__queue_close(q);
-    if (fflush(stdout) != 0 || c.write_failed) {
-        cli_error("cannot write the output");
+    if (cli_flush_stdout() != 0)
+        return EXIT_FAIL;
+    if (c.write_failed) {
+        cli_error("cannot write the output: out of memory");
         return EXIT_FAIL;
     }
     if (rc != TEL_OK) {
@@ -640,7 +643,8 @@ static int status_one(const args *a, const char *app)
     if (!a->json) {
         status_text(&st);
     } else if (status_json(&st) != 0) {
-        cli_error("status: out of memory or stdout closed");
+        if (cli_flush_stdout() == 0)
+            cli_error("status: out of memory");
         return EXIT_FAIL;
     }
     return st.qrc == TEL_OK ? EXIT_OK : EXIT_FAIL;
@@ -787,7 +791,7 @@ static int take_option(int c, args *a, char **argv)
 
 int main(int argc, char **argv)
 {
-    cli_prog = "tel";
+    cli_start("tel");
     args a = { 0 };
     int c, rc;
     /* getopt's own messages would make a second error line. */

@@ -577,7 +577,7 @@ static int run(const sigset_t *sigs)
 
 int main(int argc, char **argv)
 {
-    cli_prog = "tel-collect";
+    cli_start("tel-collect");
     if (argc > 1 && strcmp(argv[1], "report") == 0)
         return tel__dash_report(argc - 1, argv + 1);
     int rc = parse_args(argc, argv);
