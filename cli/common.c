@@ -58,6 +58,11 @@ void cli_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+const char *cli_noun(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;

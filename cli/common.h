@@ -28,6 +28,9 @@ int cli_flush_stdout(void);
 
 /* Prints "<prog>: <message>\n" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The noun that goes with n: one for 1, many otherwise ("1 event"). */
+const char *cli_noun(unsigned long long n, const char *one, const char *many);
+
 /* Prints "<prog>: <message>\nTry '<prog> --help'.\n" and returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "<prog> <version>" and returns EXIT_OK. */

@@ -243,7 +243,7 @@ static int read_input(const char *path, char **out, size_t *len)
     int from_stdin = !path || strcmp(path, "-") == 0;
     FILE *f = from_stdin ? stdin : fopen(path, "rb");
     if (!f) {
-        cli_error("metrics: cannot open the input file: %s", strerror(errno));
+        cli_error("metrics: cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     char *buf = malloc(METRICS_MAX_INPUT + 1);
@@ -260,7 +260,7 @@ static int read_input(const char *path, char **out, size_t *len)
     }
     if (err || n > METRICS_MAX_INPUT) {
         if (err)
-            cli_error("metrics: cannot read the input");
+            cli_error("metrics: cannot read %s", from_stdin ? "standard input" : path);
         else
             cli_error("metrics: input is larger than %u bytes", METRICS_MAX_INPUT);
         free(buf);
@@ -580,6 +580,39 @@ static int status_json(const app_status *st)
     return bad ? -1 : 0;
 }
 
+/* "45 s", "12 min", "24 h", "1 h 30 min": a wait as a person reads it,
+ * rounded up to the unit shown. */
+static void duration_text(unsigned long long s, char *out, size_t size)
+{
+    if (s < 60)
+        snprintf(out, size, "%llu s", s);
+    else if (s < 3600)
+        snprintf(out, size, "%llu min", (s + 59) / 60);
+    else if ((s + 59) / 60 % 60 == 0)
+        snprintf(out, size, "%llu h", (s + 59) / 3600);
+    else
+        snprintf(out, size, "%llu h %llu min", (s + 59) / 60 / 60, (s + 59) / 60 % 60);
+}
+
+static void utc_text(uint64_t ms, const char *fmt, char *out, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, size, fmt, &tm);
+}
+
+static void queue_text(const app_status *st)
+{
+    unsigned long long n = st->s.count, bytes = st->s.bytes, dropped = st->s.dropped;
+    printf("queue:       %llu %s", n, cli_noun(n, "event", "events"));
+    /* An empty queue has no size and no oldest event to speak of. */
+    if (n)
+        printf(", %llu %s, oldest %llu s ago", bytes, cli_noun(bytes, "byte", "bytes"),
+               (unsigned long long)st->age_s);
+    printf(", %llu dropped\n", dropped);
+}
+
 static void status_text(const app_status *st)
 {
     const tel_policy *p = &st->p;
@@ -618,19 +651,18 @@ static void status_text(const app_status *st)
     if (st->qrc != TEL_OK)
         printf("queue:       unreadable: %s\n", tel_strerror(st->qrc));
     else
-        printf("queue:       %llu events, %llu bytes, oldest %llus ago, %llu dropped\n",
-               (unsigned long long)st->s.count, (unsigned long long)st->s.bytes,
-               (unsigned long long)st->age_s, (unsigned long long)st->s.dropped);
+        queue_text(st);
     if (st->deferred) {
-        printf("sync:        deferred for %llus after %u failed attempt%s (last: %s)\n", wait_s(st),
-               st->b.attempt, st->b.attempt == 1 ? "" : "s", st->b.reason);
+        char wait[32], until[32];
+        duration_text(wait_s(st), wait, sizeof wait);
+        utc_text(st->b.until_ms, "%Y-%m-%d %H:%M UTC", until, sizeof until);
+        printf("sync:        deferred for %s (until %s) after %u failed %s (last: %s)\n", wait,
+               until, st->b.attempt, cli_noun(st->b.attempt, "attempt", "attempts"), st->b.reason);
     } else if (st->have_last) {
-        time_t t = (time_t)(st->ls.at_ms / 1000);
-        struct tm tm;
         char when[32];
-        gmtime_r(&t, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        printf("sync:        last batch of %u events accepted at %s\n", st->ls.events, when);
+        utc_text(st->ls.at_ms, "%Y-%m-%dT%H:%M:%SZ", when, sizeof when);
+        printf("sync:        last delivery: %u %s, accepted at %s\n",
+               st->ls.events, cli_noun(st->ls.events, "event", "events"), when);
     } else {
         printf("sync:        nothing sent yet\n");
     }
@@ -685,10 +717,36 @@ static int cmd_status(const args *a)
 
 /* ----------------------------------------------------- enable, disable */
 
+/* Events queued for app now (0 when there is no queue or it cannot be
+ * read): what a purge is about to delete, for the line that says so. */
+static unsigned long long queued_now(const char *app)
+{
+    char dir[TEL_PATH_MAX];
+    tel_queue *q;
+    tel_queue_stats s;
+    unsigned long long n = 0;
+    if (open_existing(app, &q, dir, sizeof dir) == TEL_OK && q) {
+        if (tel__queue_stats(q, &s) == TEL_OK)
+            n = s.count;
+        tel__queue_close(q);
+    }
+    return n;
+}
+
+/* "; 12 queued events deleted", or "" when there were none. */
+static void deleted_text(unsigned long long n, char *out, size_t size)
+{
+    if (n)
+        snprintf(out, size, "; %llu queued %s deleted", n, cli_noun(n, "event", "events"));
+    else
+        out[0] = '\0';
+}
+
 static int cmd_set(const args *a, int enabled)
 {
     if (a->nrest)
         return cli_usage_error("%s: unexpected argument", a->command);
+    unsigned long long queued = enabled ? 0 : queued_now(a->app);
     int rc = tel_set_enabled(a->app, enabled);
     if (rc < 0) {
         cli_error("cannot %s telemetry: %s: %s", a->command, tel_strerror(rc), tel_last_error());
@@ -701,7 +759,13 @@ static int cmd_set(const args *a, int enabled)
         explicit_bzero(p.token, sizeof p.token);
         if (!p.enabled)
             cli_error("enabled in telemetry.conf, but still off because of %s", p.enabled_why);
+        else
+            cli_error("telemetry for %s is now on", a->app);
+        return EXIT_OK;
     }
+    char deleted[64];
+    deleted_text(queued, deleted, sizeof deleted);
+    cli_error("telemetry for %s is now off%s", a->app, deleted);
     return EXIT_OK;
 }
 
@@ -709,11 +773,16 @@ static int cmd_forget(const args *a)
 {
     if (a->nrest)
         return cli_usage_error("forget: unexpected argument");
+    unsigned long long queued = queued_now(a->app);
     int rc = tel_forget(a->app);
     if (rc < 0) {
         cli_error("cannot forget: %s: %s", tel_strerror(rc), tel_last_error());
         return EXIT_FAIL;
     }
+    char deleted[64];
+    deleted_text(queued, deleted, sizeof deleted);
+    cli_error("the anonymous id of %s is forgotten (the next event gets a new one)%s", a->app,
+              deleted);
     return EXIT_OK;
 }
 

@@ -496,7 +496,7 @@ static int open_outputs(void)
         return -1;
     }
     if (tel__cfg.out && tel__export_open(tel__cfg.out) != 0) {
-        cli_error("cannot open --out file: %s", strerror(errno));
+        cli_error("cannot open --out %s: %s", tel__cfg.out, strerror(errno));
         return -1;
     }
     if (tel__metrics_init() != 0) {

@@ -26,6 +26,7 @@ struct tel_upload {
     tel_buf response;         /* at most TEL_UPLOAD_MAX_RESPONSE bytes */
     int response_capped;      /* the collector sent more than we keep */
     long retry_after;         /* from the final response's headers */
+    char where[96];           /* "host:port" for network errors; never the path or token */
 };
 
 /* ------------------------------------------------------------------ gzip */
@@ -183,6 +184,23 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
 static int curl_ready;
 
+/* "host:port" of url (the scheme's port when none is written), so that a
+ * network error says which collector did not answer; the path and any
+ * credentials stay out of messages.  "" when the URL does not parse. */
+static void where_of(const char *url, char *out, size_t size)
+{
+    out[0] = '\0';
+    CURLU *h = curl_url();
+    char *host = NULL, *port = NULL;
+    if (h && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        snprintf(out, size, "%s:%s", host, port);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(h);
+}
+
 int tel__upload_new(tel_upload **out, const char *endpoint, const char *token)
 {
     *out = NULL;
@@ -202,6 +220,7 @@ int tel__upload_new(tel_upload **out, const char *endpoint, const char *token)
         return tel__fail(TEL_ERR_NOMEM, "out of memory");
     }
 
+    where_of(u->endpoint, u->where, sizeof u->where);
     CURL *c = u->curl;
     int bad = 0;
     bad |= curl_easy_setopt(c, CURLOPT_URL, u->endpoint) != CURLE_OK;
@@ -337,6 +356,9 @@ int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
      * know whether the collector kept the batch: report a network error so
      * that the batch is retried under the same id. */
     res->status = 0;
-    snprintf(res->error, sizeof res->error, "%s", curl_easy_strerror(cr));
+    if (u->where[0])
+        snprintf(res->error, sizeof res->error, "%s (%s)", curl_easy_strerror(cr), u->where);
+    else
+        snprintf(res->error, sizeof res->error, "%s", curl_easy_strerror(cr));
     return TEL_OK;
 }

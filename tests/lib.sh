@@ -40,6 +40,17 @@ wait_port() {
     while [ ! -s "$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     cat "$1" 2>/dev/null
 }
+# start_collect NAME [tel-collect options]: a quiet tel-collect on a free
+# loopback port, writing $T_TMP/NAME.jsonl; sets CPID and URL.
+start_collect() {
+    sc_name=$1; shift
+    rm -f "$T_TMP/$sc_name.port"
+    tel-collect -q --port 0 --port-file "$T_TMP/$sc_name.port" --out "$T_TMP/$sc_name.jsonl" "$@" &
+    CPID=$!
+    URL="http://127.0.0.1:$(wait_port "$T_TMP/$sc_name.port")/v1/batch"
+}
+# stop_pid PID: ends a server this test started, and reaps it.
+stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 t_done() { exit $((T_FAILS > 0)); }
 # tc_start NAME [tel-collect options]: a tel-collect on a free loopback port
 # writing JSON lines; sets TC_URL, TC_PID and TC_OUT.  tc_stop ends it.

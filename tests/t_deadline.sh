@@ -5,23 +5,14 @@
 . "$TEL_TOP/tests/lib.sh"
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy no_proxy NO_PROXY
 
-# start_tc NAME [tel-collect options]: sets CPID, URL.
-start_tc() {
-    n=$1; shift
-    rm -f "$T_TMP/$n.port"
-    tel-collect -q --port 0 --port-file "$T_TMP/$n.port" --out "$T_TMP/$n.jsonl" "$@" &
-    CPID=$!
-    URL="http://127.0.0.1:$(wait_port "$T_TMP/$n.port")/v1/batch"
-}
-stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 qcount() { tel show --app "$1" 2>/dev/null | grep -c '^{'; }
 
 for i in 1 2 3; do tel emit --app dl test.event "n=$i"; done
 
 # The collector answers after 3 s; the run has 1 s.
-start_tc slow --delay 3000
+start_collect slow --delay 3000
 err=$(tel-sync --app dl --endpoint "$URL" --max-time 1 -v 2>&1); rc=$?
-stop $CPID
+stop_pid $CPID
 check_eq "a run cut short by --max-time exits 0" $rc 0
 check_eq "a run cut short by --max-time keeps the events" "$(qcount dl)" 3
 case "$err" in
@@ -40,9 +31,9 @@ case "$(tel status --app dl --json)" in
 esac
 
 # The next run (no --force) sends at once.
-start_tc fast
+start_collect fast
 err=$(tel-sync --app dl --endpoint "$URL" -v 2>&1); rc=$?
-stop $CPID
+stop_pid $CPID
 check_eq "the next run after a --max-time stop exits 0" $rc 0
 check_eq "the next run after a --max-time stop sends the events" "$(qcount dl)" 0
 t_done
