@@ -45,10 +45,46 @@ typedef struct options {
 
 static const options *opt;
 
+/*
+ * The progress line of a drain, shown only when stderr is a terminal (a
+ * person is watching) and not with -q: cron mail, journals and pipes
+ * never see it.  It is rewritten in place after each accepted batch and
+ * erased before any other line and at the end of the drain.
+ */
+typedef struct progress {
+    int on, shown;
+    const char *app;
+    uint64_t t0;
+} progress;
+
+static progress bar;
+
+static void progress_erase(void)
+{
+    if (bar.shown)
+        fputs("\r\033[K", stderr);
+    bar.shown = 0;
+}
+
+static void on_progress(void *ud, size_t sent, uint64_t queued)
+{
+    (void)ud;
+    uint64_t ms = tel__mono_ms() - bar.t0;
+    uint64_t rate = ms ? (uint64_t)sent * 1000 / ms : 0;
+    uint64_t left = queued > sent ? queued - sent : 0;
+    fprintf(stderr, "\r\033[K%s: %s: %zu / %" PRIu64 " %s sent, %" PRIu64 " events/s", cli_prog,
+            bar.app, sent, queued, cli_noun(queued, "event", "events"), rate);
+    if (left && rate)
+        fprintf(stderr, ", about %" PRIu64 " s left", (left + rate - 1) / rate);
+    fflush(stderr);
+    bar.shown = 1;
+}
+
 /* Every message is one line on stderr, prefixed like cli_error's, so that
  * -v output and errors read the same in a cron mail or a journal. */
 static void vline(const char *fmt, va_list ap)
 {
+    progress_erase();
     fprintf(stderr, "%s: ", cli_prog);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -134,8 +170,9 @@ static int dry_run(tel_queue *q, tel_sync_batch *b, const tel_policy *pol, const
         complain("%s: %s", app, tel_last_error());
         return EXIT_FAIL;
     }
-    say(1, "%s: %s: %zu batches, %zu events shown, nothing sent", app,
-        pol->inspect[0] ? "inspect" : "debug", batches, events);
+    say(1, "%s: %s: %zu %s, %zu %s shown, nothing sent", app,
+        pol->inspect[0] ? "inspect" : "debug", batches, cli_noun(batches, "batch", "batches"),
+        events, cli_noun(events, "event", "events"));
     return EXIT_OK;
 }
 
@@ -153,17 +190,26 @@ static int deliver(tel_queue *q, tel_sync_batch *b, tel_policy *pol, const char 
     int audit_fd = -1;
     if (pol->log_file)
         audit_fd = open(pol->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    tel_sync_io io = { post, up, on_note, NULL, audit_fd >= 0 ? audit_sent : NULL, &audit_fd };
-    tel_sync_stats ds = { 0, 0, 0, 0 };
+    tel_sync_io io = { post, up, on_note, NULL, audit_fd >= 0 ? audit_sent : NULL, &audit_fd,
+                       NULL, NULL };
     uint64_t t0 = tel__mono_ms();
+    bar = (progress){ !opt->quiet && isatty(STDERR_FILENO), 0, app, t0 };
+    if (bar.on)
+        io.progress = on_progress;
+    tel_sync_stats ds = { 0 };
     rc = tel__sync_drain(q, b, &io, app, deadline, &ds);
+    progress_erase();
     tel__upload_free(up);
     if (audit_fd >= 0)
         close(audit_fd);
     if (rc != TEL_OK)
         complain("%s: %s", app, tel_last_error());
-    say(1, "%s: sent %zu events in %zu batches (%zu bytes gzip) in %" PRIu64 " ms%s", app,
-        ds.events, ds.batches, ds.wire, tel__mono_ms() - t0, ds.dropped ? ", some dropped" : "");
+    /* After a failure with nothing sent, the failure's own line says it. */
+    if (ds.batches || (rc == TEL_OK && !ds.backed_off))
+        say(1, "%s: sent %zu %s in %zu %s (%zu bytes gzip) in %" PRIu64 " ms%s", app, ds.events,
+            cli_noun(ds.events, "event", "events"), ds.batches,
+            cli_noun(ds.batches, "batch", "batches"), ds.wire, tel__mono_ms() - t0,
+            ds.dropped ? ", some dropped" : "");
     return rc == TEL_OK ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -370,7 +416,8 @@ static void usage(void)
            "                   failure: the next run goes on, with no backoff\n"
            "  --force          ignore a pending backoff and try now\n"
            "  -v, --verbose    say what happens; twice: every batch\n"
-           "  -q, --quiet      print nothing, not even errors\n"
+           "  -q, --quiet      print nothing, not even errors (nor, on a terminal,\n"
+           "                   the progress line: events sent / queued, rate, time left)\n"
            "  -h, --help       this help\n"
            "  -V, --version    print the version\n"
            "\n"

@@ -381,6 +381,7 @@ typedef struct drain {
     int cleared_backoff;
     int carried;              /* b, p and gz were prepared by the prefetch */
     uint64_t stop_seq;        /* the last record queued when the drain began */
+    uint64_t queued;          /* events queued when the drain began */
     prefetch pf;
     tel_sync_batch *spare;    /* allocated here, whichever of b, pf.b it is */
 } drain;
@@ -490,6 +491,8 @@ static int on_accepted(drain *d, int next_ready)
     d->ds->batches++;
     d->ds->events += d->p.count;
     d->ds->wire += d->gz.len;
+    if (d->io->progress)
+        d->io->progress(d->io->progress_ud, d->ds->events, d->queued);
     if (next_ready)
         take_prefetched(d);
     /* The pages of the map that the delete read stay in our resident set
@@ -595,6 +598,7 @@ static int send_batch(drain *d, int *step)
         note(d->io, 1, "%s: out of time; the rest waits for the next run", d->app);
         return TEL_OK;
     }
+    d->ds->backed_off = 1;
     return back_off(d->q, d->io, &res, d->app);
 }
 
@@ -648,6 +652,7 @@ int tel__sync_drain(tel_queue *q, tel_sync_batch *b, const tel_sync_io *io, cons
     int rc = tel__queue_stats(q, &start);
     if (rc == TEL_OK) {
         d.stop_seq = b->stop_seq = start.last_seq;
+        d.queued = start.count;
         if (d.spare)
             d.spare->stop_seq = start.last_seq;
         rc = drain_loop(&d);

@@ -75,6 +75,10 @@ typedef void (*tel_sync_note_fn)(void *ud, int level, const char *line);
  * it left the queue (an audit log, say).  Must not touch the queue. */
 typedef void (*tel_sync_sent_fn)(void *ud, const uint8_t *record, size_t len);
 
+/* Called after each accepted batch with the events sent so far in this
+ * call and the events the queue held when it began (a progress display). */
+typedef void (*tel_sync_progress_fn)(void *ud, size_t sent, uint64_t queued);
+
 typedef struct tel_sync_io {
     tel_sync_send_fn send;
     void *send_ud;
@@ -82,11 +86,14 @@ typedef struct tel_sync_io {
     void *note_ud;
     tel_sync_sent_fn sent;    /* NULL: nobody asks */
     void *sent_ud;
+    tel_sync_progress_fn progress; /* NULL: nobody watches */
+    void *progress_ud;
 } tel_sync_io;
 
 typedef struct tel_sync_stats {
     size_t batches, events, dropped;
     size_t wire;              /* gzip bytes of the accepted batches */
+    int backed_off;           /* the run ended in a backoff (a note said why) */
 } tel_sync_stats;
 
 /* The memory of one drain: a batch's records, copied out of the queue.

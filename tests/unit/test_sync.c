@@ -146,7 +146,7 @@ static uint64_t queued(tel_queue *q, uint64_t *dropped)
 
 static int run(tel_queue *q, fake *f, tel_sync_stats *st)
 {
-    tel_sync_io io = { fake_send, f, NULL, NULL, NULL, NULL };
+    tel_sync_io io = { fake_send, f, NULL, NULL, NULL, NULL, NULL, NULL };
     memset(st, 0, sizeof *st);
     return tel__sync_drain(q, batch, &io, APP, tel__mono_ms() + 10000, st);
 }
