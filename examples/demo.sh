@@ -19,7 +19,13 @@ trap 'exit 1' INT TERM HUP PIPE
 
 # The demo keeps its state and config apart from the user's own.
 export XDG_STATE_HOME="$work/state" XDG_CONFIG_HOME="$work/config"
-export TEL_SYNC_PATH="$bin/tel-sync"
+# The tel-sync the CLI starts as it exits runs detached, alongside the
+# demo's own steps; through this wrapper (TEL_SYNC_PATH names the tel-sync
+# to start) the demo knows when it is done, and waits for it, so that what
+# the demo shows is the same every run.
+printf '#!/bin/sh\n"%s/tel-sync" "$@"\n: >"%s/spawned.done"\n' "$bin" "$work" >"$work/tel-sync"
+chmod +x "$work/tel-sync"
+export TEL_SYNC_PATH="$work/tel-sync"
 unset DO_NOT_TRACK MYCLI_TELEMETRY_ENABLED MYCLI_TELEMETRY_ENDPOINT MYCLI_TELEMETRY_INSPECT MYCLI_TELEMETRY_DEBUG
 
 # The compiled-in endpoint is tel-collect's default address; when that
@@ -40,7 +46,9 @@ echo "== tel-collect listening on 127.0.0.1:$port"
 
 echo "== running the example CLI (examples/mycli.c)"
 "$bin/mycli" --no-telemetry deploy   # records nothing (and would purge anything queued)
-"$bin/mycli" --force deploy
+"$bin/mycli" --force deploy          # starts a detached tel-sync as it exits
+for _ in $(seq 100); do [ -e "$work/spawned.done" ] && break; sleep 0.1; done
+[ -e "$work/spawned.done" ] && echo "(the tel-sync it started has delivered its events)"
 "$bin/mycli" --output report.txt build
 "$bin/mycli" fail || true
 echo
@@ -49,14 +57,7 @@ echo "== tel status --app mycli"
 echo
 echo "== tel-sync --app mycli -v"
 "$bin/tel-sync" --app mycli -v
-
-# The detached sync started by the first run may still be finishing.
 want=6
-for _ in $(seq 50); do
-    got=$(wc -l <"$work/received.jsonl" 2>/dev/null || echo 0)
-    [ "$got" -ge "$want" ] && break
-    sleep 0.1
-done
 echo
 echo "== received by the collector ($(wc -l <"$work/received.jsonl") events)"
 /usr/bin/python3 - "$work/received.jsonl" <<'PY'
