@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_deadline.sh - a run that reaches its own --max-time has not
 # failed: the next run resumes at once, with no backoff, and `tel status`
 # does not call the queue deferred.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_demo.sh - `make demo` prints the same every run: the detached
 # tel-sync the example starts no longer races the demo's own steps.  Two
 # runs are compared with what must differ (times, ids, sizes, the temporary

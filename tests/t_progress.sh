@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_progress.sh - tel-sync shows its progress on stderr when a person
 # watches (stderr a terminal), and never in a pipe, a cron mail or with -q.
 . "$TEL_TOP/tests/lib.sh"

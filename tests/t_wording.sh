@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_wording.sh - what the tools say reads right: plurals, an empty
 # queue, waits in hours with the time they end, what enable, disable and
 # forget did, no "sent 0 events" after a failure, the collector named by

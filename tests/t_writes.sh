@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Output that cannot be written is an error, on every path of every tool:
 # stdout on /dev/full gives a one-line error and a non-zero exit, never a
 # silent 0 with the output lost.
