@@ -34,19 +34,31 @@ batch() {
     $PY "$MKBATCH" -o "$W/$f" "$@" >"$W/$f.ids" || echo "FAIL mkbatch: $*"
     BID=$(head -n 1 "$W/$f.ids")
 }
-# post FILE KEY URL: prints the status; headers in $W/hdr.$$
+# post FILE KEY URL [HDR]: prints the status; headers in HDR ($W/hdr)
 post() {
-    curl -s -o /dev/null -D "$W/hdr" -w '%{http_code}' --max-time 20 \
+    curl -s -o /dev/null -D "${4:-$W/hdr}" -w '%{http_code}' --max-time 20 \
         -H 'Content-Type: application/vnd.msgpack' -H 'Content-Encoding: gzip' \
         -H "Idempotency-Key: $2" --data-binary "@$W/$1" "$3"
 }
 
-# retry_post FILE KEY URL: posts until 200, as a client would (5 tries).
+# retry_post FILE KEY URL OUT: posts until 200, as a client would, backing
+# off between tries; every status it got goes to OUT, so a batch that never
+# got its 200 is reported with them.  A loaded machine (or a sanitized
+# build) can keep a collector waiting on the database past its 5 s limit
+# more than once, so the budget is generous.
 retry_post() {
-    for _ in 1 2 3 4 5; do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H 'Content-Type: application/vnd.msgpack' \
-            -H 'Content-Encoding: gzip' -H "Idempotency-Key: $2" --data-binary "@$W/$1" "$3")" = 200 ] && return 0
-        sleep 0.5
+    tries=8
+    [ "${TEL_SANITIZED:-0}" != 0 ] && tries=14
+    : >"$4"
+    pause=0.25
+    i=0
+    while [ $i -lt $tries ]; do
+        code=$(post "$1" "$2" "$3" "$4.hdr")
+        printf '%s ' "$code" >>"$4"
+        [ "$code" = 200 ] && return 0
+        sleep $pause
+        case $pause in 0.25) pause=0.5 ;; 0.5) pause=1 ;; *) pause=2 ;; esac
+        i=$((i + 1))
     done
     return 1
 }
@@ -88,12 +100,25 @@ done
 # And the same batches posted to both collectors at the same instant.
 for k in 1 2 3 4 5 6; do
     batch same$k --events 50
-    retry_post "same$k" "$BID" "$URL_A" &
-    retry_post "same$k" "$BID" "$URL_B" &
+    retry_post "same$k" "$BID" "$URL_A" "$W/same$k.a.codes" &
+    retry_post "same$k" "$BID" "$URL_B" "$W/same$k.b.codes" &
     sed 1d "$W/same$k.ids" >>"$W/queued.ids"
 done
 wait_syncs() { for p in $(jobs -p); do [ "$p" = "$APID" ] || [ "$p" = "$BPID" ] || wait "$p"; done; }
 wait_syncs
+# A post that never got its 200 is the client's problem to retry later, not
+# a loss; but then the counts below cannot hold, so it is named here.
+unanswered=$T_FAILS
+for k in 1 2 3 4 5 6; do
+    for c in a b; do
+        case " $(cat "$W/same$k.$c.codes")" in
+        *" 200 ") ;;
+        *) fail "both posts of a batch sent to both collectors at once get their 200" \
+               "batch same$k at collector $c answered: $(cat "$W/same$k.$c.codes")" ;;
+        esac
+    done
+done
+[ "$T_FAILS" = "$unanswered" ] && ok "both posts of a batch sent to both collectors at once get their 200"
 sort -u "$W/queued.ids" >"$W/want.ids"
 pg_sql 'SELECT id FROM events ORDER BY id' >"$W/got.ids"
 check_eq "every event delivered is stored" "$(comm -23 "$W/want.ids" "$W/got.ids" | wc -l | tr -d ' ')" 0
@@ -107,6 +132,48 @@ for app in twin1 twin2; do
     done
 done
 ok "every client's queue is empty"
+
+# ------------------------------------------- the first taker rolls back
+# Collector A takes a batch and then cannot finish it: its events insert
+# waits on a lock the test holds until A's 5 s limit rolls it back (503).
+# Meanwhile B got the same batch and waits on A's batch row; only after
+# A's rollback may it take the batch, store the events and answer 200.
+# A B that took A's uncommitted row for "already stored" would answer 200
+# for events nobody keeps.
+# WAITING: how many sessions wait for a lock on the events table.
+WAITING="SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+         WHERE c.relname = 'events' AND NOT l.granted"
+# until_sql SQL WANT: polls (up to 20 s) until SQL prints WANT.
+until_sql() {
+    i=0
+    while [ "$(pg_sql "$1")" != "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+}
+batch race --events 20
+RACE=$BID
+(pg_sql "BEGIN; LOCK TABLE events IN SHARE MODE; SELECT 'held-events-lock', pg_sleep(60)" >/dev/null 2>&1) &
+holder=$!
+until_sql "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+           WHERE c.relname = 'events' AND l.mode = 'ShareLock' AND l.granted" 1
+(post race "$RACE" "$URL_A" "$W/race.a.hdr" >"$W/race.a") &
+ra=$!
+until_sql "$WAITING" 1
+# B comes a second after A began to wait, so its own wait on A's batch
+# row ends (A's rollback) well within B's 5 s.
+sleep 1
+(post race "$RACE" "$URL_B" "$W/race.b.hdr" >"$W/race.b") &
+rb=$!
+wait "$ra"
+# B now holds the batch and waits on the test's lock in turn.
+until_sql "$WAITING" 1
+pg_sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+        WHERE query LIKE '%held-events-lock%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$rb"
+wait "$holder"
+check_eq "the first taker of a batch rolls back: 503 from it, 200 from the other only once stored" \
+    "$(cat "$W/race.a") $(cat "$W/race.b")" "503 200"
+check_eq "and that batch is stored, once" \
+    "$(pg_sql "SELECT count(*) FROM events WHERE batch_id = '$RACE'")|$(pg_sql "SELECT events FROM batches WHERE id = '$RACE'")" \
+    "20|20"
 
 # ------------------------------------------- the database goes away
 pg_kill
