@@ -84,6 +84,7 @@ for l in sys.stdin: print(json.loads(l)["id"])' >>"$W/queued.ids"
 done
 for h in 2 3 4; do cp -a "$HOME" "$T_TMP/home$h"; done
 n=0
+PIDS=""
 for h in "$HOME" "$T_TMP/home2" "$T_TMP/home3" "$T_TMP/home4"; do
     for app in twin1 twin2; do
         n=$((n + 1))
@@ -95,17 +96,22 @@ for h in "$HOME" "$T_TMP/home2" "$T_TMP/home3" "$T_TMP/home4"; do
             [ "$(HOME="$h" tel status --app "$app" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["queue"]["events"])')" = 0 ] && break
             sleep 0.5
         done) &
+        PIDS="$PIDS $!"
     done
 done
 # And the same batches posted to both collectors at the same instant.
 for k in 1 2 3 4 5 6; do
     batch same$k --events 50
     retry_post "same$k" "$BID" "$URL_A" "$W/same$k.a.codes" &
+    PIDS="$PIDS $!"
     retry_post "same$k" "$BID" "$URL_B" "$W/same$k.b.codes" &
+    PIDS="$PIDS $!"
     sed 1d "$W/same$k.ids" >>"$W/queued.ids"
 done
-wait_syncs() { for p in $(jobs -p); do [ "$p" = "$APID" ] || [ "$p" = "$BPID" ] || wait "$p"; done; }
-wait_syncs
+# Each one by its pid: under dash "$(jobs -p)" runs in a subshell that
+# lists no jobs, so nothing was waited for and the counts below could be
+# taken while a batch was still on its way.
+for p in $PIDS; do wait "$p"; done
 # A post that never got its 200 is the client's problem to retry later, not
 # a loss; but then the counts below cannot hold, so it is named here.
 unanswered=$T_FAILS
