@@ -281,6 +281,7 @@ static int conf_parse(const char *data, size_t len, conf_vals *cv, int *bad_line
     cv->token[0] = '\0';
     cv->logging = -1;
     int lineno = 0;
+    int seen_line[4] = { 0, 0, 0, 0 };
     size_t pos = 0;
     while (pos < len) {
         const char *line = data + pos;
@@ -310,6 +311,18 @@ static int conf_parse(const char *data, size_t len, conf_vals *cv, int *bad_line
                 return tel__fail(TEL_ERR_CONFIG, CONF_NAME " line %d: unknown key '%.*s'", lineno,
                                  (int)k.len, k.p);
             return tel__fail(TEL_ERR_CONFIG, CONF_NAME " line %d: unknown key", lineno);
+        }
+        /* A key given twice has no obvious meaning ("enabled = false"
+         * then "enabled = true": which did the user mean?), so the file
+         * is malformed, and fails closed like any other malformation. */
+        static const char *const keys[] = { "enabled", "endpoint", "token", "logging" };
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+            if (!key_is(k, keys[i]))
+                continue;
+            if (seen_line[i])
+                return tel__fail(TEL_ERR_CONFIG, CONF_NAME " line %d: '%s' is already set on line %d",
+                                 lineno, keys[i], seen_line[i]);
+            seen_line[i] = lineno;
         }
         char word[16];
         if (key_is(k, "enabled") || key_is(k, "logging")) {

@@ -515,6 +515,9 @@ static void test_config_parse(void)
         { "= x\n", 1, "missing key" },
         { "logging = 2\n", 1, "must be true or false" },
         { "Enabled = false\n", 1, "unknown key 'Enabled'" },
+        /* A key twice: "off then on" must not resolve to on. */
+        { "enabled = false\nenabled = true\n", 2, "'enabled' is already set on line 1" },
+        { "token = a\n# c\ntoken = b\n", 3, "'token' is already set on line 1" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fresh_home();
