@@ -210,7 +210,6 @@ static int cmd_emit(const args *a)
         /* A broken config counts as an opt-out; say so, but it is not a
          * failure of this command. */
         cli_error("telemetry is off: %s", tel_last_error());
-        tel_close(h);
         return EXIT_OK;
     }
     if (rc < 0) {
@@ -319,9 +318,10 @@ static int cmd_metrics(const args *a)
         return EXIT_NOT_QUEUED;
     }
     /* Disabled or not, the text is checked, so that a script feeding
-     * malformed input hears about it on every machine. */
+     * malformed input hears about it on every machine (a malformed
+     * telemetry.conf gives no handle: the check runs without one). */
     int orc = rc;
-    rc = tel_emit_prometheus(h, text, len);
+    rc = h ? tel_emit_prometheus(h, text, len) : tel__prometheus_check(text, len);
     if (rc == TEL_OK && a->spawn_sync)
         tel_spawn_sync(h, 0);
     tel_close(h);
@@ -804,7 +804,9 @@ static int cmd_notice(const args *a)
     }
     tel *h;
     int rc = tel_open(&h, o);
-    if (rc < 0 && !h) {
+    if (rc == TEL_ERR_CONFIG)
+        return EXIT_OK; /* telemetry counts as off: no notice is due */
+    if (rc < 0) {
         cli_error("notice: %s: %s", tel_strerror(rc), tel_last_error());
         return EXIT_FAIL;
     }

@@ -386,6 +386,16 @@ const char *tel__queue_recovered(const tel_queue *q);
  * such as tel-sync keeps its memory bounded this way); data is untouched. */
 void tel__queue_release_pages(tel_queue *q);
 
+/* -------------------------------------------------------------------- tel.c */
+
+/*
+ * Checks Prometheus text as tel_emit_prometheus() would on a disabled
+ * handle (every line parsed, every metric event built and checked),
+ * without a handle: for `tel metrics` when telemetry.conf is malformed.
+ * Returns TEL_OK or the first bad line's error ("line N: ...").
+ */
+int tel__prometheus_check(const char *text, size_t len);
+
 /* ---------------------------------------------------------------- context.c */
 
 /* Fills ctx with os, arch, CPU count and CI facts of this process.  Strings

@@ -432,9 +432,13 @@ int tel_open(tel **out, tel_options *o)
             tel__state_dir(h->app, h->state_dir, sizeof h->state_dir) == TEL_OK)
             purge_existing(h->state_dir);
         tel_options_free(o);
-        *out = h;
-        if (prc == TEL_ERR_CONFIG)
+        if (prc == TEL_ERR_CONFIG) {
+            /* A failure, so no handle (tel.h); tel_last_error() still
+             * names the file's problem. */
+            tel_close(h);
             return TEL_ERR_CONFIG;
+        }
+        *out = h;
         return TEL_DISABLED;
     }
     int rc = open_state(h, o, h->debug || o->inspect != NULL);
@@ -634,7 +638,7 @@ int tel_emit(const char *app, const char *event, const tel_prop *props, size_t n
         return TEL_ERR_INVALID;
     tel *h;
     rc = tel_open(&h, o);
-    if (rc < 0 && !h)
+    if (rc < 0)
         return rc;
     if (rc == TEL_OK)
         rc = emit(h, event, props, nprops);
@@ -748,7 +752,7 @@ static int metric_from_sample(metric_props *m, const tel_prom_sample *s)
  * too large for a record is found before anything of the text is. */
 static int metric_fits(const tel *h, const metric_props *m)
 {
-    if (!h->enabled || h->waiting_notice)
+    if (!h || !h->enabled || h->waiting_notice)
         return tel__event_check("metric", m->props, m->n);
     tel_event_in ev;
     memset(&ev, 0, sizeof ev);
@@ -771,34 +775,53 @@ static int fail_at_line(int rc, unsigned line)
     return tel__fail(rc, "line %u: %s", line, why);
 }
 
+/* About 12 KiB of scratch: on the heap, since a host may call this from
+ * a thread with a small stack. */
+typedef struct prom_scratch {
+    tel_prom_sample s;
+    metric_props m;
+} prom_scratch;
+
+/* Every line parsed and every event built and (for a recording handle)
+ * encoded, so that a bad line anywhere means nothing is recorded and
+ * nothing logged as recorded.  h NULL checks as a disabled handle would.
+ * Returns TEL_OK or the first line's error. */
+static int prom_check(const tel *h, prom_scratch *x, const char *text, size_t len)
+{
+    tel_prom_parser ps;
+    int rc;
+    tel__prom_init(&ps, text, len);
+    while ((rc = tel__prom_next(&ps, &x->s)) == 1) {
+        if ((rc = metric_from_sample(&x->m, &x->s)) != TEL_OK ||
+            (rc = metric_fits(h, &x->m)) != TEL_OK)
+            return fail_at_line(rc, x->s.line);
+    }
+    return rc < 0 ? rc : TEL_OK;
+}
+
+int tel__prometheus_check(const char *text, size_t len)
+{
+    if (!text && len)
+        return tel__fail(TEL_ERR_INVALID, "no text");
+    prom_scratch *x = malloc(sizeof *x);
+    if (!x)
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    int rc = prom_check(NULL, x, text, len);
+    free(x);
+    return rc;
+}
+
 int tel_emit_prometheus(tel *h, const char *text, size_t len)
 {
     if (!h)
         return tel__fail(TEL_ERR_INVALID, "no handle");
     if (!text && len)
         return tel__fail(TEL_ERR_INVALID, "no text");
-    /* About 12 KiB of scratch: on the heap, since a host may call this
-     * from a thread with a small stack. */
-    struct scratch {
-        tel_prom_sample s;
-        metric_props m;
-    } *x = malloc(sizeof *x);
+    prom_scratch *x = malloc(sizeof *x);
     if (!x)
         return tel__fail(TEL_ERR_NOMEM, "out of memory");
     tel_prom_parser ps;
-    int rc;
-
-    /* First pass: every line parsed and every event built and encoded,
-     * so that a bad line anywhere means nothing is recorded (and nothing
-     * logged as recorded). */
-    tel__prom_init(&ps, text, len);
-    while ((rc = tel__prom_next(&ps, &x->s)) == 1) {
-        if ((rc = metric_from_sample(&x->m, &x->s)) != TEL_OK ||
-            (rc = metric_fits(h, &x->m)) != TEL_OK) {
-            rc = fail_at_line(rc, x->s.line);
-            break;
-        }
-    }
+    int rc = prom_check(h, x, text, len);
     if (rc < 0 || !h->enabled || h->waiting_notice) {
         free(x);
         return rc < 0 ? rc : TEL_DISABLED;

@@ -691,6 +691,42 @@ static void test_batch(void)
     CHECK_EQ_INT("disabled: the queue was purged and nothing added", queued(APP), 0);
 }
 
+/* Writes `text` as the user's telemetry.conf of APP. */
+static void write_conf(const char *text)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/.config", home);
+    mkdir(p, 0700);
+    snprintf(p, sizeof p, "%s/.config/" APP, home);
+    mkdir(p, 0700);
+    snprintf(p, sizeof p, "%s/.config/" APP "/telemetry.conf", home);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_open_failure(void)
+{
+    CHECK_GROUP("tel_open failure");
+    fresh();
+    write_conf("enabled = maybe\n");
+    tel *h = (tel *)1;
+    CHECK_EQ_INT("a malformed telemetry.conf is TEL_ERR_CONFIG", tel_open(&h, tel_options_new(APP)),
+                 TEL_ERR_CONFIG);
+    CHECK("and gives no handle, as tel.h says of every failure", h == NULL);
+    CHECK("the error still names the file's problem", strstr(tel_last_error(), "telemetry.conf line 1") != NULL);
+    tel_close(h);
+    CHECK_EQ_INT("tel_emit says TEL_ERR_CONFIG too", tel_emit(APP, "ev", NULL, 0), TEL_ERR_CONFIG);
+    CHECK_EQ_INT("and stored nothing", queued(APP), 0);
+    unsetenv("HOME");
+    h = (tel *)1;
+    CHECK("no HOME: a negative code", tel_open(&h, tel_options_new(APP)) < 0);
+    CHECK("and no handle", h == NULL);
+    setenv("HOME", home, 1);
+}
+
 int main(void)
 {
     /* tel_spawn_sync must not start a real tel-sync from a unit test. */
@@ -709,6 +745,7 @@ int main(void)
     test_emit_codes();
     test_null();
     test_batch();
+    test_open_failure();
     clear_lines();
     fx_cleanup();
     return check_exit();
