@@ -247,6 +247,8 @@ extern "C" {
  */
 #define TEL_MAX_FLAT_EVENT 4096
 #define TEL_MAX_EVENT 16384
+/* Longest command name tel_command_started() takes. */
+#define TEL_MAX_COMMAND 128
 
 /* ---------------------------------------------------------------------
  * The one call
@@ -492,6 +494,11 @@ typedef struct tel_option_use {
 /*
  * Records "command.started" for `command` (e.g. "deploy" or "db migrate")
  * with the names of the options used, and starts the duration clock.
+ * A command name is one or more words of [A-Za-z0-9_.-] (each starting
+ * with a letter, digit or '_') apart by single spaces, at most
+ * TEL_MAX_COMMAND bytes; anything else (a path, a URL: an operand passed
+ * before the host knew it was a command) is refused with TEL_ERR_INVALID
+ * and nothing is recorded.  Pass only names of commands the host knows.
  */
 TEL_API int tel_command_started(tel *h, const char *command,
                                 const tel_option_use *options, size_t noptions);

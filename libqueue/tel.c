@@ -857,15 +857,35 @@ int tel_emit_prometheus(tel *h, const char *text, size_t len)
 
 /* ---------------------------------------------------- command lifecycle */
 
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+}
+
 static int option_name_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > 64)
         return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char(s[i]))
+            return 0;
+    return 1;
+}
+
+/* A command name is one or more option-name words apart by single
+ * spaces ("deploy", "db migrate"), each starting with a letter, digit or
+ * '_': a path, a URL or any other argument passed by mistake (the first
+ * operand, before the host knew it was a command) is refused. */
+static int command_name_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > TEL_MAX_COMMAND || s[n - 1] == ' ')
+        return 0;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
+        int word_start = i == 0 || s[i - 1] == ' ';
+        if (s[i] == ' ' ? word_start : !name_char(s[i]) || (word_start && (s[i] == '-' || s[i] == '.')))
             return 0;
     }
     return 1;
@@ -876,8 +896,11 @@ int tel_command_started(tel *h, const char *command, const tel_option_use *optio
 {
     if (!h)
         return tel__fail(TEL_ERR_INVALID, "no handle");
-    if (!command || !*command || strlen(command) > TEL_MAX_STRING)
-        return tel__fail(TEL_ERR_INVALID, "command name must be 1-%d bytes", TEL_MAX_STRING);
+    if (!command_name_ok(command))
+        return tel__fail(TEL_ERR_INVALID,
+                         "command is not a command name (words of [A-Za-z0-9_.-] apart by single "
+                         "spaces, at most %d bytes)",
+                         TEL_MAX_COMMAND);
     /* Option names are joined into two strings, so a command with many
      * options still fits the 32-property limit; each name is checked to
      * be a name, so a value passed by mistake is refused, not recorded. */

@@ -727,6 +727,36 @@ static void test_open_failure(void)
     setenv("HOME", home, 1);
 }
 
+static void test_command_names(void)
+{
+    CHECK_GROUP("command names");
+    fresh();
+    tel *h = open_app(APP);
+    static const char *const good[] = { "deploy", "db migrate", "db migrate up", "build_2", "v1.2" };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char n[96];
+        snprintf(n, sizeof n, "'%s' is a command name", good[i]);
+        CHECK_EQ_INT(n, tel_command_started(h, good[i], NULL, 0), TEL_OK);
+    }
+    long before = queued(APP);
+    static const char *const bad[] = { "/home/zq8alice/SECRETPROJ", "SECRET/PROJ", "db  migrate",
+                                       " deploy", "deploy ", "db\tmigrate", "--output", ".hidden",
+                                       "a=b", "https://x.example", "x y\n", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char n[96];
+        snprintf(n, sizeof n, "'%.20s' is refused", bad[i]);
+        CHECK_EQ_INT(n, tel_command_started(h, bad[i], NULL, 0), TEL_ERR_INVALID);
+    }
+    char longer[TEL_MAX_COMMAND + 2];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    CHECK_EQ_INT("a name over TEL_MAX_COMMAND bytes is refused", tel_command_started(h, longer, NULL, 0),
+                 TEL_ERR_INVALID);
+    CHECK_EQ_INT("NULL is refused", tel_command_started(h, NULL, NULL, 0), TEL_ERR_INVALID);
+    CHECK_EQ_INT("and nothing refused was recorded", queued(APP), before);
+    tel_close(h);
+}
+
 int main(void)
 {
     /* tel_spawn_sync must not start a real tel-sync from a unit test. */
@@ -746,6 +776,7 @@ int main(void)
     test_null();
     test_batch();
     test_open_failure();
+    test_command_names();
     clear_lines();
     fx_cleanup();
     return check_exit();
