@@ -235,6 +235,10 @@ static int parse_label_value(line_cur *lc, char **w, char *wend, const char *lab
         char c = lc->s[lc->i++];
         if (c == '"')
             break;
+        /* A raw NUL would cut the value short unseen, and any control
+         * byte breaks the exposition tel-collect writes from it. */
+        if ((unsigned char)c < 0x20 || c == 0x7f)
+            return bad(lc, "label '%s' value has a control byte at column %zu", label, col(lc) - 1);
         if (c == '\\') {
             if (lc->i >= lc->n)
                 return bad(lc, "label '%s' has an unterminated value (no closing quote)", label);

@@ -455,7 +455,9 @@ TEL_API int tel_batch_commit(tel *h);
  * Records one sample of metric `name` (1-64 of [a-zA-Z_:][a-zA-Z0-9_:]*).
  * `label_pairs` holds 2 * npairs strings: name, value, name, value...;
  * label names are 1-58 of [a-zA-Z_][a-zA-Z0-9_]* not starting with "__",
- * each at most once, values at most 1 KiB of UTF-8; at most 29 labels.
+ * each at most once, values at most 1 KiB of UTF-8 with no control byte
+ * but newline (a tab, DEL or any other byte below 0x20 is refused, naming
+ * the label); at most 29 labels.
  * `value` must be finite: NaN and infinities are refused.  The strings are
  * only read during the call.  Returns what tel_emit_event() returns;
  * TEL_ERR_INVALID names the offending argument, never a label's value.

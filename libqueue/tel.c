@@ -721,6 +721,12 @@ static int metric_build(metric_props *m, const char *name, double value, const c
         for (size_t j = 0; j < i; j++)
             if (strcmp(pairs[2 * j], lname) == 0)
                 return tel__fail(TEL_ERR_INVALID, "metric '%s' label '%s' is given twice", name, lname);
+        /* A newline has its escape in the exposition format; every other
+         * control byte would break what tel-collect writes. */
+        for (const char *c = lval; *c; c++)
+            if (((unsigned char)*c < 0x20 && *c != '\n') || *c == 0x7f)
+                return tel__fail(TEL_ERR_INVALID, "metric '%s' label '%s' value has a control byte at byte %zu",
+                                 name, lname, (size_t)(c - lval));
         snprintf(m->keys[i], sizeof m->keys[i], TEL_PROM_LABEL_PREFIX "%s", lname);
         m->props[m->n++] = (tel_prop)TEL_STR(m->keys[i], lval);
     }

@@ -23,4 +23,12 @@ check_eq "a known command is still recorded" \
     "$(tel show --app mycli | grep -c '"name":"command.started".*"command":"deploy"')" 1
 rm -rf "$STATE/mycli"
 
+# ------------------------------- control bytes in a metric label value
+printf 'ok_total 1\nm{path="a\001b"} 1\n' >"$T_TMP/ctl.prom"
+run tel metrics --app met "$T_TMP/ctl.prom"
+check_eq "tel metrics refuses a control byte in a label value (exit 2)" "$RC" 2
+case "$(cat "$ERR")" in *"line 2: label 'path' value has a control byte"*) ok "naming the line and the label" ;;
+*) fail "naming the line and the label" "$(cat "$ERR")" ;; esac
+check_eq "and queues none of the text" "$(count met)" 0
+
 t_done

@@ -175,6 +175,9 @@ static void test_errors(void)
     ERR("an unterminated label value", "x 1\nm{a=\"" SECRET "} 1\n", 2, "unterminated");
     ERR("a backslash at the end of the line", "m{a=\"" SECRET "\\", 1, "unterminated");
     ERR("an unknown escape", "m{a=\"" SECRET "\\t\"} 1", 1, "unknown escape");
+    ERR("a raw control byte in a label value", "a 1\nm{a=\"" SECRET "\x01\"} 1", 2, "label 'a' value has a control byte");
+    ERR("a raw tab in a label value", "m{a=\"x\ty\"} 1", 1, "label 'a' value has a control byte");
+    ERR("a DEL in a label value", "m{a=\"x\x7fy\"} 1", 1, "label 'a' value has a control byte");
     ERR("labels not closed", "m{a=\"x\"", 1, "not closed");
     ERR("junk between labels", "m{a=\"" SECRET "\" b=\"y\"} 1", 1, "expected ',' or '}'");
     ERR("a bad timestamp", "m 1 12.5", 1, "timestamp");
@@ -433,6 +436,11 @@ static void test_library(void)
     CHECK_EQ_INT("30 labels do not", tel_emit_metric(h, "x", 1, many, 30), TEL_ERR_LIMIT);
     const char *const badutf[] = { "a", "\xff" };
     CHECK_EQ_INT("invalid UTF-8 label value", tel_emit_metric(h, "x", 1, badutf, 1), TEL_ERR_INVALID);
+    const char *const ctl[] = { "a", "ok", "b", "x\x01" SECRET };
+    CHECK_EQ_INT("a control byte in a label value is refused", tel_emit_metric(h, "x", 1, ctl, 2), TEL_ERR_INVALID);
+    CHECK("naming the label, not the value", strstr(tel_last_error(), "label 'b'") && !strstr(tel_last_error(), SECRET));
+    const char *const tab[] = { "a", "x\ty" };
+    CHECK_EQ_INT("a tab in a label value is refused", tel_emit_metric(h, "x", 1, tab, 1), TEL_ERR_INVALID);
     CHECK_EQ_INT("NULL handle", tel_emit_metric(NULL, "x", 1, NULL, 0), TEL_ERR_INVALID);
     CHECK_EQ_INT("nothing bad was queued", queued(&s), 3);
 
@@ -475,6 +483,9 @@ static void test_library(void)
     CHECK_EQ_INT("NULL handle", tel_emit_prometheus(NULL, "a 1", 3), TEL_ERR_INVALID);
     CHECK_EQ_INT("text not NUL-terminated", tel_emit_prometheus(h, "nt 1\nGARBAGE", 5), TEL_OK);
     CHECK_EQ_INT("one more", queued(&s), 9);
+    const char *const nl[] = { "a", "x\ny" };
+    CHECK_EQ_INT("a newline in a label value (the format escapes it) is kept", tel_emit_metric(h, "x", 1, nl, 1),
+                 TEL_OK);
     tel_close(h);
 
     CHECK_GROUP("disabled");
