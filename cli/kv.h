@@ -10,11 +10,21 @@
 #include "tel.h"
 
 /*
- * Types `s` the way a shell user means it: 42 is an integer, 1.5 a
- * decimal, true/false a boolean, anything else a string.  Sets p->type and
- * p->v; a string value points into `s`, which must outlive p.  p->key is
- * left alone.
+ * Types KEY=VALUE's `s` without ever changing it: an integer or decimal
+ * only when `tel show` prints that number back as exactly s ("-3", "2.5";
+ * not "1.10", "00123", " 5", "1e3" or 99999999999999999999), true/false a
+ * boolean, anything else the string s.  Sets p->type and p->v; a string
+ * value points into `s`, which must outlive p.  p->key is left alone.
  */
 void cli_kv_type(const char *s, tel_prop *p);
+
+/*
+ * Types KEY:=JSON's `s` as the JSON value it is: a number (an integer
+ * when written without fraction or exponent), true, false, null or a
+ * "string", decoded in place (s is changed; a string value points into
+ * it).  Returns 0, or -1 with *why saying what is wrong (arrays and
+ * objects are refused).  p->key is left alone.
+ */
+int cli_kv_json(char *s, tel_prop *p, const char **why);
 
 #endif

@@ -59,19 +59,24 @@ static int json_uuid(tel_buf *out, const uint8_t *id)
  * with a decimal comma (the host may have called setlocale) would make
  * invalid JSON, so a comma is turned back into a point.
  */
-static int json_double(tel_buf *out, double d)
+void tel__double_text(double d, char text[TEL_DOUBLE_TEXT])
 {
-    char text[40];
-    if (!isfinite(d))
-        return tel__buf_puts(out, "null");
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(text, sizeof text, "%.*g", prec, d);
+        snprintf(text, TEL_DOUBLE_TEXT, "%.*g", prec, d);
         if (strtod(text, NULL) == d)
             break;
     }
     for (char *c = text; *c; c++)
         if (*c == ',')
             *c = '.';
+}
+
+static int json_double(tel_buf *out, double d)
+{
+    char text[TEL_DOUBLE_TEXT];
+    if (!isfinite(d))
+        return tel__buf_puts(out, "null");
+    tel__double_text(d, text);
     return tel__buf_puts(out, text);
 }
 

@@ -164,6 +164,12 @@ int tel__value_json(const tel_val *v, tel_buf *out);
  */
 int tel__record_json(const tel_record *r, tel_buf *out);
 
+/* A finite double as the JSON view prints it: the shortest of %.15g,
+ * %.16g and %.17g that reads back as the same value, with a '.' whatever
+ * the locale. */
+#define TEL_DOUBLE_TEXT 40
+void tel__double_text(double d, char text[TEL_DOUBLE_TEXT]);
+
 /* The fixed part of a batch; anon NULL means nil. */
 typedef struct tel_batch_head {
     int version;              /* schema version; 0 when encoding means 1 */

@@ -31,4 +31,41 @@ case "$(cat "$ERR")" in *"line 2: label 'path' value has a control byte"*) ok "n
 *) fail "naming the line and the label" "$(cat "$ERR")" ;; esac
 check_eq "and queues none of the text" "$(count met)" 0
 
+# ------------------------------------------ tel emit never changes a value
+run tel emit --app kv ev version=1.10 zip=00123 big=99999999999999999999 sp=' 5' plus=+5 \
+    e=1e3 hundred=100.0 neg=-3 dec=2.5 t=true e20=1e+20
+check_eq "tel emit with look-alike numbers exits 0" "$RC" 0
+P='evs[-1]["props"]'
+pyshow() {
+    tel show --app "$1" 2>/dev/null |
+        $PY -c "import json,sys; evs=[json.loads(l) for l in sys.stdin if l.strip()]; print($2)"
+}
+for k in version:1.10 zip:00123 big:99999999999999999999 "sp: 5" plus:+5 e:1e3 hundred:100.0; do
+    key=${k%%:*} want=${k#*:}
+    check_eq "tel emit keeps $key='$want' as the string it was" "$(pyshow kv "repr($P['$key'])")" "'$want'"
+done
+check_eq "-3 becomes an integer" "$(pyshow kv "repr($P['neg'])")" -3
+check_eq "2.5 becomes a decimal" "$(pyshow kv "repr($P['dec'])")" 2.5
+check_eq "true becomes a boolean" "$(pyshow kv "repr($P['t'])")" True
+check_eq "1e+20 (how tel prints 10^20) becomes a decimal" "$(pyshow kv "repr($P['e20'])")" 1e+20
+check_eq "tel show prints each number back as it was typed" \
+    "$(tel show --app kv | tail -n 1 | grep -o '"neg":-3,"dec":2.5' )" '"neg":-3,"dec":2.5'
+
+run tel emit --app kv2 ev 'n:=1.10' 'i:=7' 's:="00123"' 'b:=false' 'z:=null' 'u:="caf\u00e9 \"q\""' 'x=a:=b'
+check_eq "tel emit KEY:=JSON exits 0" "$RC" 0
+check_eq "KEY:=JSON gives a number" "$(pyshow kv2 "repr($P['n'])")" 1.1
+check_eq "KEY:=JSON gives an integer" "$(pyshow kv2 "repr($P['i'])")" 7
+check_eq "KEY:=JSON gives a string that looks like a number" "$(pyshow kv2 "repr($P['s'])")" "'00123'"
+check_eq "KEY:=JSON gives a boolean" "$(pyshow kv2 "repr($P['b'])")" False
+check_eq "KEY:=JSON gives null" "$(pyshow kv2 "repr($P['z'])")" None
+check_eq "KEY:=JSON decodes string escapes" "$(pyshow kv2 "$P['u'] == 'caf\u00e9 \"q\"'")" True
+check_eq "':=' inside a plain value is part of the value" "$(pyshow kv2 "repr($P['x'])")" "'a:=b'"
+for bad in 'a:=[1,2]' 'a:={"k":1}' 'a:=01' 'a:=.5' 'a:=tru' 'a:="open' 'a:=1e999' 'a:=' 'a:=NaN'; do
+    run tel emit --app kv3 ev "$bad"
+    check_eq "tel emit refuses $bad with exit 2" "$RC:$(count kv3)" 2:0
+done
+run tel emit --app kv3 ev 'list:=["x"]'
+case "$(cat "$ERR")" in *"list:="*"arrays and objects"*) ok "the refusal of an array names the key and why" ;;
+*) fail "the refusal of an array names the key and why" "$(cat "$ERR")" ;; esac
+
 t_done

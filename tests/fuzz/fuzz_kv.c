@@ -5,13 +5,14 @@
  *
  * The input is split at its first '=' like a command-line word.  Whatever
  * the value's bytes, typing must give one of the four types and keep its
- * promise (an integer is what strtoll reads, a decimal is finite, a string
- * is the input itself), and a property the event check accepts must
+ * promise (an integer or a decimal prints back as exactly the input, a
+ * string is the input itself), and a property the event check accepts must
  * encode to a record that decodes back to the same type and value.
  */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,14 +41,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tel_prop p = { key, TEL_T_NIL, { 0 } };
     cli_kv_type(value, &p);
     switch (p.type) {
-    case TEL_T_INT:
-        if (p.v.i != strtoll(value, NULL, 10))
+    case TEL_T_INT: {
+        /* A typed value is one that prints back unchanged. */
+        char back[32];
+        snprintf(back, sizeof back, "%lld", (long long)p.v.i);
+        if (p.v.i != strtoll(value, NULL, 10) || strcmp(back, value) != 0)
             __builtin_trap();
         break;
-    case TEL_T_FLOAT:
+    }
+    case TEL_T_FLOAT: {
+        char back[TEL_DOUBLE_TEXT];
         if (!isfinite(p.v.f))
             __builtin_trap();
+        tel__double_text(p.v.f, back);
+        if (strcmp(back, value) != 0)
+            __builtin_trap();
         break;
+    }
     case TEL_T_BOOL:
         if (strcmp(value, p.v.b ? "true" : "false") != 0)
             __builtin_trap();
