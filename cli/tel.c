@@ -23,7 +23,9 @@
 #include "prom.h"
 #include "syncstate.h"
 
-/* Exit code of `tel emit` when the event could not be queued. */
+/* Exit code of `tel emit` and `tel metrics --strict` when the event
+ * could not be queued for a reason of the environment; without --strict
+ * it is 0, since telemetry never fails its host's script. */
 #define EXIT_NOT_QUEUED 1
 
 /* The most exposition text `tel metrics` reads: a node_exporter scrape is
@@ -71,6 +73,8 @@ static const char usage_text[] =
     "      --inspect FILE       (emit, metrics) write the events to FILE as JSON lines\n"
     "                           instead of queueing them\n"
     "      --debug              (emit, metrics) log the events on stderr, queue nothing\n"
+    "      --strict             (emit, metrics) exit 1 when the event could not be queued\n"
+    "  -v, --verbose            (emit, metrics) say why an event could not be queued\n"
     "      --message TEXT       (notice) the notice to print instead of the default\n"
     "      --all                (status) every app with a queue here, instead of --app\n"
     "      --json               (status) one JSON object instead of text (one per line\n"
@@ -80,14 +84,19 @@ static const char usage_text[] =
     "\n"
     "Exit status:\n"
     "  0  done; for emit and metrics also when telemetry is disabled (nothing to do)\n"
-    "  1  the event could not be queued, or the state could not be read or changed,\n"
-    "     or the output could not be written\n"
-    "  2  bad usage: unknown option, bad app or event name, malformed KEY=VALUE,\n"
+    "     and when the event could not be queued (no HOME, a read-only or full disk,\n"
+    "     damaged state), said on stderr only with -v or logging on\n"
+    "  1  (emit, metrics --strict) the event could not be queued; (other commands)\n"
+    "     the state could not be read or changed; (any command) the output could\n"
+    "     not be written\n"
+    "  2  bad usage: unknown option, bad app or event name, malformed KEY=VALUE\n"
+    "     or KEY:=JSON,\n"
     "     an event over a limit, malformed or unreadable metrics input; nothing\n"
     "     was stored\n";
 
 enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE, OPT_ALL,
-       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_INSPECT, OPT_DEBUG };
+       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_INSPECT, OPT_DEBUG,
+       OPT_STRICT };
 
 static const struct option long_opts[] = {
     { "app", required_argument, NULL, 'a' },
@@ -102,6 +111,8 @@ static const struct option long_opts[] = {
     { "default-off", no_argument, NULL, OPT_DEFAULT_OFF },
     { "inspect", required_argument, NULL, OPT_INSPECT },
     { "debug", no_argument, NULL, OPT_DEBUG },
+    { "strict", no_argument, NULL, OPT_STRICT },
+    { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -116,6 +127,8 @@ typedef struct args {
     int json;
     int spawn_sync;
     int all;
+    int strict;
+    int verbose;
     const char *message;
     tel_decls decls;          /* --declare-env, --default-off */
     const char *inspect;
@@ -163,6 +176,29 @@ static int take_declaration(args *a, const char *arg)
 
 /* ---------------------------------------------------------------- emit */
 
+/*
+ * The event could not be queued for a reason of the environment (no
+ * HOME, a read-only or full disk, damaged state): telemetry never fails
+ * its host, so this is exit 0 and silent, unless the script asked with
+ * --strict, or -v or logging (flag, env, telemetry.conf) wants a word.
+ */
+static int not_queued(const args *a, int rc, const char *what)
+{
+    int say = a->strict || a->verbose;
+    if (!say) {
+        tel_policy p;
+        char why[256];
+        snprintf(why, sizeof why, "%s", tel_last_error());
+        tel__policy_resolve(&p, a->app, NULL, NULL);
+        explicit_bzero(p.token, sizeof p.token);
+        say = p.logging;
+        tel__fail(rc, "%s", why);
+    }
+    if (say)
+        cli_error("could not queue the %s: %s: %s", what, tel_strerror(rc), tel_last_error());
+    return a->strict ? EXIT_NOT_QUEUED : EXIT_OK;
+}
+
 static int cmd_emit(const args *a)
 {
     if (a->nrest < 1)
@@ -197,10 +233,8 @@ static int cmd_emit(const args *a)
 
     /* The app name was checked in main(), so a NULL here is memory. */
     tel_options *o = tel_options_new(a->app);
-    if (!o) {
-        cli_error("could not queue the event: %s", tel_last_error());
-        return EXIT_NOT_QUEUED;
-    }
+    if (!o)
+        return not_queued(a, TEL_ERR_NOMEM, "event");
     if (host_options(a, o) != 0) {
         tel_options_free(o);
         return cli_usage_error("emit: %s", tel_last_error());
@@ -213,10 +247,8 @@ static int cmd_emit(const args *a)
         cli_error("telemetry is off: %s", tel_last_error());
         return EXIT_OK;
     }
-    if (rc < 0) {
-        cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
-        return EXIT_NOT_QUEUED;
-    }
+    if (rc < 0)
+        return not_queued(a, rc, "event");
     if (rc == TEL_OK)
         rc = tel_emit_event(h, event, props, n);
     /* A script host has no exit hook of its own: this is it. */
@@ -227,11 +259,7 @@ static int cmd_emit(const args *a)
      * over it is bad input like any other limit. */
     if (rc == TEL_ERR_LIMIT || rc == TEL_ERR_INVALID)
         return cli_usage_error("emit: %s", tel_last_error());
-    if (rc < 0) {
-        cli_error("could not queue the event: %s: %s", tel_strerror(rc), tel_last_error());
-        return EXIT_NOT_QUEUED;
-    }
-    return EXIT_OK;
+    return rc < 0 ? not_queued(a, rc, "event") : EXIT_OK;
 }
 
 /* ------------------------------------------------------------- metrics */
@@ -286,8 +314,8 @@ static int cmd_metrics(const args *a)
     tel_prom_sample *s = malloc(sizeof *s);
     if (!s) {
         free(text);
-        cli_error("metrics: out of memory");
-        return EXIT_NOT_QUEUED;
+        tel__fail(TEL_ERR_NOMEM, "out of memory");
+        return not_queued(a, TEL_ERR_NOMEM, "metrics");
     }
     tel_prom_parser ps;
     int prc;
@@ -315,8 +343,7 @@ static int cmd_metrics(const args *a)
     int rc = tel_open(&h, o);
     if (rc < 0 && rc != TEL_ERR_CONFIG) {
         free(text);
-        cli_error("could not queue the metrics: %s: %s", tel_strerror(rc), tel_last_error());
-        return EXIT_NOT_QUEUED;
+        return not_queued(a, rc, "metrics");
     }
     /* Disabled or not, the text is checked, so that a script feeding
      * malformed input hears about it on every machine (a malformed
@@ -336,11 +363,7 @@ static int cmd_metrics(const args *a)
         cli_error("telemetry is off: telemetry.conf is malformed");
         return EXIT_OK;
     }
-    if (rc < 0) {
-        cli_error("could not queue the metrics: %s: %s", tel_strerror(rc), tel_last_error());
-        return EXIT_NOT_QUEUED;
-    }
-    return EXIT_OK;
+    return rc < 0 ? not_queued(a, rc, "metrics") : EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- show */
@@ -856,6 +879,8 @@ static int take_option(int c, args *a, char **argv)
     case OPT_DEFAULT_OFF: a->decls.default_off = 1; return -1;
     case OPT_INSPECT: a->inspect = optarg; return -1;
     case OPT_DEBUG: a->debug = 1; return -1;
+    case OPT_STRICT: a->strict = 1; return -1;
+    case 'v': a->verbose = 1; return -1;
     case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
     default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
     }
@@ -868,7 +893,7 @@ int main(int argc, char **argv)
     int c, rc;
     /* getopt's own messages would make a second error line. */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:a:hV", long_opts, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, "+:a:hVv", long_opts, NULL)) != -1)
         if ((rc = take_option(c, &a, argv)) >= 0)
             return rc;
     if (optind >= argc)
@@ -882,7 +907,7 @@ int main(int argc, char **argv)
     /* 0, not 1: glibc then forgets the "+" (stop at the first operand) of
      * the first scan, so options may follow the command's operands too. */
     optind = 0;
-    while ((c = getopt_long(nargc, nargv, ":a:hV", long_opts, NULL)) != -1)
+    while ((c = getopt_long(nargc, nargv, ":a:hVv", long_opts, NULL)) != -1)
         if ((rc = take_option(c, &a, nargv)) >= 0)
             return rc;
     a.rest = nargv + optind;
@@ -912,6 +937,8 @@ int main(int argc, char **argv)
         return cli_usage_error("%s: --json goes with status", a.command);
     if (a.spawn_sync && strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0)
         return cli_usage_error("%s: --spawn-sync goes with emit and metrics", a.command);
+    if ((a.strict || a.verbose) && strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0)
+        return cli_usage_error("%s: --strict and --verbose go with emit and metrics", a.command);
     if (a.message && strcmp(a.command, "notice") != 0)
         return cli_usage_error("%s: --message goes with notice", a.command);
 

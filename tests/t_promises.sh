@@ -68,4 +68,36 @@ run tel emit --app kv3 ev 'list:=["x"]'
 case "$(cat "$ERR")" in *"list:="*"arrays and objects"*) ok "the refusal of an array names the key and why" ;;
 *) fail "the refusal of an array names the key and why" "$(cat "$ERR")" ;; esac
 
+# ---------------------------------------- telemetry never fails a script
+run env -i PATH="$PATH" tel emit --app nohome ev
+check_eq "env -i tel emit exits 0 and says nothing" "$RC:$(cat "$OUT" "$ERR")" "0:"
+run env -i PATH="$PATH" sh -ec 'tel emit --app nohome ev; tel metrics --app nohome </dev/null; echo survived'
+check_eq "a set -e script survives tel emit and tel metrics without HOME" "$RC:$(cat "$OUT")" "0:survived"
+run env -i PATH="$PATH" tel emit --app nohome --strict ev
+check_eq "--strict restores exit 1" "$RC" 1
+case "$(cat "$ERR")" in "tel: could not queue the event: "*) ok "--strict says why on stderr" ;;
+*) fail "--strict says why on stderr" "$(cat "$ERR")" ;; esac
+run env -i PATH="$PATH" tel emit --app nohome -v ev
+check_eq "-v says why, still exit 0" "$RC:$(grep -c 'could not queue' "$ERR")" 0:1
+# A state path that cannot be a directory stands for a read-only or
+# broken disk here (the tests may run as root, whom chmod does not stop).
+printf x >"$T_TMP/notadir"
+export XDG_STATE_HOME="$T_TMP/notadir"
+run tel emit --app rostate ev
+check_eq "an unusable state directory: exit 0, silent" "$RC:$(cat "$ERR")" "0:"
+run env ROSTATE_TELEMETRY_LOGGING=true tel emit --app rostate ev
+check_eq "with logging on it says why, exit 0" "$RC:$(grep -c 'could not queue' "$ERR")" 0:1
+run tel metrics --app rostate --strict "$T_TMP/ctl.prom"
+check_eq "tel metrics --strict with malformed text is still bad usage (2)" "$RC" 2
+printf 'up 1\n' >"$T_TMP/up.prom"
+run tel metrics --app rostate "$T_TMP/up.prom"
+check_eq "tel metrics into an unusable state directory: exit 0, silent" "$RC:$(cat "$ERR")" "0:"
+run tel metrics --app rostate --strict "$T_TMP/up.prom"
+check_eq "tel metrics --strict: exit 1" "$RC" 1
+unset XDG_STATE_HOME
+run env -i PATH="$PATH" tel emit --app nohome 'bad name'
+check_eq "bad usage still exits 2" "$RC" 2
+run tel show --app x --strict
+check_eq "--strict with show is bad usage" "$RC" 2
+
 t_done

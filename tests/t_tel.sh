@@ -292,17 +292,17 @@ check_eq "forget leaves the link's target alone too" "$(cat "$T_TMP/elsewhere/fi
 
 # ------------------------------------------- no usable state directory
 printf 'x' >"$T_TMP/statefile"
-run env XDG_STATE_HOME="$T_TMP/statefile" tel emit --app ro ev
-one_line_error "state path is a regular file: emit exits 1 with one line" 1
+run env XDG_STATE_HOME="$T_TMP/statefile" tel emit --strict --app ro ev
+one_line_error "state path is a regular file: emit --strict exits 1 with one line" 1
 check_eq "and the file is untouched" "$(cat "$T_TMP/statefile")" x
 mkdir -p "$STATE"
 printf 'x' >"$STATE/rofile"
-run tel emit --app rofile ev
-one_line_error "the app's state dir is a regular file: exit 1, one line" 1
-run env -u HOME -u XDG_STATE_HOME -u XDG_CONFIG_HOME tel emit --app nohome ev
-one_line_error "HOME unset and no XDG: exit 1, one line" 1
-run env HOME= tel emit --app nohome ev
-one_line_error "HOME empty: exit 1, one line" 1
+run tel emit --app rofile --strict ev
+one_line_error "the app's state dir is a regular file: --strict: exit 1, one line" 1
+run env -u HOME -u XDG_STATE_HOME -u XDG_CONFIG_HOME tel emit --app nohome --strict ev
+one_line_error "HOME unset and no XDG: --strict: exit 1, one line" 1
+run env HOME= tel emit --app nohome ev --strict
+one_line_error "HOME empty: --strict: exit 1, one line" 1
 
 mkdir -p "$T_TMP/cwd"
 (cd "$T_TMP/cwd" && XDG_STATE_HOME=rel/state tel emit --app relx ev) >/dev/null 2>&1
