@@ -221,7 +221,7 @@ static int take_lock(const char *qdir)
 {
     char path[TEL_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/" LOCK_FILE, qdir);
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = tel__open_file(path, O_RDWR | O_CREAT, 0600);
     if (fd < 0)
         return -2;
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -78,6 +78,16 @@ int tel__each_app(void (*fn)(void *ud, const char *app), void *ud);
 TEL_MUST_CHECK int tel__mkdir_private(const char *path);
 
 /*
+ * Opens a file of a state, queue or config directory so that nothing
+ * planted at its name can hang or fool the host: never blocking (a FIFO
+ * without a peer, a device), never through a symlink, and only a regular
+ * file (fstat-checked).  Whatever else sits at the name is left for the
+ * user to look at, never followed, read or replaced.  Returns the fd, or
+ * -1 with errno set (EINVAL: not a regular file).
+ */
+int tel__open_file(const char *path, int flags, mode_t mode);
+
+/*
  * Environment variable name for an app: "<APP>_TELEMETRY_<suffix>" with the
  * app upper-cased and '.'/'-' turned into '_'.
  */

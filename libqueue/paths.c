@@ -273,3 +273,21 @@ int tel__each_app(void (*fn)(void *ud, const char *app), void *ud)
     free(names);
     return TEL_OK;
 }
+
+int tel__open_file(const char *path, int flags, mode_t mode)
+{
+    int fd = open(path, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+        /* A symlink, a FIFO without a peer, a socket, a directory. */
+        if (errno == ELOOP || errno == ENXIO || errno == EISDIR)
+            errno = EINVAL;
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}

@@ -138,12 +138,12 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t val
  */
 static int data_header_ok(const char *path, int *err)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = tel__open_file(path, O_RDONLY, 0);
     if (fd < 0) {
         if (errno == ENOENT)
             return 1;
-        if (errno == ELOOP)
-            return 0; /* a planted symlink: damage, see try_open */
+        if (errno == EINVAL)
+            return 0; /* a planted symlink, FIFO, socket or directory: damage, see try_open */
         *err = errno;
         return -1;
     }
@@ -210,6 +210,9 @@ static void move_aside(const char *path, char *out, size_t size)
         snprintf(out, size, "(removed)");
 }
 
+/* try_open's answer when lock.mdb is not a regular file and stays so. */
+#define LOCK_NOT_FILE (-1)
+
 static int try_open(tel_queue *q, int mode, int *bad_data)
 {
     char data_path[TEL_PATH_MAX + 16], lock_path[TEL_PATH_MAX + 16];
@@ -220,9 +223,13 @@ static int try_open(tel_queue *q, int mode, int *bad_data)
      * write somewhere else; the link itself is removed, its target never
      * touched.  (A symlinked data.mdb fails data_header_ok and is moved
      * aside as damage.) */
+    /* The same for a FIFO, a socket or a directory there, which LMDB
+     * would open blocking or fail on; a reader never removes anything. */
     struct stat lst;
-    if (lstat(lock_path, &lst) == 0 && !S_ISREG(lst.st_mode) && !q->readonly)
-        unlink(lock_path);
+    if (lstat(lock_path, &lst) == 0 && !S_ISREG(lst.st_mode)) {
+        if (q->readonly || (unlink(lock_path) != 0 && rmdir(lock_path) != 0))
+            return LOCK_NOT_FILE;
+    }
     int err = EIO;
     int hdr = data_header_ok(data_path, &err);
     if (hdr < 0)
@@ -361,7 +368,9 @@ int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps
          * completed (no trees yet, as after a power cut during the very
          * first emit) is simply an empty queue. */
         int empty = q->readonly && (rc == ENOENT || rc == MDB_NOTFOUND);
-        int code = empty ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet") : lmdb_fail(rc, "open");
+        int code = empty ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet")
+                   : rc == LOCK_NOT_FILE ? tel__fail(TEL_ERR_NOSTATE, "queue: lock.mdb is not a regular file")
+                                         : lmdb_fail(rc, "open");
         free(q);
         return code;
     }
@@ -837,7 +846,9 @@ int tel__queue_wipe(const char *state_dir)
         if (strcmp(n, "data.mdb") != 0 && strcmp(n, "lock.mdb") != 0 &&
             !tel__syncstate_is_file(n) && strncmp(n, "data.mdb.corrupt-", 17) != 0)
             continue;
-        if (unlinkat(dirfd(d), n, 0) != 0 && errno != ENOENT)
+        /* A damaged "file" moved aside may be a planted directory. */
+        if (unlinkat(dirfd(d), n, 0) != 0 && errno != ENOENT &&
+            !(errno == EISDIR && unlinkat(dirfd(d), n, AT_REMOVEDIR) == 0))
             failed = 1;
     }
     closedir(d);

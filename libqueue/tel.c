@@ -988,9 +988,10 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
     snprintf(stamp, sizeof stamp, "%s/spawn.stamp", tel__queue_dir(h->q));
     struct stat st;
     time_t now = time(NULL);
-    if (lstat(stamp, &st) == 0 && st.st_mtime <= now && now - st.st_mtime < (time_t)min_interval_s)
+    if (lstat(stamp, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime <= now &&
+        now - st.st_mtime < (time_t)min_interval_s)
         return TEL_DISABLED;
-    int fd = open(stamp, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = tel__open_file(stamp, O_WRONLY | O_CREAT, 0600);
     if (fd < 0)
         return tel__fail(TEL_ERR_IO, "cannot write the sync stamp");
     futimens(fd, NULL);
@@ -1014,7 +1015,7 @@ int tel_notice_shown(tel *h)
     char path[TEL_PATH_MAX + 32];
     if (notice_path(h, path, sizeof path) != 0)
         return tel__fail(TEL_ERR_NOSTATE, "state path too long");
-    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = tel__open_file(path, O_WRONLY | O_CREAT, 0600);
     if (fd < 0)
         return tel__fail(TEL_ERR_NOSTATE, "cannot record that the notice was shown");
     char line[32];

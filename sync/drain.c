@@ -171,7 +171,7 @@ static void sent_log(const char *qdir, const uint8_t id[TEL_ID_LEN], size_t even
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > TEL_SENT_LOG_MAX)
         rename(path, old);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = tel__open_file(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (fd < 0)
         return;
     char idtxt[37], when[32], line[256];

@@ -100,4 +100,67 @@ check_eq "bad usage still exits 2" "$RC" 2
 run tel show --app x --strict
 check_eq "--strict with show is bad usage" "$RC" 2
 
+# --------------------------- nothing in a state directory can hang tel
+# A FIFO, a socket and a directory planted at every file tel opens in a
+# state, queue or config directory: every command returns promptly (each
+# runs under `timeout`, and hitting it is the failure) and what was queued
+# is still queued or was delivered.
+OUTC="$T_TMP/fx.jsonl"
+tel-collect -q --port 0 --port-file "$T_TMP/fx.port" --out "$OUTC" 2>/dev/null &
+i=0
+while [ ! -s "$T_TMP/fx.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+FXURL="http://127.0.0.1:$(cat "$T_TMP/fx.port")/v1/batch"
+plant() {
+    rm -rf "$1"
+    case $2 in
+    fifo) mkfifo "$1" ;;
+    dir) mkdir "$1" ;;
+    socket) $PY -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$1" ;;
+    esac
+    # An old mtime, so that a planted spawn.stamp does not look fresh.
+    touch -h -d '2 hours ago' "$1"
+}
+# prompt NAME CMD...: CMD must end within 10 s.
+HUNG=""
+prompt() {
+    timeout 10 "$@" >/dev/null 2>&1 </dev/null
+    [ $? = 124 ] && HUNG="$HUNG '$*'"
+}
+n=0
+for rel in Q/data.mdb Q/lock.mdb Q/spawn.stamp Q/sent.log Q/sync.lock S/telemetry-cookie \
+    S/telemetry-notice C/telemetry.conf; do
+    for kind in fifo socket dir; do
+        n=$((n + 1))
+        app="fx$n"
+        tel emit --app "$app" before >/dev/null 2>&1
+        tel emit --app "$app" before >/dev/null 2>&1
+        mkdir -p "$CONF/$app"
+        case $rel in
+        Q/*) path="$STATE/$app/telemetry/${rel#Q/}" ;;
+        S/*) path="$STATE/$app/${rel#S/}" ;;
+        C/*) path="$CONF/$app/${rel#C/}" ;;
+        esac
+        plant "$path" "$kind"
+        HUNG=""
+        prompt tel emit --app "$app" ev
+        prompt tel show --app "$app"
+        prompt tel status --app "$app"
+        prompt env TEL_SYNC_PATH=/bin/true tel emit --app "$app" --spawn-sync ev
+        prompt tel-sync --app "$app" --endpoint "$FXURL" --max-time 2
+        name="a $kind at ${rel#?/}"
+        if [ -z "$HUNG" ]; then ok "$name: emit, show, status, emit --spawn-sync and tel-sync return"
+        else fail "$name: emit, show, status, emit --spawn-sync and tel-sync return" "hung:$HUNG"; fi
+        want=4
+        [ "$rel" = C/telemetry.conf ] && want=2 # unreadable: off for the run, nothing recorded or purged
+        if [ "$rel" != Q/data.mdb ] && [ -z "$HUNG" ]; then
+            got=$(($(count "$app") + $(grep -c "\"app\":\"$app\"" "$OUTC" 2>/dev/null)))
+            check_eq "$name: nothing is lost (queued + delivered)" "$got" "$want"
+        fi
+        HUNG=""
+        prompt tel forget --app "$app"
+        if [ -z "$HUNG" ]; then ok "$name: forget returns"; else fail "$name: forget returns" "hung"; fi
+        rm -rf "$path"
+    done
+done
+
 t_done
