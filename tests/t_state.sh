@@ -60,8 +60,8 @@ check "version-2 data.mdb: the fresh queue opens clean" mdb_stat -s events "$(q 
 # ------------------------------------------------- the queue path is a file
 mkdir -p "$STATE/qfile"
 printf 'mine' >"$STATE/qfile/telemetry"
-run tel emit --app qfile ev
-err_line "telemetry/ is a file: emit exits 1, one line" tel 1
+run tel emit --strict --app qfile ev
+err_line "telemetry/ is a file: emit --strict exits 1, one line" tel 1
 run tel-sync --app qfile --endpoint "$URL"
 err_line "telemetry/ is a file: tel-sync exits 1, one line" tel-sync 1
 run tel show --app qfile
@@ -91,8 +91,8 @@ for i in 1 2; do tel emit --app donor ev "p=d$i" >/dev/null 2>&1; done
 cp -r "$STATE/donor/telemetry" "$T_TMP/victim/"
 ln -s "$T_TMP/victim" "$STATE/linked"
 before=$(tree "$T_TMP/victim")
-run tel emit --app linked ev
-err_line "state dir is a symlink: emit exits 1, one line" tel 1
+run tel emit --strict --app linked ev
+err_line "state dir is a symlink: emit --strict exits 1, one line" tel 1
 run tel-sync --app linked --endpoint "$URL"
 err_line "state dir is a symlink: tel-sync exits 1, one line" tel-sync 1
 tel show --app linked >/dev/null 2>&1
@@ -132,8 +132,8 @@ if [ "$(id -u)" = 0 ]; then
     for i in 1 2; do tel emit --app other ev "p=o$i" >/dev/null 2>&1; done
     chown -R 65534 "$(q other)"
     before=$(tree "$(q other)")
-    run tel emit --app other ev p=o3
-    err_line "queue dir owned by another user: emit exits 1, one line" tel 1
+    run tel emit --strict --app other ev p=o3
+    err_line "queue dir owned by another user: emit --strict exits 1, one line" tel 1
     run tel-sync --app other --endpoint "$URL"
     err_line "queue dir owned by another user: tel-sync exits 1, one line" tel-sync 1
     check_eq "queue dir owned by another user: nothing in it changed" "$(tree "$(q other)")" "$before"
