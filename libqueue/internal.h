@@ -280,7 +280,9 @@ typedef struct tel_caps {
 #define TEL_Q_READONLY 2      /* never write (tel show, tel status) */
 
 /*
- * Opens the queue in <state_dir>/telemetry/.  A file that is not a valid
+ * Opens the queue in <state_dir>/telemetry/, sharing the process's one
+ * LMDB environment of that file with every other open (threads too).
+ * A file that is not a valid
  * LMDB environment is renamed aside (data.mdb.corrupt-<ms>) and a fresh
  * queue started.  caps may be NULL for the defaults.  Returns TEL_OK,
  * TEL_ERR_NOTFOUND (no queue and no TEL_Q_CREATE), TEL_ERR_NOSTATE or
@@ -288,6 +290,13 @@ typedef struct tel_caps {
  */
 TEL_MUST_CHECK int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps, int mode);
 void tel__queue_close(tel_queue *q);
+
+/*
+ * 1 when the queue's data.mdb on disk is no longer the file q has open
+ * (tel forget or tel disable in another process removed it, or a damaged
+ * file was moved aside): what q writes would be lost.  One stat().
+ */
+int tel__queue_stale(const tel_queue *q);
 
 /* One encoded record to append. */
 typedef struct tel_rec {

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,15 +47,44 @@
  * the byte cap get a map sized from it. */
 #define MAP_MIN (64ull * 1024 * 1024)
 
-struct tel_queue {
+/*
+ * One LMDB environment per queue file per process (lmdb.h: opening the
+ * same environment twice in a process and closing either drops the
+ * process's fcntl locks on lock.mdb), shared by every handle, tel_emit(),
+ * tel_status_line(), tel_set_enabled() and tel_forget() in any thread,
+ * and closed with its last user.  An environment whose data.mdb was
+ * replaced on disk (forget, disable, a damaged file moved aside) is taken
+ * off the list: its users keep it until they close, new opens get the
+ * new file.  A read-only environment is shared by readers only; a writer
+ * arriving while one is open gets its own (the one case of two).
+ */
+typedef struct shared_env {
+    struct shared_env *next;
+    int listed;               /* in `envs`, found by new opens */
+    int refs;                 /* guarded by envs_lock */
+    int rdonly;               /* opened MDB_RDONLY */
     MDB_env *env;
     MDB_dbi events;
     MDB_dbi meta;
+    dev_t dev;                /* of data.mdb as opened */
+    ino_t ino;
+    /* Read-held by every transaction, write-held to change the map size,
+     * which LMDB allows only while the process has no transaction open. */
+    pthread_rwlock_t resize;
+    pthread_mutex_t map_lock; /* guards map_lo/map_hi */
+    uintptr_t map_lo, map_hi; /* our mapping of data.mdb, once looked up */
+    char dir[TEL_PATH_MAX];
+} shared_env;
+
+static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
+static shared_env *envs;
+
+struct tel_queue {
+    shared_env *se;
     tel_caps caps;
     int readonly;
     char dir[TEL_PATH_MAX];
     char recovered[64];       /* name a damaged data.mdb was kept under, or "" */
-    uintptr_t map_lo, map_hi; /* our mapping of data.mdb, once looked up */
 };
 
 static void put_u64be(uint8_t out[8], uint64_t v)
@@ -90,10 +120,35 @@ static int lmdb_fail(int rc, const char *what)
  */
 static int txn_begin(tel_queue *q, unsigned flags, MDB_txn **txn)
 {
-    int rc = mdb_txn_begin(q->env, NULL, flags, txn);
-    if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(q->env, 0) == 0)
-        rc = mdb_txn_begin(q->env, NULL, flags, txn);
+    shared_env *se = q->se;
+    pthread_rwlock_rdlock(&se->resize);
+    int rc = mdb_txn_begin(se->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        pthread_rwlock_unlock(&se->resize);
+        pthread_rwlock_wrlock(&se->resize);
+        mdb_env_set_mapsize(se->env, 0);
+        se->map_hi = 0; /* the map moved */
+        pthread_rwlock_unlock(&se->resize);
+        pthread_rwlock_rdlock(&se->resize);
+        rc = mdb_txn_begin(se->env, NULL, flags, txn);
+    }
+    if (rc)
+        pthread_rwlock_unlock(&se->resize);
     return rc;
+}
+
+/* Ends a transaction begun by txn_begin (the only way to end one). */
+static int txn_commit(tel_queue *q, MDB_txn *txn)
+{
+    int rc = mdb_txn_commit(txn);
+    pthread_rwlock_unlock(&q->se->resize);
+    return rc;
+}
+
+static void txn_abort(tel_queue *q, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&q->se->resize);
 }
 
 /* ---------------------------------------------------------------- meta */
@@ -177,24 +232,28 @@ static int data_header_ok(const char *path, int *err)
 
 /* 1 when the file holds every page the meta page claims, 0 when it is
  * short (damage), -1 with *err set when that could not be checked. */
-static int env_size_ok(MDB_env *env, const char *data_path, int *err)
+static int env_size_ok(MDB_env *env, struct stat *fst, int *err)
 {
     MDB_envinfo info;
     MDB_stat st;
-    struct stat fst;
+    mdb_filehandle_t fd;
     int rc = mdb_env_info(env, &info);
     if (rc == 0)
         rc = mdb_env_stat(env, &st);
+    if (rc == 0)
+        rc = mdb_env_get_fd(env, &fd);
     if (rc != 0) {
         *err = rc;
         return -1;
     }
-    if (stat(data_path, &fst) != 0) {
+    /* The file LMDB holds open, not the name: a concurrent forget may
+     * have unlinked the name already. */
+    if (fstat(fd, fst) != 0) {
         *err = errno;
         return -1;
     }
     uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    return (uint64_t)fst.st_size >= need;
+    return (uint64_t)fst->st_size >= need;
 }
 
 /* Keeps a damaged file beside the queue; records its new name in out
@@ -239,22 +298,26 @@ static int try_open(tel_queue *q, int mode, int *bad_data)
         return MDB_INVALID;
     }
 
-    int rc = mdb_env_create(&q->env);
+    shared_env *se = q->se;
+    int rc = mdb_env_create(&se->env);
     if (rc)
         return rc;
     uint64_t map = q->caps.max_bytes * 16;
     if (map < MAP_MIN)
         map = MAP_MIN;
-    mdb_env_set_mapsize(q->env, (size_t)map);
-    mdb_env_set_maxdbs(q->env, 2);
+    mdb_env_set_mapsize(se->env, (size_t)map);
+    mdb_env_set_maxdbs(se->env, 2);
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (!q->caps.full_sync)
         flags |= MDB_NOMETASYNC;
     if (mode & TEL_Q_READONLY)
         flags |= MDB_RDONLY;
-    rc = mdb_env_open(q->env, q->dir, flags, 0600);
+    rc = mdb_env_open(se->env, q->dir, flags, 0600);
     if (rc == 0) {
-        int size_ok = env_size_ok(q->env, data_path, &err);
+        struct stat fst;
+        int size_ok = env_size_ok(se->env, &fst, &err);
+        se->dev = fst.st_dev;
+        se->ino = fst.st_ino;
         if (size_ok < 0) {
             rc = err;
         } else if (size_ok == 0) {
@@ -267,20 +330,20 @@ static int try_open(tel_queue *q, int mode, int *bad_data)
         unsigned dflags = (mode & TEL_Q_READONLY) ? 0 : MDB_CREATE;
         rc = txn_begin(q, (mode & TEL_Q_READONLY) ? MDB_RDONLY : 0, &txn);
         if (rc == 0) {
-            rc = mdb_dbi_open(txn, "events", dflags, &q->events);
+            rc = mdb_dbi_open(txn, "events", dflags, &se->events);
             if (rc == 0)
-                rc = mdb_dbi_open(txn, "meta", dflags, &q->meta);
+                rc = mdb_dbi_open(txn, "meta", dflags, &se->meta);
             if (rc == 0)
-                rc = mdb_txn_commit(txn);
+                rc = txn_commit(q, txn);
             else
-                mdb_txn_abort(txn);
+                txn_abort(q, txn);
             if (rc == MDB_INCOMPATIBLE)
                 *bad_data = 1;
         }
     }
     if (rc != 0) {
-        mdb_env_close(q->env);
-        q->env = NULL;
+        mdb_env_close(se->env);
+        se->env = NULL;
     }
     return rc;
 }
@@ -290,6 +353,113 @@ static int is_damage(int rc)
     return rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
            rc == MDB_PANIC || rc == MDB_INCOMPATIBLE || rc == MDB_BAD_DBI ||
            rc == EINVAL;
+}
+
+/* Takes the env off the list (envs_lock held): new opens will not find
+ * it, its users keep it. */
+static void env_unlist(shared_env *se)
+{
+    shared_env **pp = &envs;
+    while (*pp != se)
+        pp = &(*pp)->next;
+    *pp = se->next;
+    se->listed = 0;
+}
+
+/* Drops one reference (envs_lock held); the last closes the env. */
+static void env_release(shared_env *se)
+{
+    if (!se || --se->refs > 0)
+        return;
+    if (se->listed)
+        env_unlist(se);
+    if (se->env)
+        mdb_env_close(se->env);
+    pthread_rwlock_destroy(&se->resize);
+    pthread_mutex_destroy(&se->map_lock);
+    free(se);
+}
+
+/* The listed env of q's directory that still holds the data.mdb on disk
+ * and suits the mode, with a reference taken; NULL when there is none
+ * (envs_lock held). */
+static shared_env *env_find(tel_queue *q)
+{
+    for (shared_env *se = envs; se; se = se->next) {
+        if (strcmp(se->dir, q->dir) != 0)
+            continue;
+        char path[TEL_PATH_MAX + 16];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+        if (stat(path, &st) != 0 || st.st_dev != se->dev || st.st_ino != se->ino ||
+            (se->rdonly && !q->readonly)) {
+            env_unlist(se);
+            return NULL;
+        }
+        se->refs++;
+        return se;
+    }
+    return NULL;
+}
+
+/* Gives q the process's env of its queue, opening (and listing) one when
+ * there is none, with the damage recovery below (envs_lock held). */
+static int share_or_open(tel_queue *q, int mode)
+{
+    if ((q->se = env_find(q)) != NULL)
+        return TEL_OK;
+    shared_env *se = calloc(1, sizeof *se);
+    if (!se)
+        return tel__fail(TEL_ERR_NOMEM, "queue: out of memory");
+    pthread_rwlock_init(&se->resize, NULL);
+    pthread_mutex_init(&se->map_lock, NULL);
+    se->refs = 1;
+    se->rdonly = q->readonly;
+    memcpy(se->dir, q->dir, sizeof se->dir);
+    q->se = se;
+
+    int bad_data = 0;
+    int rc = try_open(q, mode, &bad_data);
+    /* A concurrent forget may unlink the files between our look and
+     * LMDB's open: that is a fresh start, not a failure. */
+    for (int attempt = 0; rc == ENOENT && !q->readonly && attempt < 3; attempt++)
+        rc = try_open(q, mode, &bad_data);
+    /*
+     * A damaged queue must never take the host down or stop telemetry for
+     * good: the broken file is kept beside the queue for a human to look
+     * at, and a fresh queue starts.  A bad lock file holds no events, so
+     * it is replaced first; the data file goes only if that was not it.
+     */
+    for (int attempt = 0; rc != 0 && is_damage(rc) && !q->readonly && attempt < 2; attempt++) {
+        char path[TEL_PATH_MAX + 16];
+        if (bad_data || attempt == 1) {
+            snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+            move_aside(path, q->recovered, sizeof q->recovered);
+        }
+        snprintf(path, sizeof path, "%s/lock.mdb", q->dir);
+        unlink(path);
+        rc = try_open(q, mode, &bad_data);
+    }
+    if (rc != 0) {
+        /* Read-only, a missing file or a file whose first commit never
+         * completed (no trees yet, as after a power cut during the very
+         * first emit) is simply an empty queue. */
+        int empty = q->readonly && (rc == ENOENT || rc == MDB_NOTFOUND);
+        int code = empty ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet")
+                   : rc == LOCK_NOT_FILE ? tel__fail(TEL_ERR_NOSTATE, "queue: lock.mdb is not a regular file")
+                                         : lmdb_fail(rc, "open");
+        env_release(se);
+        q->se = NULL;
+        return code;
+    }
+    if (!q->readonly) {
+        int dead = 0;
+        mdb_reader_check(se->env, &dead);
+    }
+    se->next = envs;
+    envs = se;
+    se->listed = 1;
+    return TEL_OK;
 }
 
 int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps, int mode)
@@ -345,38 +515,12 @@ int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps
     if ((st.st_mode & 077) && !q->readonly)
         chmod(q->dir, 0700);
 
-    int bad_data = 0;
-    int rc = try_open(q, mode, &bad_data);
-    /*
-     * A damaged queue must never take the host down or stop telemetry for
-     * good: the broken file is kept beside the queue for a human to look
-     * at, and a fresh queue starts.  A bad lock file holds no events, so
-     * it is replaced first; the data file goes only if that was not it.
-     */
-    for (int attempt = 0; rc != 0 && is_damage(rc) && !q->readonly && attempt < 2; attempt++) {
-        char path[TEL_PATH_MAX + 16];
-        if (bad_data || attempt == 1) {
-            snprintf(path, sizeof path, "%s/data.mdb", q->dir);
-            move_aside(path, q->recovered, sizeof q->recovered);
-        }
-        snprintf(path, sizeof path, "%s/lock.mdb", q->dir);
-        unlink(path);
-        rc = try_open(q, mode, &bad_data);
-    }
-    if (rc != 0) {
-        /* Read-only, a missing file or a file whose first commit never
-         * completed (no trees yet, as after a power cut during the very
-         * first emit) is simply an empty queue. */
-        int empty = q->readonly && (rc == ENOENT || rc == MDB_NOTFOUND);
-        int code = empty ? tel__fail(TEL_ERR_NOTFOUND, "queue: no queue yet")
-                   : rc == LOCK_NOT_FILE ? tel__fail(TEL_ERR_NOSTATE, "queue: lock.mdb is not a regular file")
-                                         : lmdb_fail(rc, "open");
+    pthread_mutex_lock(&envs_lock);
+    int rc = share_or_open(q, mode);
+    pthread_mutex_unlock(&envs_lock);
+    if (rc != TEL_OK) {
         free(q);
-        return code;
-    }
-    if (!q->readonly) {
-        int dead = 0;
-        mdb_reader_check(q->env, &dead);
+        return rc;
     }
     *out = q;
     return TEL_OK;
@@ -386,14 +530,51 @@ void tel__queue_close(tel_queue *q)
 {
     if (!q)
         return;
-    if (q->env)
-        mdb_env_close(q->env);
+    pthread_mutex_lock(&envs_lock);
+    env_release(q->se);
+    pthread_mutex_unlock(&envs_lock);
     free(q);
+}
+
+int tel__queue_stale(const tel_queue *q)
+{
+    char path[TEL_PATH_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+    return stat(path, &st) != 0 || st.st_dev != q->se->dev || st.st_ino != q->se->ino;
 }
 
 const char *tel__queue_dir(const tel_queue *q)
 {
     return q->dir;
+}
+
+/* Looks our mapping of data.mdb up in /proc/self/maps (resize read-held,
+ * map_lock held); leaves map_hi 0 when it is not found. */
+static void map_lookup(tel_queue *q)
+{
+    shared_env *se = q->se;
+    char want[TEL_PATH_MAX + 16];
+    int wl = snprintf(want, sizeof want, "%s/data.mdb", q->dir);
+    if (wl <= 0 || (size_t)wl >= sizeof want)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return;
+    char line[TEL_PATH_MAX + 256];
+    while (fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (!path || strncmp(path, want, (size_t)wl) != 0 ||
+            (path[wl] != '\n' && path[wl] != ' ' && path[wl] != '\0'))
+            continue;
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo) {
+            se->map_lo = lo;
+            se->map_hi = hi;
+            break;
+        }
+    }
+    fclose(f);
 }
 
 void tel__queue_release_pages(tel_queue *q)
@@ -404,37 +585,21 @@ void tel__queue_release_pages(tel_queue *q)
      * looked up in /proc/self/maps.  The map is read-only and shared:
      * dropping our page table entries loses nothing (a later read faults
      * the page back in from the page cache), even while another thread
-     * reads inside a transaction.
+     * reads inside a transaction.  The map moves only when its size is
+     * changed, which the resize lock keeps out meanwhile (and which
+     * forgets the range looked up).
      */
-    if (!q || !q->env)
+    if (!q || !q->se->env)
         return;
-    /* LMDB maps the file once, at open, so the range is looked up once. */
-    if (q->map_hi == 0) {
-        char want[TEL_PATH_MAX + 16];
-        int wl = snprintf(want, sizeof want, "%s/data.mdb", q->dir);
-        if (wl <= 0 || (size_t)wl >= sizeof want)
-            return;
-        FILE *f = fopen("/proc/self/maps", "re");
-        if (!f)
-            return;
-        char line[TEL_PATH_MAX + 256];
-        while (fgets(line, sizeof line, f)) {
-            char *path = strchr(line, '/');
-            if (!path || strncmp(path, want, (size_t)wl) != 0 ||
-                (path[wl] != '\n' && path[wl] != ' ' && path[wl] != '\0'))
-                continue;
-            unsigned long lo, hi;
-            if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo) {
-                q->map_lo = lo;
-                q->map_hi = hi;
-                break;
-            }
-        }
-        fclose(f);
-        if (q->map_hi == 0)
-            return;
-    }
-    madvise((void *)q->map_lo, q->map_hi - q->map_lo, MADV_DONTNEED);
+    shared_env *se = q->se;
+    pthread_rwlock_rdlock(&se->resize);
+    pthread_mutex_lock(&se->map_lock);
+    if (se->map_hi == 0)
+        map_lookup(q);
+    if (se->map_hi != 0)
+        madvise((void *)se->map_lo, se->map_hi - se->map_lo, MADV_DONTNEED);
+    pthread_mutex_unlock(&se->map_lock);
+    pthread_rwlock_unlock(&se->resize);
 }
 
 const char *tel__queue_recovered(const tel_queue *q)
@@ -463,14 +628,14 @@ static int evict(tel_queue *q, MDB_txn *txn, uint64_t incoming, uint64_t incomin
                  uint64_t force, uint64_t *bytes, uint64_t *dropped)
 {
     MDB_stat st;
-    int rc = mdb_stat(txn, q->events, &st);
+    int rc = mdb_stat(txn, q->se->events, &st);
     if (rc)
         return rc;
     uint64_t count = st.ms_entries;
     uint64_t now = tel__now_ms();
     uint64_t cutoff = now > q->caps.max_age_ms ? now - q->caps.max_age_ms : 0;
     MDB_cursor *cur;
-    rc = mdb_cursor_open(txn, q->events, &cur);
+    rc = mdb_cursor_open(txn, q->se->events, &cur);
     if (rc)
         return rc;
     MDB_val k, v;
@@ -501,9 +666,9 @@ static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t forc
     if (rc)
         return rc;
     uint64_t next, bytes, dropped, incoming_bytes = 0;
-    if ((rc = meta_get_u64(txn, q->meta, TEL_META_NEXT, &next)) ||
-        (rc = meta_get_u64(txn, q->meta, TEL_META_BYTES, &bytes)) ||
-        (rc = meta_get_u64(txn, q->meta, TEL_META_DROPPED, &dropped)))
+    if ((rc = meta_get_u64(txn, q->se->meta, TEL_META_NEXT, &next)) ||
+        (rc = meta_get_u64(txn, q->se->meta, TEL_META_BYTES, &bytes)) ||
+        (rc = meta_get_u64(txn, q->se->meta, TEL_META_DROPPED, &dropped)))
         goto out;
     for (size_t i = 0; i < n; i++)
         incoming_bytes += recs[i].len;
@@ -525,33 +690,33 @@ static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t forc
         uint8_t kb[8];
         put_u64be(kb, next);
         MDB_val k = { 8, kb }, v = { recs[i].len, (void *)recs[i].data };
-        rc = mdb_put(txn, q->events, &k, &v, MDB_APPEND);
+        rc = mdb_put(txn, q->se->events, &k, &v, MDB_APPEND);
         if (rc == MDB_KEYEXIST) {
             /* "next" fell behind the tree (restored from an old copy):
              * fall back to an ordinary insert after the last key. */
             MDB_cursor *cur;
             MDB_val lk, lv;
-            if ((rc = mdb_cursor_open(txn, q->events, &cur)))
+            if ((rc = mdb_cursor_open(txn, q->se->events, &cur)))
                 goto out;
             rc = mdb_cursor_get(cur, &lk, &lv, MDB_LAST);
             if (rc == 0 && lk.mv_size == 8)
                 next = get_u64be(lk.mv_data) + 1;
             mdb_cursor_close(cur);
             put_u64be(kb, next);
-            rc = mdb_put(txn, q->events, &k, &v, MDB_APPEND);
+            rc = mdb_put(txn, q->se->events, &k, &v, MDB_APPEND);
         }
         if (rc)
             goto out;
         next++;
         bytes += recs[i].len;
     }
-    if ((rc = meta_put_u64(txn, q->meta, TEL_META_NEXT, next)) ||
-        (rc = meta_put_u64(txn, q->meta, TEL_META_BYTES, bytes)) ||
-        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, dropped)))
+    if ((rc = meta_put_u64(txn, q->se->meta, TEL_META_NEXT, next)) ||
+        (rc = meta_put_u64(txn, q->se->meta, TEL_META_BYTES, bytes)) ||
+        (rc = meta_put_u64(txn, q->se->meta, TEL_META_DROPPED, dropped)))
         goto out;
-    return mdb_txn_commit(txn);
+    return txn_commit(q, txn);
 out:
-    mdb_txn_abort(txn);
+    txn_abort(q, txn);
     return rc;
 }
 
@@ -571,8 +736,12 @@ int tel__queue_append(tel_queue *q, const tel_rec *recs, size_t n)
      */
     if (rc == MDB_MAP_FULL) {
         MDB_envinfo info;
-        if (mdb_env_info(q->env, &info) == 0 &&
-            mdb_env_set_mapsize(q->env, info.me_mapsize + MAP_MIN) == 0)
+        pthread_rwlock_wrlock(&q->se->resize);
+        int grown = mdb_env_info(q->se->env, &info) == 0 &&
+                    mdb_env_set_mapsize(q->se->env, info.me_mapsize + MAP_MIN) == 0;
+        q->se->map_hi = 0; /* the map moved */
+        pthread_rwlock_unlock(&q->se->resize);
+        if (grown)
             rc = append_txn(q, recs, n, 0);
     }
     /*
@@ -597,12 +766,12 @@ int tel__queue_stats(tel_queue *q, tel_queue_stats *out)
     if (rc)
         return lmdb_fail(rc, "stats");
     MDB_stat st;
-    if ((rc = mdb_stat(txn, q->events, &st)) == 0) {
+    if ((rc = mdb_stat(txn, q->se->events, &st)) == 0) {
         out->count = st.ms_entries;
-        meta_get_u64(txn, q->meta, TEL_META_BYTES, &out->bytes);
-        meta_get_u64(txn, q->meta, TEL_META_DROPPED, &out->dropped);
+        meta_get_u64(txn, q->se->meta, TEL_META_BYTES, &out->bytes);
+        meta_get_u64(txn, q->se->meta, TEL_META_DROPPED, &out->dropped);
         MDB_cursor *cur;
-        if ((rc = mdb_cursor_open(txn, q->events, &cur)) == 0) {
+        if ((rc = mdb_cursor_open(txn, q->se->events, &cur)) == 0) {
             MDB_val k, v;
             if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 8) {
                 out->first_seq = get_u64be(k.mv_data);
@@ -613,7 +782,7 @@ int tel__queue_stats(tel_queue *q, tel_queue_stats *out)
             mdb_cursor_close(cur);
         }
     }
-    mdb_txn_abort(txn);
+    txn_abort(q, txn);
     return rc ? lmdb_fail(rc, "stats") : TEL_OK;
 }
 
@@ -625,8 +794,8 @@ int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t ma
     if (rc)
         return lmdb_fail(rc, "scan");
     MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(txn, q->events, &cur))) {
-        mdb_txn_abort(txn);
+    if ((rc = mdb_cursor_open(txn, q->se->events, &cur))) {
+        txn_abort(q, txn);
         return lmdb_fail(rc, "scan");
     }
     uint8_t kb[8];
@@ -646,7 +815,7 @@ int tel__queue_scan(tel_queue *q, uint64_t from_seq, size_t max_count, size_t ma
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    txn_abort(q, txn);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return lmdb_fail(rc, "scan");
     return TEL_OK;
@@ -670,9 +839,9 @@ int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t
         return lmdb_fail(rc, "delete");
     uint64_t bytes, dropped;
     MDB_cursor *cur = NULL;
-    if ((rc = meta_get_u64(txn, q->meta, TEL_META_BYTES, &bytes)) ||
-        (rc = meta_get_u64(txn, q->meta, TEL_META_DROPPED, &dropped)) ||
-        (rc = mdb_cursor_open(txn, q->events, &cur)))
+    if ((rc = meta_get_u64(txn, q->se->meta, TEL_META_BYTES, &bytes)) ||
+        (rc = meta_get_u64(txn, q->se->meta, TEL_META_DROPPED, &dropped)) ||
+        (rc = mdb_cursor_open(txn, q->se->events, &cur)))
         goto out;
     uint8_t kb[8];
     put_u64be(kb, first);
@@ -691,28 +860,28 @@ int tel__queue_delete_meta(tel_queue *q, uint64_t first, uint64_t last, uint64_t
     mdb_cursor_close(cur);
     cur = NULL;
     MDB_stat st;
-    if ((rc = mdb_stat(txn, q->events, &st)))
+    if ((rc = mdb_stat(txn, q->se->events, &st)))
         goto out;
     if (st.ms_entries == 0)
         bytes = 0;
     dropped = dropped > dropped_acked ? dropped - dropped_acked : 0;
-    if ((rc = meta_put_u64(txn, q->meta, TEL_META_BYTES, bytes)) ||
-        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, dropped)))
+    if ((rc = meta_put_u64(txn, q->se->meta, TEL_META_BYTES, bytes)) ||
+        (rc = meta_put_u64(txn, q->se->meta, TEL_META_DROPPED, dropped)))
         goto out;
     for (size_t i = 0; i < nkv; i++) {
         MDB_val mk = { strlen(kv[i].key), (void *)kv[i].key }, mv = { kv[i].len, (void *)kv[i].val };
-        rc = kv[i].val ? mdb_put(txn, q->meta, &mk, &mv, 0) : mdb_del(txn, q->meta, &mk, NULL);
+        rc = kv[i].val ? mdb_put(txn, q->se->meta, &mk, &mv, 0) : mdb_del(txn, q->se->meta, &mk, NULL);
         if (rc == MDB_NOTFOUND)
             rc = 0;
         if (rc)
             goto out;
     }
-    rc = mdb_txn_commit(txn);
+    rc = txn_commit(q, txn);
     return rc ? lmdb_fail(rc, "delete") : TEL_OK;
 out:
     if (cur)
         mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    txn_abort(q, txn);
     return lmdb_fail(rc, "delete");
 }
 
@@ -725,12 +894,12 @@ int tel__queue_add_dropped(tel_queue *q, uint64_t n)
     if (rc)
         return lmdb_fail(rc, "count dropped");
     uint64_t dropped;
-    if ((rc = meta_get_u64(txn, q->meta, TEL_META_DROPPED, &dropped)) ||
-        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, dropped + n))) {
-        mdb_txn_abort(txn);
+    if ((rc = meta_get_u64(txn, q->se->meta, TEL_META_DROPPED, &dropped)) ||
+        (rc = meta_put_u64(txn, q->se->meta, TEL_META_DROPPED, dropped + n))) {
+        txn_abort(q, txn);
         return lmdb_fail(rc, "count dropped");
     }
-    rc = mdb_txn_commit(txn);
+    rc = txn_commit(q, txn);
     return rc ? lmdb_fail(rc, "count dropped") : TEL_OK;
 }
 
@@ -746,24 +915,24 @@ int tel__queue_purge(tel_queue *q)
      * Everything tel-sync kept about the old events (pending batch,
      * backoff) goes, so nothing from before the purge lingers. */
     uint64_t next;
-    if ((rc = meta_get_u64(txn, q->meta, TEL_META_NEXT, &next)) ||
-        (rc = mdb_drop(txn, q->events, 0)))
+    if ((rc = meta_get_u64(txn, q->se->meta, TEL_META_NEXT, &next)) ||
+        (rc = mdb_drop(txn, q->se->events, 0)))
         goto out;
     static const char *const sync_keys[] = TEL_META_SYNC_KEYS;
     for (size_t i = 0; i < sizeof sync_keys / sizeof *sync_keys; i++) {
         MDB_val k = { strlen(sync_keys[i]), (void *)sync_keys[i] };
-        rc = mdb_del(txn, q->meta, &k, NULL);
+        rc = mdb_del(txn, q->se->meta, &k, NULL);
         if (rc && rc != MDB_NOTFOUND)
             goto out;
     }
-    if ((rc = meta_put_u64(txn, q->meta, TEL_META_BYTES, 0)) ||
-        (rc = meta_put_u64(txn, q->meta, TEL_META_DROPPED, 0)) ||
-        (rc = meta_put_u64(txn, q->meta, TEL_META_NEXT, next ? next : 1)))
+    if ((rc = meta_put_u64(txn, q->se->meta, TEL_META_BYTES, 0)) ||
+        (rc = meta_put_u64(txn, q->se->meta, TEL_META_DROPPED, 0)) ||
+        (rc = meta_put_u64(txn, q->se->meta, TEL_META_NEXT, next ? next : 1)))
         goto out;
-    rc = mdb_txn_commit(txn);
+    rc = txn_commit(q, txn);
     return rc ? lmdb_fail(rc, "purge") : TEL_OK;
 out:
-    mdb_txn_abort(txn);
+    txn_abort(q, txn);
     return lmdb_fail(rc, "purge");
 }
 
@@ -776,13 +945,13 @@ int tel__queue_meta_get(tel_queue *q, const char *key, void *buf, size_t cap, si
     if (rc)
         return lmdb_fail(rc, "read setting");
     MDB_val k = { strlen(key), (void *)key }, v;
-    rc = mdb_get(txn, q->meta, &k, &v);
+    rc = mdb_get(txn, q->se->meta, &k, &v);
     if (rc == 0) {
         if (len)
             *len = v.mv_size;
         memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
     }
-    mdb_txn_abort(txn);
+    txn_abort(q, txn);
     if (rc == MDB_NOTFOUND)
         return TEL_ERR_NOTFOUND;
     return rc ? lmdb_fail(rc, "read setting") : TEL_OK;
@@ -797,12 +966,12 @@ int tel__queue_meta_put(tel_queue *q, const char *key, const void *val, size_t l
     if (rc)
         return lmdb_fail(rc, "write setting");
     MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
-    rc = val ? mdb_put(txn, q->meta, &k, &v, 0) : mdb_del(txn, q->meta, &k, NULL);
+    rc = val ? mdb_put(txn, q->se->meta, &k, &v, 0) : mdb_del(txn, q->se->meta, &k, NULL);
     if (rc && rc != MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
+        txn_abort(q, txn);
         return lmdb_fail(rc, "write setting");
     }
-    rc = mdb_txn_commit(txn);
+    rc = txn_commit(q, txn);
     return rc ? lmdb_fail(rc, "write setting") : TEL_OK;
 }
 

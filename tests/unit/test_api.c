@@ -12,6 +12,7 @@
  * observe; everything under test goes through tel.h.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -757,6 +758,79 @@ static void test_command_names(void)
     tel_close(h);
 }
 
+/* The POSIX locks this process holds on the file at `path`, from
+ * /proc/locks ("N: POSIX ADVISORY READ pid maj:min:inode start end"). */
+static int my_locks_on(const char *path)
+{
+    struct stat st;
+    FILE *f = fopen("/proc/locks", "r");
+    if (stat(path, &st) != 0 || !f) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    char line[256], kind[16];
+    int n = 0, pid;
+    unsigned long ino;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%*d: %15s %*s %*s %d %*x:%*x:%lu", kind, &pid, &ino) == 3 &&
+            strcmp(kind, "POSIX") == 0 && pid == (int)getpid() && ino == (unsigned long)st.st_ino)
+            n++;
+    fclose(f);
+    return n;
+}
+
+#define THREADS 4
+#define PER_THREAD 25
+
+static void *emit_thread(void *ud)
+{
+    long fails = 0;
+    tel *h = open_app(APP);
+    for (int i = 0; i < PER_THREAD; i++) {
+        fails += tel_emit(APP, "thread.one", NULL, 0) != TEL_OK;
+        fails += tel_emit_event(h, "thread.handle", NULL, 0) != TEL_OK;
+    }
+    tel_close(h);
+    *(long *)ud = fails;
+    return NULL;
+}
+
+static void test_one_env(void)
+{
+    CHECK_GROUP("one LMDB environment per queue");
+    fresh();
+    char lock[700];
+    snprintf(lock, sizeof lock, "%s/.local/state/" APP "/telemetry/lock.mdb", home);
+    tel *h = open_app(APP);
+    CHECK_EQ_INT("a handle emits", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    CHECK("with a handle open the process holds its locks on lock.mdb", my_locks_on(lock) > 0);
+    CHECK_EQ_INT("tel_emit with the handle open", tel_emit(APP, "ev", NULL, 0), TEL_OK);
+    CHECK("after tel_emit the process still holds its locks on lock.mdb", my_locks_on(lock) > 0);
+    char buf[256];
+    CHECK_EQ_INT("tel_status_line with the handle open", tel_status_line(APP, buf, sizeof buf), TEL_OK);
+    CHECK("after tel_status_line too", my_locks_on(lock) > 0);
+    CHECK_EQ_INT("tel_set_enabled(on) with the handle open", tel_set_enabled(APP, 1), TEL_OK);
+    CHECK("after tel_set_enabled too", my_locks_on(lock) > 0);
+    CHECK_EQ_INT("and the handle still writes", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    CHECK_EQ_INT("every event is queued", queued(APP), 3);
+
+    pthread_t t[THREADS];
+    long fails[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, emit_thread, &fails[i]);
+    long all = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        all += fails[i];
+    }
+    CHECK_EQ_INT("threads sharing the queue: no emit fails", all, 0);
+    CHECK_EQ_INT("threads sharing the queue: every event is queued", queued(APP), 3 + THREADS * PER_THREAD * 2);
+    CHECK("after the threads the process still holds its locks", my_locks_on(lock) > 0);
+    tel_close(h);
+    CHECK_EQ_INT("the last close releases them", my_locks_on(lock), 0);
+}
+
 int main(void)
 {
     /* tel_spawn_sync must not start a real tel-sync from a unit test. */
@@ -777,6 +851,7 @@ int main(void)
     test_batch();
     test_open_failure();
     test_command_names();
+    test_one_env();
     clear_lines();
     fx_cleanup();
     return check_exit();
