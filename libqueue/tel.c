@@ -58,6 +58,12 @@ struct tel {
     char app_version[65];
     char project[65];
     tel_policy policy;
+    /* What the host passed, kept to resolve the policy and reopen the
+     * queue again after another process's forget or disable. */
+    tel_host_settings host;
+    char *host_endpoint, *host_token;
+    tel_decls *decls;         /* taken from the options; NULL: none */
+    tel_caps caps;
     int enabled;
     int waiting_notice;       /* require_notice and the notice not shown yet */
     tel_log_fn log_fn;
@@ -415,9 +421,17 @@ int tel_open(tel **out, tel_options *o)
     h->inspect_fd = -1;
     h->log_fd = -1;
 
-    tel_host_settings host = { o->enabled, o->enabled_src, o->endpoint, o->token, o->logging,
-                               o->decls, o->error_detail };
-    int prc = tel__policy_resolve(&h->policy, h->app, &host, NULL);
+    /* The options are freed below: the handle keeps its own copies, to
+     * resolve the policy again after another process's forget or disable. */
+    h->host_endpoint = o->endpoint;
+    h->host_token = o->token;
+    h->decls = o->decls;
+    o->endpoint = o->token = NULL;
+    o->decls = NULL;
+    h->host = (tel_host_settings){ o->enabled, o->enabled_src, h->host_endpoint, h->host_token,
+                                   o->logging, h->decls, o->error_detail };
+    h->caps = o->caps;
+    int prc = tel__policy_resolve(&h->policy, h->app, &h->host, NULL);
     h->enabled = h->policy.enabled;
     h->debug = h->policy.debug || o->debug;
 
@@ -471,8 +485,8 @@ int tel_open(tel **out, tel_options *o)
         log_line(h, line);
     }
     if (h->q) {
-        record_host_settings(h, o->endpoint, o->token);
-        record_declarations(h, o->decls);
+        record_host_settings(h, h->host_endpoint, h->host_token);
+        record_declarations(h, h->decls);
     }
     tel_options_free(o);
     *out = h;
@@ -499,6 +513,12 @@ void tel_close(tel *h)
     tel__buf_free(&h->batch);
     free(h->brecs);
     explicit_bzero(h->policy.token, sizeof h->policy.token);
+    free(h->host_endpoint);
+    free(h->decls);
+    if (h->host_token) {
+        explicit_bzero(h->host_token, strlen(h->host_token));
+        free(h->host_token);
+    }
     free(h);
 }
 
@@ -540,6 +560,48 @@ static int show_event(tel *h, const uint8_t *buf, size_t len)
 
 static int record(tel *h, const tel_event_in *ev, const uint8_t *buf, size_t len);
 
+/*
+ * The queue file this handle opened is gone (another process's tel forget
+ * or tel disable removed it, or moved it aside as damaged): whatever the
+ * handle wrote now would be lost.  A daemon keeps its handle for days, so
+ * it starts over as tel_open would: the user's choice read again (off:
+ * nothing more is recorded), and after a forget a new anonymous id, a new
+ * execution id and the new queue.  Returns TEL_OK, TEL_DISABLED or an
+ * error (then the next emit tries again).
+ */
+static int reopen(tel *h)
+{
+    tel__queue_close(h->q);
+    h->q = NULL;
+    int prc = tel__policy_resolve(&h->policy, h->app, &h->host, NULL);
+    if (prc != TEL_OK || !h->policy.enabled) {
+        h->enabled = 0;
+        return TEL_DISABLED;
+    }
+    int lasting = 0;
+    int rc = tel__mkdir_private(h->state_dir);
+    if (rc == TEL_OK)
+        rc = tel__cookie_load(h->state_dir, h->anon, &lasting);
+    if (rc == TEL_OK)
+        rc = tel__queue_open(&h->q, h->state_dir, &h->caps, TEL_Q_CREATE);
+    if (rc != TEL_OK)
+        return rc;
+    if (tel__uuid4(h->exec) != 0)
+        return tel__fail(TEL_ERR_IO, "no random numbers available");
+    h->events_recorded = 0;
+    record_host_settings(h, h->host_endpoint, h->host_token);
+    record_declarations(h, h->decls);
+    return TEL_OK;
+}
+
+/* Reopens when the queue file on disk is no longer ours: one stat(). */
+static int check_queue(tel *h)
+{
+    if (h->q && !tel__queue_stale(h->q))
+        return TEL_OK;
+    return reopen(h);
+}
+
 static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
 {
     if (!h)
@@ -549,6 +611,9 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
         return rc;
     if (!h->enabled || h->waiting_notice)
         return TEL_DISABLED;
+    /* Before the event takes the handle's ids: a forget gives new ones. */
+    if (!h->in_batch && !h->debug && h->inspect_fd < 0 && (rc = check_queue(h)) != TEL_OK)
+        return rc;
 
     tel_event_in ev;
     memset(&ev, 0, sizeof ev);
@@ -667,6 +732,14 @@ int tel_batch_commit(tel *h)
     h->in_batch = 0;
     if (h->nbrecs == 0 || !h->q)
         return h->enabled ? TEL_OK : TEL_DISABLED;
+    /* Events buffered before another process's forget or disable belong
+     * to what it removed: they are forgotten with it. */
+    if (tel__queue_stale(h->q)) {
+        h->nbrecs = 0;
+        tel_buf_clear(&h->batch);
+        int rc = reopen(h);
+        return rc == TEL_DISABLED ? TEL_DISABLED : rc < 0 ? rc : TEL_OK;
+    }
     tel_rec *recs = malloc(h->nbrecs * sizeof *recs);
     if (!recs)
         return tel__fail(TEL_ERR_NOMEM, "out of memory");

@@ -163,4 +163,18 @@ for rel in Q/data.mdb Q/lock.mdb Q/spawn.stamp Q/sent.log Q/sync.lock S/telemetr
     done
 done
 
+# --------------------------- emits during concurrent forgets never fail
+tel emit --app race ev >/dev/null 2>&1
+( i=0; while [ $i -lt 150 ]; do tel forget --app race >/dev/null 2>&1; i=$((i + 1)); done ) &
+FPID=$!
+fails=0
+i=0
+while [ $i -lt 150 ]; do
+    tel emit --strict --app race ev 2>>"$T_TMP/race.err" >/dev/null || fails=$((fails + 1))
+    i=$((i + 1))
+done
+wait $FPID
+check_eq "150 emits while another process forgets 150 times: none fails" "$fails" 0
+check_eq "and none says why it failed" "$(head -c 300 "$T_TMP/race.err")" ""
+
 t_done

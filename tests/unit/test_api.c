@@ -831,6 +831,61 @@ static void test_one_env(void)
     CHECK_EQ_INT("the last close releases them", my_locks_on(lock), 0);
 }
 
+/* The anonymous id in the cookie file, "" when there is none. */
+static void cookie_of(char out[64])
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/.local/state/" APP "/telemetry-cookie", home);
+    out[0] = '\0';
+    FILE *f = fopen(p, "r");
+    if (f) {
+        if (!fgets(out, 64, f))
+            out[0] = '\0';
+        fclose(f);
+    }
+}
+
+/* Runs `tel VERB --app APP` as another process would. */
+static int tel_cmd(const char *verb)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "tel %s --app " APP " >/dev/null 2>&1", verb);
+    return system(cmd);
+}
+
+static void test_long_lived(void)
+{
+    CHECK_GROUP("a long-lived handle");
+    fresh();
+    tel *h = open_app(APP);
+    char before[64], after[64];
+    CHECK_EQ_INT("records", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    cookie_of(before);
+    CHECK_EQ_INT("tel forget runs in another process", tel_cmd("forget"), 0);
+    int rcs = 0;
+    for (int i = 0; i < 3; i++)
+        rcs |= tel_emit_event(h, "after.forget", NULL, 0);
+    CHECK_EQ_INT("emits after the forget succeed", rcs, TEL_OK);
+    CHECK_EQ_INT("and land in the new queue, not an unlinked file", queued(APP), 3);
+    cookie_of(after);
+    CHECK("under a new anonymous id", before[0] && after[0] && strcmp(before, after) != 0);
+
+    tel_batch_begin(h);
+    tel_emit_event(h, "buffered", NULL, 0);
+    tel_cmd("forget");
+    CHECK_EQ_INT("a batch buffered before a forget commits", tel_batch_commit(h), TEL_OK);
+    CHECK_EQ_INT("and is forgotten with it", queued(APP), 0);
+    CHECK_EQ_INT("the next emit is queued", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    CHECK_EQ_INT("in the newest queue", queued(APP), 1);
+
+    CHECK_EQ_INT("tel disable runs in another process", tel_cmd("disable"), 0);
+    CHECK_EQ_INT("an emit after it is TEL_DISABLED", tel_emit_event(h, "after.disable", NULL, 0), TEL_DISABLED);
+    CHECK_EQ_INT("and records nothing", queued(APP), 0);
+    CHECK("the handle says it is off", !tel_enabled(h));
+    tel_close(h);
+    tel_cmd("enable");
+}
+
 int main(void)
 {
     /* tel_spawn_sync must not start a real tel-sync from a unit test. */
@@ -852,6 +907,7 @@ int main(void)
     test_open_failure();
     test_command_names();
     test_one_env();
+    test_long_lived();
     clear_lines();
     fx_cleanup();
     return check_exit();
