@@ -305,6 +305,12 @@ static int sync_queue(tel_queue *q, const char *state, const char *app, uint64_t
         code = dry_run(q, b, &pol, app, deadline);
     } else if (st.count == 0) {
         say(1, "%s: nothing queued", app);
+    } else if (pol.problem[0]) {
+        /* A setting given but unusable (a control character, too long)
+         * is refused loudly: falling back on a weaker one would send
+         * elsewhere. */
+        complain("%s: %s", app, pol.problem);
+        code = EXIT_CONFIG;
     } else if (tel__endpoint_check(pol.endpoint) != TEL_OK) {
         complain("%s: %s", app, tel_last_error());
         code = EXIT_CONFIG;
@@ -426,7 +432,8 @@ static void usage(void)
            "     refused with 401/403/404; see `tel status`)\n"
            "  1  local failure (the queue could not be read or written, or the output)\n"
            "  2  bad usage\n"
-           "  3  bad configuration (endpoint neither https nor loopback, config file\n"
+           "  3  bad configuration (endpoint neither https nor loopback, an endpoint or\n"
+           "     token over its length or with a control character, config file\n"
            "     malformed); nothing was sent or deleted\n");
 }
 
@@ -496,6 +503,8 @@ int main(int argc, char **argv)
         complain("%s", tel_last_error());
         return EXIT_CONFIG;
     }
+    if (o.token && tel__setting_check("--token", o.token, 512) != TEL_OK)
+        return cli_usage_error("%s", tel_last_error());
 
     /* A collector closing the connection under us must be an error code
      * from libcurl, not a signal that kills the run mid-batch. */

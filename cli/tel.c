@@ -554,6 +554,29 @@ static unsigned long long wait_s(const app_status *st)
     return st->deferred ? (unsigned long long)((st->b.until_ms - st->now + 999) / 1000) : 0;
 }
 
+/* The endpoint as status shows it: a password or token in its user
+ * part ("https://alice:hunter2@host") is replaced by ***. */
+static void redact_endpoint(const char *url, char *out, size_t size)
+{
+    snprintf(out, size, "%s", url);
+    char *auth = strstr(out, "://");
+    if (!auth)
+        return;
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    char *at = NULL;
+    for (char *c = auth; c < auth + alen; c++)
+        if (*c == '@')
+            at = c;
+    if (!at)
+        return;
+    char *colon = memchr(auth, ':', (size_t)(at - auth));
+    char *from = colon ? colon + 1 : auth;
+    char rest[1100];
+    snprintf(rest, sizeof rest, "%s", at);
+    snprintf(from, size - (size_t)(from - out), "***%s", rest);
+}
+
 /* One JSON object on one line.  Every string goes through the shared
  * escaper, so a state path that is not UTF-8 still gives valid JSON. */
 static int status_json(const app_status *st)
@@ -579,9 +602,13 @@ static int status_json(const app_status *st)
     bad |= tel__json_str(&o, p->log_file_why, strlen(p->log_file_why));
     bad |= tel__buf_printf(&o, ",\"errors\":\"%s\",\"endpoint\":",
                            p->error_detail == TEL_ERRORS_SANITIZED ? "sanitized" : "class");
-    bad |= tel__json_str(&o, p->endpoint, strlen(p->endpoint));
-    bad |= tel__buf_printf(&o, ",\"endpoint_source\":\"%s\",\"token_set\":%s,\"state_dir\":",
+    char shown[1100];
+    redact_endpoint(p->endpoint, shown, sizeof shown);
+    bad |= tel__json_str(&o, shown, strlen(shown));
+    bad |= tel__buf_printf(&o, ",\"endpoint_source\":\"%s\",\"token_set\":%s,\"problem\":",
                            tel__source_name(p->endpoint_src), st->token_set ? "true" : "false");
+    bad |= p->problem[0] ? tel__json_str(&o, p->problem, strlen(p->problem)) : tel__buf_puts(&o, "null");
+    bad |= tel__buf_puts(&o, ",\"state_dir\":");
     bad |= tel__json_str(&o, st->dir, strlen(st->dir));
     bad |= tel__buf_printf(&o, ",\"cookie\":\"%s\",\"queue\":{\"events\":%llu,\"bytes\":%llu,"
                            "\"oldest_age_s\":%llu,\"dropped\":%llu,\"readable\":%s}",
@@ -668,8 +695,12 @@ static void status_text(const app_status *st)
         printf("errors:      sanitised messages are sent (decided by env: %s)\n", p->error_detail_why);
     if (p->inspect[0])
         printf("inspect:     on (tel-sync writes batches to a file instead of sending)\n");
-    printf("endpoint:    %s (%s)%s\n", p->endpoint, tel__source_name(p->endpoint_src),
+    char shown[1100];
+    redact_endpoint(p->endpoint, shown, sizeof shown);
+    printf("endpoint:    %s (%s)%s\n", shown, tel__source_name(p->endpoint_src),
            st->token_set ? ", token set" : "");
+    if (p->problem[0])
+        printf("problem:     %s (tel-sync sends nothing until it is fixed)\n", p->problem);
     printf("state:       %s\n", st->dir[0] ? st->dir : "(no home directory)");
     printf("cookie:      %s\n", st->cookie);
     if (st->qrc != TEL_OK)
@@ -691,6 +722,7 @@ static void status_text(const app_status *st)
         printf("sync:        nothing sent yet\n");
     }
 }
+
 
 static int status_one(const args *a, const char *app)
 {

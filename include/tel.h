@@ -296,7 +296,10 @@ TEL_API void tel_options_free(tel_options *opts);
 /* The host's own version string (at most 64 bytes, recorded in context). */
 TEL_API int tel_options_set_app_version(tel_options *opts, const char *version);
 /* The host's collector URL and bearer token, recorded for tel-sync at the
- * host's level of precedence (the user's config and environment override). */
+ * host's level of precedence (the user's config and environment override).
+ * At most 1023 and 511 bytes; a control character (a CR/LF would become a
+ * header of its own) is refused with TEL_ERR_INVALID, as it is from every
+ * other source. */
 TEL_API int tel_options_set_endpoint(tel_options *opts, const char *url);
 TEL_API int tel_options_set_token(tel_options *opts, const char *token);
 /*

@@ -198,6 +198,10 @@ typedef struct tel_policy {
     char log_file_why[96];    /* the variable that named it */
     int error_detail;         /* tel_error_detail */
     char error_detail_why[96];  /* "host" or the variable that raised it */
+    /* An endpoint or token that was given but not used (too long, or a
+     * control character), named: "MYCLI_TELEMETRY_TOKEN has a control
+     * character; not used".  "" when none.  tel-sync sends nothing then. */
+    char problem[224];
 } tel_policy;
 
 /* The compiled-in default endpoint (TEL_DEFAULT_ENDPOINT at build time). */
@@ -226,6 +230,11 @@ int tel__policy_resolve(tel_policy *out, const char *app,
  */
 int tel__policy_for_queue(tel_policy *out, tel_queue *q, const char *app, const tel_decls *decls,
                           const tel_flag_settings *flags);
+
+/* An endpoint or token (`what` names it) of fewer than cap bytes without
+ * control characters: TEL_OK or TEL_ERR_INVALID naming the problem, never
+ * the value. */
+int tel__setting_check(const char *what, const char *val, size_t cap);
 
 /* "builtin", "host", "config", "env", "flag". */
 const char *tel__source_name(tel_source src);

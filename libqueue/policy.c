@@ -353,6 +353,58 @@ static int conf_parse(const char *data, size_t len, conf_vals *cv, int *bad_line
 
 /* ------------------------------------------------------------ resolving */
 
+int tel__setting_check(const char *what, const char *val, size_t cap)
+{
+    size_t n = strnlen(val, cap);
+    if (n >= cap)
+        return tel__fail(TEL_ERR_INVALID, "%s is longer than %zu bytes", what, cap - 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)val[i];
+        if (c < 0x20 || c == 0x7f)
+            return tel__fail(TEL_ERR_INVALID, "%s has a control character at byte %zu", what, i);
+    }
+    return TEL_OK;
+}
+
+/*
+ * Takes one source's endpoint or token (`what` is "ENDPOINT" or "TOKEN")
+ * into field, only whole and free of control characters: a cut-off URL
+ * would send elsewhere, and a CR/LF would become a header of its own.
+ * Anything else is not used and is named in out->problem (the first
+ * problem wins), so that tel-sync refuses to send rather than fall back
+ * on a weaker setting, and tel status says why.
+ */
+static void take_value(tel_policy *out, const char *app, tel_source src, const char *what,
+                       const char *val, char *field, size_t cap, tel_source *field_src)
+{
+    if (val == NULL || val[0] == '\0')
+        return;
+    size_t n = strnlen(val, cap);
+    const char *why = n >= cap ? "is too long" : NULL;
+    for (size_t i = 0; i < n && !why; i++)
+        if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
+            why = "has a control character";
+    if (why == NULL) {
+        memcpy(field, val, n + 1);
+        *field_src = src;
+        return;
+    }
+    if (out->problem[0] != '\0')
+        return;
+    char name[160];
+    const char *lower = what[0] == 'E' ? "endpoint" : "token";
+    if (src == TEL_SRC_ENV)
+        tel__env_name(app, what, name, sizeof name);
+    else if (src == TEL_SRC_FLAG)
+        snprintf(name, sizeof name, "--%s", lower);
+    else
+        snprintf(name, sizeof name, "the %s's %s", tel__source_name(src), lower);
+    if (n >= cap)
+        snprintf(out->problem, sizeof out->problem, "%s is longer than %zu bytes; not used", name, cap - 1);
+    else
+        snprintf(out->problem, sizeof out->problem, "%s %s; not used", name, why);
+}
+
 /* Records a vote to switch telemetry off; the first one recorded names
  * the decision, so callers vote strongest source first. */
 static void vote_off(tel_policy *out, tel_source src, const char *why)
@@ -539,8 +591,8 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
 
     /* The other settings: each source as one layer, weakest first, each
      * stronger layer overwriting what it sets.  A value too long for its
-     * field is skipped rather than truncated, so a cut-off token or URL is
-     * never used. */
+     * field or holding a control character is named in out->problem and
+     * not used (see take_value). */
     struct layer {
         tel_source src;
         const char *endpoint, *token;
@@ -556,12 +608,9 @@ int tel__policy_resolve(tel_policy *out, const char *app, const tel_host_setting
     };
     for (int i = 0; i < 4; i++) {
         const struct layer *l = &layers[i];
-        if (l->endpoint != NULL && l->endpoint[0] != '\0' &&
-            copy_field(out->endpoint, sizeof out->endpoint, l->endpoint, strlen(l->endpoint)) == 0)
-            out->endpoint_src = l->src;
-        if (l->token != NULL && l->token[0] != '\0' &&
-            copy_field(out->token, sizeof out->token, l->token, strlen(l->token)) == 0)
-            out->token_src = l->src;
+        take_value(out, app, l->src, "ENDPOINT", l->endpoint, out->endpoint, sizeof out->endpoint,
+                   &out->endpoint_src);
+        take_value(out, app, l->src, "TOKEN", l->token, out->token, sizeof out->token, &out->token_src);
         if (l->logging >= 0) {
             out->logging = l->logging != 0;
             out->logging_src = l->src;

@@ -155,6 +155,8 @@ int tel_options_set_endpoint(tel_options *o, const char *url)
 {
     if (!o)
         return tel__fail(TEL_ERR_INVALID, "no options");
+    if (url && *url && tel__setting_check("endpoint", url, 1024) != TEL_OK)
+        return TEL_ERR_INVALID;
     return copy_str(&o->endpoint, url && *url ? url : NULL, 1023, "endpoint");
 }
 
@@ -162,6 +164,9 @@ int tel_options_set_token(tel_options *o, const char *token)
 {
     if (!o)
         return tel__fail(TEL_ERR_INVALID, "no options");
+    /* A CR or LF would end the Authorization header and start another. */
+    if (token && *token && tel__setting_check("token", token, 512) != TEL_OK)
+        return TEL_ERR_INVALID;
     return copy_str(&o->token, token && *token ? token : NULL, 511, "token");
 }
 
@@ -736,7 +741,7 @@ int tel_batch_commit(tel *h)
      * to what it removed: they are forgotten with it. */
     if (tel__queue_stale(h->q)) {
         h->nbrecs = 0;
-        tel_buf_clear(&h->batch);
+        tel__buf_clear(&h->batch);
         int rc = reopen(h);
         return rc == TEL_DISABLED ? TEL_DISABLED : rc < 0 ? rc : TEL_OK;
     }

@@ -177,4 +177,46 @@ wait $FPID
 check_eq "150 emits while another process forgets 150 times: none fails" "$fails" 0
 check_eq "and none says why it failed" "$(head -c 300 "$T_TMP/race.err")" ""
 
+# -------------------- no header injection through a token or endpoint
+SINKDIR="$T_TMP/sink"
+$PY "$TEL_TOP/tests/rawsink.py" --port-file "$T_TMP/sink.port" --dir "$SINKDIR" 2>/dev/null &
+i=0
+while [ ! -s "$T_TMP/sink.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+SURL="http://127.0.0.1:$(cat "$T_TMP/sink.port")/v1/batch"
+conns() { $PY -c 'import json,sys; print(sum(v["conns"] for v in json.load(open(sys.argv[1])).values()))' "$SINKDIR/counts.json" 2>/dev/null || echo 0; }
+CRLF=$(printf 'tok\r\nX-Injected: yes')
+tel emit --app inj ev >/dev/null 2>&1
+run env INJ_TELEMETRY_TOKEN="$CRLF" tel-sync --app inj --endpoint "$SURL"
+check_eq "a CR/LF in <APP>_TELEMETRY_TOKEN: tel-sync exits 3 (bad configuration)" "$RC" 3
+case "$(cat "$ERR")" in *"INJ_TELEMETRY_TOKEN has a control character"*) ok "naming the variable" ;;
+*) fail "naming the variable" "$(cat "$ERR")" ;; esac
+run tel-sync --app inj --endpoint "$SURL" --token "$CRLF"
+check_eq "a CR/LF in tel-sync --token: bad usage (2)" "$RC" 2
+run tel emit --app inj2 --token "$CRLF" ev
+check_eq "a CR/LF in tel emit --token: bad usage (2), nothing stored" "$RC:$(count inj2)" 2:0
+run env INJ_TELEMETRY_ENDPOINT="$(printf 'http://127.0.0.1:1/x\r\nHost: evil')" tel-sync --app inj
+check_eq "a CR/LF in <APP>_TELEMETRY_ENDPOINT: tel-sync exits 3" "$RC" 3
+run env INJ_TELEMETRY_TOKEN="$CRLF" tel status --app inj
+check "tel status names the problem" grep -q "^problem: *INJ_TELEMETRY_TOKEN has a control character" "$OUT"
+check_eq "the sink never saw a connection" "$(conns)" 0
+check_eq "and the events are still queued" "$(count inj)" 1
+
+# ---------------------- credentials and over-long settings, told loudly
+run env INJ_TELEMETRY_ENDPOINT="https://zq8alice:hunter2@collector.example/v1/batch" tel status --app inj
+check "tel status redacts a password in the endpoint" grep -q '^endpoint: *https://zq8alice:\*\*\*@collector.example/v1/batch' "$OUT"
+check_not "and never prints it" grep -q hunter2 "$OUT"
+run env INJ_TELEMETRY_ENDPOINT="https://zq8tok@collector.example/v1/batch" tel status --app inj --json
+check_eq "a token as the user part is redacted whole (json)" \
+    "$($PY -c 'import json,sys; print(json.load(sys.stdin)["endpoint"])' <"$OUT")" "https://***@collector.example/v1/batch"
+long=$($PY -c 'print("https://c.example/" + "x" * 1100)')
+run env INJ_TELEMETRY_ENDPOINT="$long" tel-sync --app inj
+check_eq "an over-long <APP>_TELEMETRY_ENDPOINT: tel-sync exits 3, not the built-in endpoint" "$RC" 3
+case "$(cat "$ERR")" in *"INJ_TELEMETRY_ENDPOINT is longer than 1023 bytes"*) ok "naming the variable and the limit" ;;
+*) fail "naming the variable and the limit" "$(cat "$ERR")" ;; esac
+run env INJ_TELEMETRY_TOKEN="$($PY -c 'print("t" * 1100)')" tel-sync --app inj --endpoint "$SURL"
+check_eq "an over-long <APP>_TELEMETRY_TOKEN: tel-sync exits 3" "$RC" 3
+run env INJ_TELEMETRY_ENDPOINT="$long" tel status --app inj
+check "tel status names the over-long endpoint" grep -q "^problem: *INJ_TELEMETRY_ENDPOINT is longer than 1023 bytes" "$OUT"
+check_eq "still no connection, nothing lost" "$(conns):$(count inj)" 0:1
+
 t_done

@@ -728,6 +728,24 @@ static void test_open_failure(void)
     setenv("HOME", home, 1);
 }
 
+static void test_setting_bytes(void)
+{
+    CHECK_GROUP("tokens and endpoints");
+    fresh();
+    tel_options *o = tel_options_new(APP);
+    CHECK_EQ_INT("a token with CR/LF is refused", tel_options_set_token(o, "tok\r\nX-Injected: yes"),
+                 TEL_ERR_INVALID);
+    CHECK("naming the problem, not the token", strstr(tel_last_error(), "control character") &&
+                                                   !strstr(tel_last_error(), "Injected"));
+    CHECK_EQ_INT("a token with a tab is refused", tel_options_set_token(o, "a\tb"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("an endpoint with CR/LF is refused",
+                 tel_options_set_endpoint(o, "http://127.0.0.1:1/x\r\nHost: evil"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("a plain token is taken", tel_options_set_token(o, "tok-123"), TEL_OK);
+    tel *h = NULL;
+    CHECK_EQ_INT("and the handle opens", tel_open(&h, o), TEL_OK);
+    tel_close(h);
+}
+
 static void test_command_names(void)
 {
     CHECK_GROUP("command names");
@@ -906,6 +924,7 @@ int main(void)
     test_batch();
     test_open_failure();
     test_command_names();
+    test_setting_bytes();
     test_one_env();
     test_long_lived();
     clear_lines();
