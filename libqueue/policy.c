@@ -821,6 +821,21 @@ static int is_loopback(const char *host, size_t len, int bracketed)
     return inet_pton(AF_INET, h, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
+int tel__endpoint_loopback(const char *url)
+{
+    const char *rest = strstr(url, "://");
+    if (rest == NULL)
+        return 0;
+    rest += 3;
+    size_t alen = strcspn(rest, "/?#");
+    if (alen > 0 && rest[0] == '[') {
+        const char *close = memchr(rest, ']', alen);
+        return close != NULL && is_loopback(rest + 1, (size_t)(close - rest - 1), 1);
+    }
+    const char *colon = memchr(rest, ':', alen);
+    return is_loopback(rest, colon ? (size_t)(colon - rest) : alen, 0);
+}
+
 int tel__endpoint_check(const char *url)
 {
     if (url == NULL || url[0] == '\0')

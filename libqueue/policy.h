@@ -16,6 +16,10 @@
  */
 int tel__endpoint_check(const char *url);
 
+/* 1 when a checked endpoint's host is loopback (127.0.0.0/8, localhost,
+ * [::1]), else 0. */
+int tel__endpoint_loopback(const char *url);
+
 /* Largest telemetry.conf read; a bigger file is an error, not a truncation. */
 #define TEL_CONFIG_MAX (64 * 1024)
 

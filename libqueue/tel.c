@@ -1074,7 +1074,13 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
         return tel__fail(TEL_ERR_IO, "cannot write the sync stamp");
     futimens(fd, NULL);
     close(fd);
-    return tel__spawn_sync(h->app);
+    /* The stamp says a sync was started: when none could be (no tel-sync
+     * where it should be), the next run tries again instead of waiting
+     * out the interval with nothing sent. */
+    int rc = tel__spawn_sync(h->app);
+    if (rc != TEL_OK)
+        unlink(stamp);
+    return rc;
 }
 
 int tel_notice_due(tel *h)

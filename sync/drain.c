@@ -557,6 +557,18 @@ static int own_deadline(const drain *d, uint64_t started, const tel_upload_resul
            tel__mono_ms() + TEL_SYNC_MIN_REQUEST_MS > d->deadline;
 }
 
+/* 1 when the batch p may no longer be sent: its queue file was removed
+ * (tel forget, tel disable) or its records are gone from the queue (the
+ * purge that comes first). */
+static int forgotten(tel_queue *q, const tel_pending *p)
+{
+    tel_queue_stats st;
+    if (tel__queue_stale(q))
+        return 1;
+    return tel__queue_stats(q, &st) == TEL_OK &&
+           (st.count == 0 || st.first_seq > p->first_seq || st.last_seq < p->last_seq);
+}
+
 /* Sends the current batch, with the next one prepared meanwhile, and acts
  * on the answer.  Sets *step; returns TEL_OK or an error. */
 static int send_batch(drain *d, int *step)
@@ -565,6 +577,13 @@ static int send_batch(drain *d, int *step)
     *step = STEP_STOP;
     if (now + TEL_SYNC_MIN_REQUEST_MS > d->deadline) {
         note(d->io, 1, "%s: out of time; the rest waits for the next run", d->app);
+        return TEL_OK;
+    }
+    /* A forget or disable that returned while the last batch was on the
+     * wire removed the queue: nothing read before it, prepared ahead or
+     * not, may leave the machine after it. */
+    if (forgotten(d->q, &d->p)) {
+        note(d->io, 1, "%s: the queue was forgotten or disabled meanwhile; nothing more is sent", d->app);
         return TEL_OK;
     }
     pthread_t worker;

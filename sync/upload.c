@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "upload.h"
+#include "policy.h"
 
 struct tel_upload {
     CURL *curl;
@@ -224,6 +225,11 @@ int tel__upload_new(tel_upload **out, const char *endpoint, const char *token)
     CURL *c = u->curl;
     int bad = 0;
     bad |= curl_easy_setopt(c, CURLOPT_URL, u->endpoint) != CURLE_OK;
+    /* A loopback collector is on this machine: a proxy from http_proxy,
+     * ALL_PROXY and the like would receive the batch and the token.  An
+     * https endpoint keeps them (users behind a corporate proxy need it). */
+    if (tel__endpoint_loopback(u->endpoint))
+        bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK;
 #if LIBCURL_VERSION_NUM >= 0x075500
     bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
 #else

@@ -219,4 +219,91 @@ run env INJ_TELEMETRY_ENDPOINT="$long" tel status --app inj
 check "tel status names the over-long endpoint" grep -q "^problem: *INJ_TELEMETRY_ENDPOINT is longer than 1023 bytes" "$OUT"
 check_eq "still no connection, nothing lost" "$(conns):$(count inj)" 0:1
 
+# ------------------------- a sync that could not start leaves no stamp
+tel emit --app nosync ev >/dev/null 2>&1
+run env PATH=/usr/bin:/bin TEL_SYNC_PATH=/nonexistent/tel-sync "$TEL_BUILD/bin/tel" emit --app nosync --spawn-sync ev
+check_eq "tel emit --spawn-sync with no tel-sync anywhere exits 0" "$RC" 0
+if [ -e "$STATE/nosync/telemetry/spawn.stamp" ]; then
+    fail "a spawn that could not start writes no spawn.stamp" "the stamp is there: nothing would be sent for 10 minutes"
+else
+    ok "a spawn that could not start writes no spawn.stamp"
+fi
+run env TEL_SYNC_PATH=/bin/true tel emit --app nosync --spawn-sync ev
+check "a spawn that starts writes the stamp" test -f "$STATE/nosync/telemetry/spawn.stamp"
+
+# ------------------------------ a loopback endpoint never uses a proxy
+PROXYDIR="$T_TMP/proxy"
+$PY "$TEL_TOP/tests/rawsink.py" --port-file "$T_TMP/proxy.port" --dir "$PROXYDIR" 2>/dev/null &
+i=0
+while [ ! -s "$T_TMP/proxy.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+PROXY="http://127.0.0.1:$(cat "$T_TMP/proxy.port")"
+CPORT=$(cat "$T_TMP/fx.port")
+pconns() { $PY -c 'import json,sys; print(sum(v["conns"] for v in json.load(open(sys.argv[1])).values()))' "$PROXYDIR/counts.json" 2>/dev/null || echo 0; }
+n=0
+for var in http_proxy HTTP_PROXY ALL_PROXY all_proxy; do
+    for host in 127.0.0.1 localhost; do
+        n=$((n + 1))
+        app="px$n"
+        tel emit --app "$app" ev >/dev/null 2>&1
+        run env "$var=$PROXY" tel-sync --app "$app" --endpoint "http://$host:$CPORT/v1/batch" --token SECRETTOKEN
+        check_eq "$var set, endpoint http://$host: tel-sync delivers (exit 0)" "$RC" 0
+        check_eq "$var set, endpoint http://$host: the collector got the event, the proxy nothing" \
+            "$(grep -c "\"app\":\"$app\"" "$OUTC"):$(pconns)" 1:0
+    done
+done
+
+before=$(pconns)
+tel emit --app pxs ev >/dev/null 2>&1
+run env https_proxy="$PROXY" tel-sync --app pxs --endpoint "https://collector.invalid/v1/batch" --max-time 5
+check_eq "an https endpoint still goes through https_proxy" "$(($(pconns) - before))" 1
+
+# --------------- nothing queued before a forget leaves the machine after it
+# A slow collector (1.5 s per answer) and 3,000 queued events: forget while
+# the first batch is on the wire; tel-sync may finish that request, and
+# must send nothing after it.
+for verb in forget disable; do
+    SLOW="$T_TMP/slow-$verb.jsonl"
+    rm -f "$T_TMP/slow.port"
+    tel-collect -q --port 0 --port-file "$T_TMP/slow.port" --out "$SLOW" --delay 1500 2>/dev/null &
+    SPID=$!
+    i=0
+    while [ ! -s "$T_TMP/slow.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    app="slow$verb"
+    $PY -c 'print("".join("m{i=\"%d\"} 1\n" % i for i in range(3000)), end="")' | tel metrics --app "$app" >/dev/null 2>&1
+    check_eq "$verb during a sync: 3,000 events queued first" "$(count "$app")" 3000
+    tel-sync --app "$app" --endpoint "http://127.0.0.1:$(cat "$T_TMP/slow.port")/v1/batch" --max-time 20 \
+        >/dev/null 2>&1 &
+    YPID=$!
+    i=0
+    while [ "$(cat "$SLOW" 2>/dev/null | grep -c .)" -lt 1 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    tel $verb --app "$app" >/dev/null 2>&1
+    wait $YPID
+    check_eq "tel $verb during a sync: only the batch on the wire arrives, nothing after" \
+        "$(grep -c "\"app\":\"$app\"" "$SLOW")" 1000
+    kill $SPID 2>/dev/null
+    wait $SPID 2>/dev/null
+done
+[ -f "$CONF/slowdisable/telemetry.conf" ] && tel enable --app slowdisable >/dev/null 2>&1
+
+# ------------------ installed files point at where they were installed
+# A plain build for the default prefix, then the same targets for another
+# PREFIX, as `make install PREFIX=...` builds them: tel and libtel must
+# then start the tel-sync of that prefix.  A build of its own (tel and
+# libtel only), so the plain run only.
+if [ "${TEL_SANITIZED:-0}" = 1 ]; then
+    skip "make with another PREFIX: the plain build checks it"
+else
+    SRC="$T_TMP/src"
+    mkdir -p "$SRC"
+    (cd "$TEL_TOP" && tar --exclude='./build*' --exclude=./.git --exclude=./bindings -cf - .) | (cd "$SRC" && tar -xf -)
+    if make -s -C "$SRC" -j2 build/bin/tel >"$T_TMP/build.log" 2>&1 &&
+        make -s -C "$SRC" -j2 build/bin/tel PREFIX="$T_TMP/opt" >>"$T_TMP/build.log" 2>&1; then
+        check "make PREFIX=X after make: tel starts X/bin/tel-sync" grep -qa "$T_TMP/opt/bin/tel-sync" "$SRC/build/bin/tel"
+        check_not "and no longer the default prefix's tel-sync" grep -qa "/usr/local/bin/tel-sync" "$SRC/build/bin/tel"
+        check "make install depends on the whole build (so on these)" grep -q '^install: all' "$SRC/Makefile"
+    else
+        fail "make PREFIX=X after make" "$(tail -n 5 "$T_TMP/build.log")"
+    fi
+fi
+
 t_done
