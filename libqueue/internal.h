@@ -371,9 +371,10 @@ TEL_MUST_CHECK int tel__queue_purge(tel_queue *q);
  * Purges the queue of state_dir (if any) and then removes its files from
  * the disk: LMDB reuses freed pages without clearing them, so old events
  * and the old anonymous id would stay readable in data.mdb.  Used by
- * forget and by every opt-out.  A process that had the queue open before
- * and writes after keeps writing into the removed file: those events of a
- * run in progress are forgotten too.  Returns TEL_OK when nothing is
+ * forget and by every opt-out.  A handle that had the queue open before
+ * notices on its next write (tel__queue_stale) and starts over with the
+ * new queue (or stops, after a disable); a batch it buffered meanwhile is
+ * forgotten too, and tel-sync sends nothing more of the old queue.  Returns TEL_OK when nothing is
  * left, or an error.
  */
 TEL_MUST_CHECK int tel__queue_wipe(const char *state_dir);
