@@ -71,12 +71,14 @@ typedef struct shared_env {
     /* Read-held by every transaction, write-held to change the map size,
      * which LMDB allows only while the process has no transaction open. */
     pthread_rwlock_t resize;
-    pthread_mutex_t map_lock; /* guards map_lo/map_hi */
-    uintptr_t map_lo, map_hi; /* our mapping of data.mdb, once looked up */
-    char dir[TEL_PATH_MAX];
+    uintptr_t map_lo, map_hi; /* our mapping of data.mdb, once looked up (envs_lock) */
+    char *dir;                /* the queue directory (allocated: most are short) */
 } shared_env;
 
-static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Guards the list, the reference counts and the map ranges.  A rwlock,
+ * not a mutex, only so that the emit path binds one family of locking
+ * calls: a one-event process pays for each libc symbol it resolves. */
+static pthread_rwlock_t envs_lock = PTHREAD_RWLOCK_INITIALIZER;
 static shared_env *envs;
 
 struct tel_queue {
@@ -375,8 +377,7 @@ static void env_release(shared_env *se)
         env_unlist(se);
     if (se->env)
         mdb_env_close(se->env);
-    pthread_rwlock_destroy(&se->resize);
-    pthread_mutex_destroy(&se->map_lock);
+    free(se->dir);
     free(se);
 }
 
@@ -391,7 +392,7 @@ static shared_env *env_find(tel_queue *q)
         char path[TEL_PATH_MAX + 16];
         struct stat st;
         snprintf(path, sizeof path, "%s/data.mdb", q->dir);
-        if (stat(path, &st) != 0 || st.st_dev != se->dev || st.st_ino != se->ino ||
+        if (lstat(path, &st) != 0 || st.st_dev != se->dev || st.st_ino != se->ino ||
             (se->rdonly && !q->readonly)) {
             env_unlist(se);
             return NULL;
@@ -408,14 +409,19 @@ static int share_or_open(tel_queue *q, int mode)
 {
     if ((q->se = env_find(q)) != NULL)
         return TEL_OK;
+    size_t dlen = strlen(q->dir) + 1;
     shared_env *se = calloc(1, sizeof *se);
-    if (!se)
+    char *dir = malloc(dlen);
+    if (!se || !dir) {
+        free(se);
+        free(dir);
         return tel__fail(TEL_ERR_NOMEM, "queue: out of memory");
-    pthread_rwlock_init(&se->resize, NULL);
-    pthread_mutex_init(&se->map_lock, NULL);
+    }
+    memcpy(dir, q->dir, dlen);
+    se->resize = (pthread_rwlock_t)PTHREAD_RWLOCK_INITIALIZER;
     se->refs = 1;
     se->rdonly = q->readonly;
-    memcpy(se->dir, q->dir, sizeof se->dir);
+    se->dir = dir;
     q->se = se;
 
     int bad_data = 0;
@@ -515,9 +521,9 @@ int tel__queue_open(tel_queue **out, const char *state_dir, const tel_caps *caps
     if ((st.st_mode & 077) && !q->readonly)
         chmod(q->dir, 0700);
 
-    pthread_mutex_lock(&envs_lock);
+    pthread_rwlock_wrlock(&envs_lock);
     int rc = share_or_open(q, mode);
-    pthread_mutex_unlock(&envs_lock);
+    pthread_rwlock_unlock(&envs_lock);
     if (rc != TEL_OK) {
         free(q);
         return rc;
@@ -530,9 +536,9 @@ void tel__queue_close(tel_queue *q)
 {
     if (!q)
         return;
-    pthread_mutex_lock(&envs_lock);
+    pthread_rwlock_wrlock(&envs_lock);
     env_release(q->se);
-    pthread_mutex_unlock(&envs_lock);
+    pthread_rwlock_unlock(&envs_lock);
     free(q);
 }
 
@@ -541,7 +547,7 @@ int tel__queue_stale(const tel_queue *q)
     char path[TEL_PATH_MAX + 16];
     struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", q->dir);
-    return stat(path, &st) != 0 || st.st_dev != q->se->dev || st.st_ino != q->se->ino;
+    return lstat(path, &st) != 0 || st.st_dev != q->se->dev || st.st_ino != q->se->ino;
 }
 
 const char *tel__queue_dir(const tel_queue *q)
@@ -549,8 +555,8 @@ const char *tel__queue_dir(const tel_queue *q)
     return q->dir;
 }
 
-/* Looks our mapping of data.mdb up in /proc/self/maps (resize read-held,
- * map_lock held); leaves map_hi 0 when it is not found. */
+/* Looks our mapping of data.mdb up in /proc/self/maps (envs_lock held,
+ * resize read-held); leaves map_hi 0 when it is not found. */
 static void map_lookup(tel_queue *q)
 {
     shared_env *se = q->se;
@@ -592,14 +598,14 @@ void tel__queue_release_pages(tel_queue *q)
     if (!q || !q->se->env)
         return;
     shared_env *se = q->se;
+    pthread_rwlock_wrlock(&envs_lock);
     pthread_rwlock_rdlock(&se->resize);
-    pthread_mutex_lock(&se->map_lock);
     if (se->map_hi == 0)
         map_lookup(q);
     if (se->map_hi != 0)
         madvise((void *)se->map_lo, se->map_hi - se->map_lo, MADV_DONTNEED);
-    pthread_mutex_unlock(&se->map_lock);
     pthread_rwlock_unlock(&se->resize);
+    pthread_rwlock_unlock(&envs_lock);
 }
 
 const char *tel__queue_recovered(const tel_queue *q)
