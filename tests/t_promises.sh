@@ -60,13 +60,10 @@ check_eq "KEY:=JSON gives a boolean" "$(pyshow kv2 "repr($P['b'])")" False
 check_eq "KEY:=JSON gives null" "$(pyshow kv2 "repr($P['z'])")" None
 check_eq "KEY:=JSON decodes string escapes" "$(pyshow kv2 "$P['u'] == 'caf\u00e9 \"q\"'")" True
 check_eq "':=' inside a plain value is part of the value" "$(pyshow kv2 "repr($P['x'])")" "'a:=b'"
-for bad in 'a:=[1,2]' 'a:={"k":1}' 'a:=01' 'a:=.5' 'a:=tru' 'a:="open' 'a:=1e999' 'a:=' 'a:=NaN'; do
+for bad in 'a:=01' 'a:=.5' 'a:=tru' 'a:="open' 'a:=1e999' 'a:=' 'a:=NaN'; do
     run tel emit --app kv3 ev "$bad"
     check_eq "tel emit refuses $bad with exit 2" "$RC:$(count kv3)" 2:0
 done
-run tel emit --app kv3 ev 'list:=["x"]'
-case "$(cat "$ERR")" in *"list:="*"arrays and objects"*) ok "the refusal of an array names the key and why" ;;
-*) fail "the refusal of an array names the key and why" "$(cat "$ERR")" ;; esac
 
 # ---------------------------------------- telemetry never fails a script
 run env -i PATH="$PATH" tel emit --app nohome ev
@@ -300,7 +297,6 @@ else
         make -s -C "$SRC" -j2 build/bin/tel PREFIX="$T_TMP/opt" >>"$T_TMP/build.log" 2>&1; then
         check "make PREFIX=X after make: tel starts X/bin/tel-sync" grep -qa "$T_TMP/opt/bin/tel-sync" "$SRC/build/bin/tel"
         check_not "and no longer the default prefix's tel-sync" grep -qa "/usr/local/bin/tel-sync" "$SRC/build/bin/tel"
-        check "make install depends on the whole build (so on these)" grep -q '^install: all' "$SRC/Makefile"
     else
         fail "make PREFIX=X after make" "$(tail -n 5 "$T_TMP/build.log")"
     fi
