@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/t_promises.sh - promises an outside review found broken (leaks,
 # hangs, lost events, changed values), each checked the way the review
 # broke it.  docs/RELIABILITY.md lists which check guards which finding.
