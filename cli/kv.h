@@ -18,13 +18,4 @@
  */
 void cli_kv_type(const char *s, tel_prop *p);
 
-/*
- * Types KEY:=JSON's `s` as the JSON value it is: a number (an integer
- * when written without fraction or exponent), true, false, null or a
- * "string", decoded in place (s is changed; a string value points into
- * it).  Returns 0, or -1 with *why saying what is wrong (arrays and
- * objects are refused).  p->key is left alone.
- */
-int cli_kv_json(char *s, tel_prop *p, const char **why);
-
 #endif
