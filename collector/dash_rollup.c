@@ -300,7 +300,7 @@ static const char *const folds[] = {
  * splits them its own way, into dash_opts. */
 static const char opt_sqlite[] =
     "CREATE TEMP TABLE dash_opts AS WITH RECURSIVE s(day, app, ver, ci, cmd, aid, rest, opt) AS ("
-    " SELECT day, app, ver, ci, cmd, aid, opts, NULL FROM dash_new"
+    " SELECT day, app, ver, ci, cmd, aid, opts || ',', NULL FROM dash_new"
     "  WHERE opts IS NOT NULL AND cmd IS NOT NULL"
     " UNION ALL SELECT day, app, ver, ci, cmd, aid, substr(rest, instr(rest, ',') + 1),"
     "  substr(rest, 1, instr(rest, ',') - 1) FROM s WHERE rest <> '')"
