@@ -17,6 +17,7 @@
 
 #include "common.h"
 #include "internal.h"
+#include "erasure.h"
 #include "jsonin.h"
 #include "kv.h"
 #include "policy.h"
@@ -52,7 +53,10 @@ static const char usage_text[] =
     "                               (--all: of every app with a queue)\n"
     "  enable                       turn telemetry on in the user's telemetry.conf\n"
     "  disable                      turn it off there, and purge the queue\n"
-    "  forget                       delete the anonymous cookie and purge the queue\n"
+    "  forget                       delete the anonymous cookie and purge the queue;\n"
+    "                               when the program offers erasure, leave a request\n"
+    "                               that tel-sync sends so the collector deletes the\n"
+    "                               events sent under the old id\n"
     "  notice [--message TEXT]      print the first-run notice on stderr, once: only\n"
     "                               when telemetry is on, not in CI, and not yet shown\n"
     "\n"
@@ -70,6 +74,8 @@ static const char usage_text[] =
     "                           and tel-sync (repeatable, at most 16)\n"
     "      --default-off        (emit, metrics) telemetry is opt-in: off until the user\n"
     "                           turns it on\n"
+    "      --offer-erasure      (emit, metrics) from now on, forget also leaves a request\n"
+    "                           that the collector delete the forgotten id's events\n"
     "      --inspect FILE       (emit, metrics) write the events to FILE as JSON lines\n"
     "                           instead of queueing them\n"
     "      --debug              (emit, metrics) log the events on stderr, queue nothing\n"
@@ -95,7 +101,7 @@ static const char usage_text[] =
     "     was stored\n";
 
 enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE, OPT_ALL,
-       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_INSPECT, OPT_DEBUG,
+       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_OFFER_ERASURE, OPT_INSPECT, OPT_DEBUG,
        OPT_STRICT };
 
 static const struct option long_opts[] = {
@@ -109,6 +115,7 @@ static const struct option long_opts[] = {
     { "all", no_argument, NULL, OPT_ALL },
     { "declare-env", required_argument, NULL, OPT_DECLARE_ENV },
     { "default-off", no_argument, NULL, OPT_DEFAULT_OFF },
+    { "offer-erasure", no_argument, NULL, OPT_OFFER_ERASURE },
     { "inspect", required_argument, NULL, OPT_INSPECT },
     { "debug", no_argument, NULL, OPT_DEBUG },
     { "strict", no_argument, NULL, OPT_STRICT },
@@ -145,7 +152,8 @@ static int host_options(const args *a, tel_options *o)
         (a->token && tel_options_set_token(o, a->token) != TEL_OK) ||
         (a->inspect && tel_options_set_inspect(o, a->inspect) != TEL_OK) ||
         (a->debug && tel_options_set_debug(o, 1) != TEL_OK) ||
-        (a->decls.default_off && tel_options_set_default_enabled(o, 0) != TEL_OK))
+        (a->decls.default_off && tel_options_set_default_enabled(o, 0) != TEL_OK) ||
+        (a->decls.erasure && tel_options_set_erasure(o, 1) != TEL_OK))
         return -1;
     for (size_t i = 0; i < a->decls.n; i++) {
         const tel_decl *e = &a->decls.d[i];
@@ -492,6 +500,26 @@ static int decls_json(tel_buf *o, const tel_decls *d)
     return bad;
 }
 
+/* The erasure requests waiting in a state directory: how many, and the
+ * soonest a backed-off one is tried again.  Never their ids: status shows
+ * no anonymous id, old or new. */
+typedef struct erasure_status {
+    size_t pending, deferred, unreadable;
+    uint64_t next_ms;         /* the earliest backoff end of a deferred one */
+    uint64_t now;
+} erasure_status;
+
+static int count_erasure(void *ud, tel_erasure_req *r)
+{
+    erasure_status *e = ud;
+    e->pending++;
+    if (r->backoff.until_ms > e->now) {
+        if (!e->deferred++ || r->backoff.until_ms < e->next_ms)
+            e->next_ms = r->backoff.until_ms;
+    }
+    return 0;
+}
+
 /* What `tel status` shows about one app, gathered before any of it is
  * rendered as text or JSON. */
 typedef struct app_status {
@@ -511,6 +539,7 @@ typedef struct app_status {
     tel_decls d;              /* what the host declared (none when unreadable) */
     int drc;                  /* how reading the declarations went */
     char declerr[128];
+    erasure_status er;
 } app_status;
 
 static void status_gather(const char *app, app_status *st)
@@ -546,6 +575,9 @@ static void status_gather(const char *app, app_status *st)
                     ? (st->now - s->oldest_ts_ms) / 1000 : 0;
     st->cookie = st->dir[0] ? cookie_state(st->dir) : "absent";
     st->deferred = st->have_backoff && st->b.until_ms > st->now;
+    st->er.now = st->now;
+    if (st->dir[0] && tel__erasure_each(st->dir, count_erasure, &st->er, &st->er.unreadable) != TEL_OK)
+        st->er.pending = 0;
 }
 
 /* Seconds left of a backoff, rounded up; 0 when none is running. */
@@ -624,7 +656,10 @@ static int status_json(const app_status *st)
     if (st->have_last)
         bad |= tel__buf_printf(&o, ",\"last_sent_ms\":%llu,\"last_sent_events\":%u",
                                (unsigned long long)st->ls.at_ms, st->ls.events);
-    bad |= tel__buf_puts(&o, "}}\n");
+    bad |= tel__buf_printf(&o, "},\"erasure\":{\"offered\":%s,\"pending\":%zu,\"deferred\":%zu,"
+                           "\"unreadable\":%zu}", st->d.erasure ? "true" : "false", st->er.pending,
+                           st->er.deferred, st->er.unreadable);
+    bad |= tel__buf_puts(&o, "}\n");
     if (!bad)
         bad = fwrite(o.p, 1, o.len, stdout) != o.len;
     tel__buf_free(&o);
@@ -662,6 +697,27 @@ static void queue_text(const app_status *st)
         printf(", %llu %s, oldest %llu s ago", bytes, cli_noun(bytes, "byte", "bytes"),
                (unsigned long long)st->age_s);
     printf(", %llu dropped\n", dropped);
+}
+
+/* The erasure offer and the requests that wait, without an id. */
+static void erasure_text(const app_status *st)
+{
+    const erasure_status *e = &st->er;
+    if (!st->d.erasure && !e->pending && !e->unreadable)
+        return;
+    printf("erasure:     %s", st->d.erasure ? "offered (forget asks the collector to delete the old id's events)"
+                                            : "not offered");
+    if (e->pending) {
+        printf("; %zu %s to send", e->pending, cli_noun(e->pending, "request", "requests"));
+        if (e->deferred) {
+            char wait[32];
+            duration_text((e->next_ms - e->now + 999) / 1000, wait, sizeof wait);
+            printf(" (%zu deferred, next attempt in %s)", e->deferred, wait);
+        }
+    }
+    if (e->unreadable)
+        printf("; %zu unreadable %s", e->unreadable, cli_noun(e->unreadable, "request", "requests"));
+    putchar('\n');
 }
 
 static void status_text(const app_status *st)
@@ -721,6 +777,7 @@ static void status_text(const app_status *st)
     } else {
         printf("sync:        nothing sent yet\n");
     }
+    erasure_text(st);
 }
 
 
@@ -909,6 +966,7 @@ static int take_option(int c, args *a, char **argv)
     case OPT_ALL: a->all = 1; return -1;
     case OPT_DECLARE_ENV: return take_declaration(a, optarg);
     case OPT_DEFAULT_OFF: a->decls.default_off = 1; return -1;
+    case OPT_OFFER_ERASURE: a->decls.erasure = 1; return -1;
     case OPT_INSPECT: a->inspect = optarg; return -1;
     case OPT_DEBUG: a->debug = 1; return -1;
     case OPT_STRICT: a->strict = 1; return -1;
@@ -961,10 +1019,11 @@ int main(int argc, char **argv)
     if (a.app && tel__app_check(a.app) != TEL_OK)
         return cli_usage_error("%s", tel_last_error());
     if (strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0 &&
-        (a.app_version || a.endpoint || a.token || a.decls.n || a.decls.default_off || a.inspect ||
-         a.debug))
+        (a.app_version || a.endpoint || a.token || a.decls.n || a.decls.default_off || a.decls.erasure ||
+         a.inspect || a.debug))
         return cli_usage_error("%s: --app-version, --endpoint, --token, --declare-env, --default-off, "
-                               "--inspect and --debug go with emit and metrics", a.command);
+                               "--offer-erasure, --inspect and --debug go with emit and metrics",
+                               a.command);
     if (strcmp(a.command, "status") != 0 && a.json)
         return cli_usage_error("%s: --json goes with status", a.command);
     if (a.spawn_sync && strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0)

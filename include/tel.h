@@ -326,6 +326,16 @@ TEL_API int tel_options_set_enabled(tel_options *opts, int enabled, tel_source s
  * apply it too.
  */
 TEL_API int tel_options_set_default_enabled(tel_options *opts, int enabled);
+/*
+ * on = 1 offers erasure: from then on a forget (tel_forget(), `tel
+ * forget`) also leaves behind a request, carrying only the forgotten
+ * anonymous id, that tel-sync sends to the collector on its own so that
+ * the events already sent under that id are deleted there too.  Recorded
+ * beside the queue, so the user's `tel forget` honours it; on = 0 takes
+ * the offer back.  Nothing of it runs on the emit path.  TEL_OK, or
+ * TEL_ERR_INVALID / TEL_ERR_NOMEM.
+ */
+TEL_API int tel_options_set_erasure(tel_options *opts, int on);
 
 /*
  * What a host-declared environment variable means (tel_options_declare_env).
@@ -564,7 +574,13 @@ TEL_API int tel_set_enabled(const char *app, int enabled);
  */
 TEL_API int tel_sanitize(const char *in, char *out, size_t size);
 
-/* Deletes the cookie and purges the queue: the next event gets a new id. */
+/*
+ * Deletes the cookie and purges the queue: the next event gets a new id.
+ * When the host offered erasure (tel_options_set_erasure) and there was a
+ * lasting id, an erasure request for that id is first stored, durably,
+ * in the state directory; tel-sync sends it.  TEL_OK, or an error (then
+ * nothing was deleted when the request could not be stored).
+ */
 TEL_API int tel_forget(const char *app);
 
 /* A one-line text describing the host's recorded events, for a host's

@@ -114,6 +114,8 @@ int tel__decls_format(const tel_decls *d, tel_buf *out)
     int err = tel__buf_puts(out, "# what the host program declared; read by tel and tel-sync\n");
     if (d->default_off)
         err = err || tel__buf_puts(out, "default off\n");
+    if (d->erasure)
+        err = err || tel__buf_puts(out, "erasure on\n");
     for (size_t i = 0; i < d->n && !err; i++)
         err = tel__buf_printf(out, "env %s %s%s%s\n", d->d[i].name, tel__meaning_name(d->d[i].meaning),
                              d->d[i].word[0] ? " " : "", d->d[i].word);
@@ -151,6 +153,11 @@ int tel__decls_parse(const char *text, size_t len, tel_decls *d)
         if (n[0] == 7 && memcmp(w[0], "default", 7) == 0 && n[1] == 3 && memcmp(w[1], "off", 3) == 0 &&
             n[2] == 0) {
             d->default_off = 1;
+            continue;
+        }
+        if (n[0] == 7 && memcmp(w[0], "erasure", 7) == 0 && n[1] == 2 && memcmp(w[1], "on", 2) == 0 &&
+            n[2] == 0) {
+            d->erasure = 1;
             continue;
         }
         char name[TEL_DECL_NAME_MAX + 1], word[TEL_DECL_WORD_MAX + 1] = "";

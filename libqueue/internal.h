@@ -64,7 +64,8 @@ int tel__state_root(char *out, size_t size);
 
 /*
  * Calls fn(ud, app) for every app under the state root that has a queue
- * directory (a real directory, not a link), in name order.  Returns TEL_OK
+ * directory or erasure requests (a real directory, not a link), in name
+ * order.  Returns TEL_OK
  * (also when there is no state root yet) or TEL_ERR_NOSTATE when the root
  * cannot be found or listed.  What fn returns is ignored.
  */
@@ -110,6 +111,11 @@ typedef struct tel_decls {
     tel_decl d[TEL_MAX_DECLS];
     size_t n;
     int default_off;          /* tel_options_set_default_enabled(opts, 0) */
+    int erasure;              /* tel_options_set_erasure(opts, 1): forget leaves an
+                               * erasure request (erasure.c) */
+    int stated;               /* a host setter filled this in: recorded even when
+                               * every value is the default, so that a host taking
+                               * back an "off" or an erasure offer is heard */
 } tel_decls;
 
 /* "off-if-true"... for a meaning, NULL for an unknown one; the reverse

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "erasure.h"
 #include "internal.h"
 
 #define APP_MAX 64
@@ -248,6 +249,15 @@ void tel__env_name(const char *app, const char *suffix, char *out, size_t size)
     out[o] = '\0';
 }
 
+/* root/app/sub is a real directory (not a link). */
+static int has_dir(const char *root, const char *app, const char *sub)
+{
+    char path[TEL_PATH_MAX + 80];
+    struct stat st;
+    return (size_t)snprintf(path, sizeof path, "%s/%s/%s", root, app, sub) < sizeof path &&
+           lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int tel__each_app(void (*fn)(void *ud, const char *app), void *ud)
 {
     char root[TEL_PATH_MAX];
@@ -262,11 +272,8 @@ int tel__each_app(void (*fn)(void *ud, const char *app), void *ud)
                                            strerror(errno));
     for (int i = 0; i < n; i++) {
         const char *name = names[i]->d_name;
-        char qdir[TEL_PATH_MAX + 80];
-        struct stat st;
         if (name[0] != '.' && tel__app_check(name) == TEL_OK &&
-            (size_t)snprintf(qdir, sizeof qdir, "%s/%s/" TEL_QUEUE_DIR, root, name) < sizeof qdir &&
-            lstat(qdir, &st) == 0 && S_ISDIR(st.st_mode))
+            (has_dir(root, name, TEL_QUEUE_DIR) || has_dir(root, name, TEL_ERASURE_DIR)))
             fn(ud, name);
         free(names[i]);
     }

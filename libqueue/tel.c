@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "erasure.h"
 #include "internal.h"
 #include "syncstate.h"
 #include "prom.h"
@@ -181,24 +182,39 @@ int tel_options_set_enabled(tel_options *o, int enabled, tel_source src)
     return TEL_OK;
 }
 
-int tel_options_set_default_enabled(tel_options *o, int enabled)
+/* The declarations the options carry, made on the first declaring setter
+ * (most hosts declare nothing and do not pay for the table). */
+static int decls_ready(tel_options *o)
 {
     if (!o)
         return tel__fail(TEL_ERR_INVALID, "no options");
     if (!o->decls && !(o->decls = calloc(1, sizeof *o->decls)))
         return tel__fail(TEL_ERR_NOMEM, "out of memory");
-    o->decls->default_off = !enabled;
+    o->decls->stated = 1;
     return TEL_OK;
+}
+
+int tel_options_set_default_enabled(tel_options *o, int enabled)
+{
+    int rc = decls_ready(o);
+    if (rc == TEL_OK)
+        o->decls->default_off = !enabled;
+    return rc;
+}
+
+int tel_options_set_erasure(tel_options *o, int on)
+{
+    int rc = decls_ready(o);
+    if (rc == TEL_OK)
+        o->decls->erasure = on ? 1 : 0;
+    return rc;
 }
 
 int tel_options_declare_env(tel_options *o, const char *name, tel_env_meaning meaning,
                             const char *word)
 {
-    if (!o)
-        return tel__fail(TEL_ERR_INVALID, "no options");
-    if (!o->decls && !(o->decls = calloc(1, sizeof *o->decls)))
-        return tel__fail(TEL_ERR_NOMEM, "out of memory");
-    return tel__decls_add(o->decls, name, (int)meaning, word);
+    int rc = decls_ready(o);
+    return rc != TEL_OK ? rc : tel__decls_add(o->decls, name, (int)meaning, word);
 }
 
 int tel_options_set_inspect(tel_options *o, const char *path)
@@ -332,7 +348,7 @@ static void log_line(tel *h, const char *line)
  */
 static void record_declarations(tel *h, const tel_decls *d)
 {
-    if (!d || (d->n == 0 && !d->default_off))
+    if (!d || !d->stated)
         return;
     char cur[TEL_DECL_FILE_MAX];
     size_t len = 0;
@@ -1134,6 +1150,51 @@ int tel_sanitize(const char *in, char *out, size_t size)
     return TEL_OK;
 }
 
+/* The host's endpoint and token recorded in the queue about to be
+ * forgotten: the collector that got the old id's events, whatever the
+ * next host run records in the new queue. */
+static void recorded_collector(const char *dir, tel_erasure_req *r)
+{
+    tel_queue *q;
+    size_t len;
+    if (tel__queue_open(&q, dir, NULL, TEL_Q_READONLY) != TEL_OK)
+        return;
+    if (tel__queue_meta_get(q, TEL_META_ENDPOINT, r->endpoint, sizeof r->endpoint - 1, &len) != TEL_OK ||
+        len >= sizeof r->endpoint)
+        len = 0;
+    r->endpoint[len] = '\0';
+    if (tel__queue_meta_get(q, TEL_META_TOKEN, r->token, sizeof r->token - 1, &len) != TEL_OK ||
+        len >= sizeof r->token)
+        len = 0;
+    r->token[len] = '\0';
+    tel__queue_close(q);
+}
+
+/*
+ * When the host offered erasure and there is a lasting id, stores the
+ * request to erase it, durably, before anything is deleted: a forget that
+ * cannot keep that promise deletes nothing and says why.  Without a
+ * lasting id (none yet, or a directory in place of the cookie) there is
+ * nothing a collector could find.  Declarations that cannot be read may
+ * or may not offer erasure: nothing is asked on that guess.
+ */
+static int leave_erasure(const char *dir)
+{
+    tel_decls d;
+    if (tel__decls_load(dir, &d) != TEL_OK || !d.erasure)
+        return TEL_OK;
+    static tel_erasure_req r;
+    int lasting = 0;
+    memset(&r, 0, sizeof r);
+    tel__cookie_peek(dir, r.anon, &lasting);
+    if (!lasting)
+        return TEL_OK;
+    recorded_collector(dir, &r);
+    int rc = tel__erasure_save(dir, &r);
+    explicit_bzero(&r, sizeof r);
+    return rc;
+}
+
 int tel_forget(const char *app)
 {
     int rc = tel__app_check(app);
@@ -1141,6 +1202,8 @@ int tel_forget(const char *app)
         return rc;
     char dir[TEL_PATH_MAX];
     if ((rc = tel__state_dir(app, dir, sizeof dir)) != TEL_OK)
+        return rc;
+    if ((rc = leave_erasure(dir)) != TEL_OK)
         return rc;
     return purge_existing(dir);
 }
