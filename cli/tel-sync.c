@@ -321,8 +321,98 @@ static int sync_queue(tel_queue *q, const char *state, const char *app, uint64_t
     return code;
 }
 
-/* One app: open its queue, take the lock, sync, and after an opt-out
- * remove what is left on disk.  Returns an exit code. */
+/* Keeps the worst of several outcomes (apps, or an app's erasure requests
+ * and its queue): a config error outranks a local failure, which
+ * outranks success. */
+static int worse(int a, int b)
+{
+    static const int rank[] = { [EXIT_OK] = 0, [EXIT_FAIL] = 2, [EXIT_USAGE] = 1, [EXIT_CONFIG] = 3 };
+    return rank[b] > rank[a] ? b : a;
+}
+
+/* ------------------------------------------------------------ erasure */
+
+typedef struct erase_ctx {
+    const char *app;
+    const tel_decls *decls;
+} erase_ctx;
+
+/*
+ * The transport of one erasure request.  The endpoint and token recorded
+ * with it stand where the host's would (the user's config, environment
+ * and flags still win), and it gets a connection of its own, opened and
+ * closed for it: a kept-alive one would tie it to the batches of the new
+ * id that follow.  Whether telemetry is on is not asked: see sync_app.
+ */
+static int post_erasure(void *ud, const tel_erasure_req *r, const void *gz, size_t len,
+                        uint64_t timeout_ms, tel_upload_result *res)
+{
+    const erase_ctx *c = ud;
+    tel_host_settings host = { -1, TEL_SRC_HOST, r->endpoint[0] ? r->endpoint : NULL,
+                               r->token[0] ? r->token : NULL, -1, c->decls, TEL_ERRORS_CLASS };
+    tel_flag_settings flags = {
+        .enabled = -1, .endpoint = opt->endpoint, .token = opt->token, .logging = -1,
+    };
+    static tel_policy pol;
+    int rc = tel__policy_resolve(&pol, c->app, &host, &flags);
+    if (rc == TEL_OK || rc == TEL_DISABLED) {
+        if (pol.problem[0])
+            rc = tel__fail(TEL_ERR_CONFIG, "%s", pol.problem);
+        else if (tel__endpoint_check(pol.endpoint) != TEL_OK)
+            rc = TEL_ERR_CONFIG;
+        else
+            rc = TEL_OK;
+    }
+    tel_upload *up = NULL;
+    if (rc == TEL_OK)
+        rc = tel__upload_new(&up, pol.endpoint, pol.token[0] ? pol.token : NULL);
+    explicit_bzero(pol.token, sizeof pol.token);
+    if (rc == TEL_OK)
+        rc = tel__upload_post_erasure(up, gz, len, timeout_ms, res);
+    tel__upload_free(up);
+    return rc;
+}
+
+/*
+ * Sends the erasure requests a forget left for app, before its events:
+ * a collector that has erased the old id drops any late batch of it, so
+ * nothing of that id outlives the request whatever the order of what is
+ * still on its way.  They go even when telemetry is now off: a request
+ * is the user's own wish to erase, carries nothing the collector does
+ * not hold already, and is the only way that wish is carried out.  Not
+ * in DEBUG or INSPECT runs (nothing is sent there), nor while the host's
+ * declarations cannot be read (they may name either).  Returns an exit
+ * code.
+ */
+static int send_erasures(const char *state, const char *app, uint64_t deadline)
+{
+    static tel_decls decls;
+    int drc = tel__decls_load(state, &decls);
+    if (drc == TEL_ERR_CORRUPT)
+        return EXIT_OK;       /* sync_queue says why, and sends nothing either */
+    erase_ctx c = { app, drc == TEL_OK ? &decls : NULL };
+    static tel_policy pol;
+    tel_host_settings host = { -1, TEL_SRC_HOST, NULL, NULL, -1, c.decls, TEL_ERRORS_CLASS };
+    int prc = tel__policy_resolve(&pol, app, &host, NULL);
+    explicit_bzero(pol.token, sizeof pol.token);
+    if (prc == TEL_ERR_CONFIG || pol.debug || pol.inspect[0]) {
+        say(1, "%s: erasure requests are kept: %s", app,
+            prc == TEL_ERR_CONFIG ? "telemetry.conf has an error" : "a debug or inspect run sends nothing");
+        return EXIT_OK;
+    }
+    tel_erase_io io = { post_erasure, &c, on_note, NULL };
+    tel_erase_stats es;
+    int rc = tel__sync_erasures(state, &io, app, deadline, opt->force, &es);
+    if (rc != TEL_OK) {
+        complain("%s: erasure request: %s", app, tel_last_error());
+        return rc == TEL_ERR_CONFIG ? EXIT_CONFIG : EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* One app: send its erasure requests, open its queue, take the lock,
+ * sync, and after an opt-out remove what is left on disk.  Returns an
+ * exit code. */
 static int sync_app(const char *app, uint64_t deadline, tel_sync_batch *b)
 {
     char state[TEL_PATH_MAX];
@@ -337,17 +427,17 @@ static int sync_app(const char *app, uint64_t deadline, tel_sync_batch *b)
         complain("%s: %s", app, tel_last_error());
         return EXIT_FAIL;
     }
+    int code = send_erasures(state, app, deadline);
     tel_queue *q;
     int rc = tel__queue_open(&q, state, NULL, 0);
     if (rc == TEL_ERR_NOTFOUND) {
         say(1, "%s: nothing queued", app);
-        return EXIT_OK;
+        return code;
     }
     if (rc != TEL_OK) {
         complain("%s: %s", app, tel_last_error());
-        return EXIT_FAIL;
+        return worse(code, EXIT_FAIL);
     }
-    int code = EXIT_OK;
     int wipe = 0;
     if (tel__queue_recovered(q))
         complain("%s: the queue was damaged; kept aside as %s, a fresh queue started", app,
@@ -357,9 +447,9 @@ static int sync_app(const char *app, uint64_t deadline, tel_sync_batch *b)
         say(1, "%s: another tel-sync is draining this queue", app);
     } else if (lock < 0) {
         complain("%s: cannot take the sync lock: %s", app, strerror(errno));
-        code = EXIT_FAIL;
+        code = worse(code, EXIT_FAIL);
     } else {
-        code = sync_queue(q, state, app, deadline, b, &wipe);
+        code = worse(code, sync_queue(q, state, app, deadline, b, &wipe));
     }
     tel__queue_close(q);
     /* Purged pages still hold the old bytes until LMDB reuses them:
@@ -370,14 +460,6 @@ static int sync_app(const char *app, uint64_t deadline, tel_sync_batch *b)
     if (lock >= 0)
         close(lock);
     return code;
-}
-
-/* Keeps the worst outcome of several apps: a config error outranks a local
- * failure, which outranks success. */
-static int worse(int a, int b)
-{
-    static const int rank[] = { [EXIT_OK] = 0, [EXIT_FAIL] = 2, [EXIT_USAGE] = 1, [EXIT_CONFIG] = 3 };
-    return rank[b] > rank[a] ? b : a;
 }
 
 typedef struct sync_all_ctx {

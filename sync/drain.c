@@ -22,19 +22,19 @@
  * wire's byte limit. */
 #define BATCH_RECORD_BYTES (TEL_BATCH_MAX_BYTES - 256)
 
-static void note(const tel_sync_io *io, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void note(const tel_sync_io *io, int level, const char *fmt, ...)
+void tel__sync_notef(tel_sync_note_fn fn, void *ud, int level, const char *fmt, ...)
 {
-    if (!io->note)
+    if (!fn)
         return;
     char line[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    io->note(io->note_ud, level, line);
+    fn(ud, level, line);
 }
+
+#define note(io, level, ...) tel__sync_notef((io)->note, (io)->note_ud, (level), __VA_ARGS__)
 
 /* ------------------------------------------------------------- batches */
 
@@ -205,20 +205,7 @@ static int back_off(tel_queue *q, const tel_sync_io *io, const tel_upload_result
     tel_backoff b;
     if (tel__backoff_load(q, &b) != TEL_OK)
         memset(&b, 0, sizeof b);
-    if (b.attempt < UINT32_MAX)
-        b.attempt++;
-    uint64_t rnd;
-    /* Without randomness the clock still spreads a fleet apart. */
-    if (tel__random(&rnd, sizeof rnd) != 0)
-        rnd = tel__now_ms();
-    uint64_t delay = tel__backoff_delay(b.attempt, tel__backoff_is_auth(res->status),
-                                        res->retry_after, rnd);
-    b.until_ms = tel__now_ms() + delay;
-    b.status = (int)res->status;
-    if (res->status)
-        snprintf(b.reason, sizeof b.reason, "HTTP %ld", res->status);
-    else
-        snprintf(b.reason, sizeof b.reason, "%.*s", (int)sizeof b.reason - 1, res->error);
+    uint64_t delay = tel__backoff_next(&b, res, tel__backoff_is_auth(res->status));
     char enc[TEL_SYNCSTATE_MAX];
     size_t len = tel__backoff_encode(&b, enc, sizeof enc);
     int rc = len ? tel__queue_meta_put(q, TEL_META_BACKOFF, enc, len)

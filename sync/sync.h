@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "erasure.h"
 #include "internal.h"
 #include "syncstate.h"
 #include "upload.h"
@@ -56,6 +57,22 @@ uint64_t tel__backoff_delay(uint32_t attempt, int auth, long retry_after_s, uint
 /* Non-zero when an HTTP status means "do not retry soon": 401, 403, 404. */
 int tel__backoff_is_auth(long status);
 
+/*
+ * How many failures the growing schedule takes to reach its cap (10: a
+ * ceiling of 60 s * 2^9 is past 6 h).  Past it, waiting longer teaches
+ * nothing new: this is where "the schedule is exhausted" for a request
+ * that may be given up (sync/erase.c).
+ */
+uint32_t tel__backoff_steps(void);
+
+/*
+ * b after one more failure answered by res: attempt counted, the wait of
+ * tel__backoff_delay (auth: the day-long wait) from a random draw,
+ * until_ms set from the wall clock, status and reason from res (never a
+ * token: curl's reasons name a host at most).  Returns the wait in ms.
+ */
+uint64_t tel__backoff_next(tel_backoff *b, const tel_upload_result *res, int auth);
+
 /* ------------------------------------------------------------- drain.c */
 
 /*
@@ -70,6 +87,11 @@ typedef int (*tel_sync_send_fn)(void *ud, const uint8_t batch_id[TEL_ID_LEN], co
 /* A line for the user at verbosity `level` (1: what happens, 2: every
  * batch), without the trailing newline.  Never holds a token or a path. */
 typedef void (*tel_sync_note_fn)(void *ud, int level, const char *line);
+
+/* fn's line from a printf format (cut at 511 bytes); nothing when fn is
+ * NULL.  The engine's one way of saying things. */
+void tel__sync_notef(tel_sync_note_fn fn, void *ud, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Called with each record of a batch once the collector accepted it and
  * it left the queue (an audit log, say).  Must not touch the queue. */
@@ -126,6 +148,52 @@ int tel__sync_drain(tel_queue *q, tel_sync_batch *b, const tel_sync_io *io, cons
  */
 int tel__sync_dry_run(tel_queue *q, tel_sync_batch *b, FILE *out, uint64_t deadline,
                       size_t *batches, size_t *events) __attribute__((warn_unused_result));
+
+/* ------------------------------------------------------------- erase.c */
+
+/*
+ * Sends one gzip'd erasure request for r: the transport opens its own
+ * connection to the collector r's recorded endpoint and token resolve to
+ * (with the user's settings above them), so the request never shares one
+ * with batches.  Contract of tel_sync_send_fn otherwise; TEL_ERR_CONFIG
+ * means r cannot be sent with the settings in force (the transport said
+ * why), and the request is kept.
+ */
+typedef int (*tel_erase_send_fn)(void *ud, const tel_erasure_req *r, const void *gz, size_t len,
+                                 uint64_t timeout_ms, tel_upload_result *res);
+
+typedef struct tel_erase_io {
+    tel_erase_send_fn send;
+    void *send_ud;
+    tel_sync_note_fn note;    /* NULL: silent; every note is level 1 */
+    void *note_ud;
+} tel_erase_io;
+
+typedef struct tel_erase_stats {
+    size_t sent;              /* accepted with 2xx: removed */
+    size_t given_up;          /* removed unsent: 400/422, or unsupported too often */
+    size_t waiting;           /* kept for a later run */
+    size_t unreadable;        /* files that do not parse, left alone */
+    int backed_off;           /* a request failed in this run */
+} tel_erase_stats;
+
+/* 404 or 415: the collector does not take erasure requests. */
+int tel__erase_unsupported(long status);
+
+/*
+ * Sends every erasure request of state_dir that is not waiting out its
+ * backoff (force: even then), one request per POST, until the monotonic
+ * clock reaches `deadline`.  2xx removes a request; 400 and 422 remove it
+ * unsent (its bytes will never be taken); 404 and 415 wait as a 404 does
+ * for events (a day, or Retry-After) and at the tel__backoff_steps()-th
+ * such answer the request is removed unsent; anything else keeps it with
+ * the growing backoff of events.  Each request keeps its own backoff.
+ * One sender at a time (a second returns TEL_OK at once).  Returns
+ * TEL_OK, or the error of the store or of the send function.
+ */
+int tel__sync_erasures(const char *state_dir, const tel_erase_io *io, const char *app,
+                       uint64_t deadline, int force, tel_erase_stats *st)
+    __attribute__((warn_unused_result));
 
 /* The log of upload attempts beside the queue (sent.log; see syncstate.h). */
 #define TEL_SENT_LOG_MAX (64 * 1024)

@@ -290,9 +290,10 @@ static struct curl_slist *add_header(struct curl_slist *list, const char *h, int
     return next;
 }
 
-int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
-                     const void *gz, size_t len, uint64_t timeout_ms,
-                     tel_upload_result *res)
+/* One POST of a gzip body of the given type; batch_id NULL: no
+ * Idempotency-Key (an erasure request is harmless to repeat). */
+static int post(tel_upload *u, const char *type, const uint8_t *batch_id, const void *gz, size_t len,
+                uint64_t timeout_ms, tel_upload_result *res)
 {
     memset(res, 0, sizeof *res);
     res->retry_after = -1;
@@ -301,14 +302,17 @@ int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
     u->retry_after = -1;
 
     char id[37];
-    char line[64];
-    tel__uuid_format(batch_id, id);
+    char line[96];
     int bad = 0;
     struct curl_slist *h = NULL;
-    h = add_header(h, "Content-Type: application/vnd.msgpack", &bad);
-    h = add_header(h, "Content-Encoding: gzip", &bad);
-    snprintf(line, sizeof line, "Idempotency-Key: %s", id);
+    snprintf(line, sizeof line, "Content-Type: %s", type);
     h = add_header(h, line, &bad);
+    h = add_header(h, "Content-Encoding: gzip", &bad);
+    if (batch_id) {
+        tel__uuid_format(batch_id, id);
+        snprintf(line, sizeof line, "Idempotency-Key: %s", id);
+        h = add_header(h, line, &bad);
+    }
     /* Empty values remove headers curl would add by itself: "Accept" says
      * nothing we need, and "Expect: 100-continue" would cost a round trip
      * (or a one-second stall) on every batch over a kilobyte. */
@@ -367,4 +371,16 @@ int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN],
     else
         snprintf(res->error, sizeof res->error, "%s", curl_easy_strerror(cr));
     return TEL_OK;
+}
+
+int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID_LEN], const void *gz, size_t len,
+                     uint64_t timeout_ms, tel_upload_result *res)
+{
+    return post(u, "application/vnd.msgpack", batch_id, gz, len, timeout_ms, res);
+}
+
+int tel__upload_post_erasure(tel_upload *u, const void *gz, size_t len, uint64_t timeout_ms,
+                             tel_upload_result *res)
+{
+    return post(u, "application/vnd.tel.erasure+msgpack", NULL, gz, len, timeout_ms, res);
 }

@@ -76,6 +76,13 @@ TEL_MUST_CHECK int tel__upload_post(tel_upload *u, const uint8_t batch_id[TEL_ID
                      tel_upload_result *res);
 
 /*
+ * POSTs the gzip body of an erasure request (format/SPEC.md section 13):
+ * as tel__upload_post, with its own Content-Type and no Idempotency-Key.
+ */
+TEL_MUST_CHECK int tel__upload_post_erasure(tel_upload *u, const void *gz, size_t len,
+                                            uint64_t timeout_ms, tel_upload_result *res);
+
+/*
  * Parses a Retry-After value (len bytes, surrounding blanks allowed):
  * delta-seconds, or an HTTP-date taken relative to `now`.  Returns the
  * seconds to wait, clamped to [0, TEL_UPLOAD_MAX_RETRY_AFTER], or -1 when

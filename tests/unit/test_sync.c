@@ -41,25 +41,29 @@ typedef struct fake {
     call calls[MAX_CALLS];
 } fake;
 
-/* Inflates the gzip body and decodes the batch, as a collector would. */
-static int read_body(const void *gz, size_t len, call *c)
+static int inflate_all(const void *gz, size_t len, uint8_t *out, size_t cap, size_t *n)
 {
-    static uint8_t raw[TEL_BATCH_MAX_BYTES + 4096];
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
         return -1;
     zs.next_in = (Bytef *)gz;
     zs.avail_in = (uInt)len;
-    zs.next_out = raw;
-    zs.avail_out = sizeof raw;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
     int zr = inflate(&zs, Z_FINISH);
-    size_t n = sizeof raw - zs.avail_out;
+    *n = cap - zs.avail_out;
     inflateEnd(&zs);
-    if (zr != Z_STREAM_END)
-        return -1;
+    return zr == Z_STREAM_END ? 0 : -1;
+}
+
+/* Inflates the gzip body and decodes the batch, as a collector would. */
+static int read_body(const void *gz, size_t len, call *c)
+{
+    static uint8_t raw[TEL_BATCH_MAX_BYTES + 4096];
+    size_t n = 0;
     tel_batch_head h;
-    if (tel__batch_decode(raw, n, &h, NULL, NULL) != TEL_OK)
+    if (inflate_all(gz, len, raw, sizeof raw, &n) != 0 || tel__batch_decode(raw, n, &h, NULL, NULL) != TEL_OK)
         return -1;
     memcpy(c->id, h.id, TEL_ID_LEN);
     c->nevents = h.nevents;
@@ -441,6 +445,242 @@ static void codecs(void)
           tel__last_sync_decode(&s2, "1 18446744073709551616 1", 24) == TEL_ERR_CORRUPT);
 }
 
+/* ------------------------------------------------------------ erasure */
+
+/* What the fake collector of erasure requests saw. */
+typedef struct erase_fake {
+    const answer *answers;
+    size_t nanswers;
+    size_t ncalls;
+    uint8_t ids[MAX_CALLS][TEL_ID_LEN];
+    int exact[MAX_CALLS];     /* the body was the request for that id, byte for byte */
+} erase_fake;
+
+static int erase_send(void *ud, const tel_erasure_req *r, const void *gz, size_t len,
+                      uint64_t timeout_ms, tel_upload_result *res)
+{
+    erase_fake *f = ud;
+    (void)timeout_ms;
+    if (f->ncalls >= MAX_CALLS || f->ncalls >= f->nanswers)
+        return tel__fail(TEL_ERR_IO, "fake: no answer scripted for call %zu", f->ncalls + 1);
+    size_t i = f->ncalls++;
+    const answer *a = &f->answers[i];
+    uint8_t raw[256];
+    size_t n = 0;
+    tel_buf want = TEL_BUF_INIT;
+    f->exact[i] = inflate_all(gz, len, raw, sizeof raw, &n) == 0 &&
+                  tel__erasure_decode(raw, n, f->ids[i]) == TEL_OK &&
+                  memcmp(f->ids[i], r->anon, TEL_ID_LEN) == 0 &&
+                  tel__erasure_encode(&want, r->anon) == TEL_OK && want.len == n &&
+                  memcmp(want.p, raw, n) == 0;
+    tel__buf_free(&want);
+    memset(res, 0, sizeof *res);
+    res->status = a->status;
+    res->retry_after = a->retry_after;
+    if (a->status == 0)
+        snprintf(res->error, sizeof res->error, "Could not connect to server");
+    return TEL_OK;
+}
+
+static int erc;
+static tel_erase_stats est;
+
+#define ERASE(f, force, ...)                                                \
+    do {                                                                   \
+        static const answer a_[] = { __VA_ARGS__ };                        \
+        (f)->answers = a_;                                                 \
+        (f)->nanswers = sizeof a_ / sizeof *a_;                            \
+        (f)->ncalls = 0;                                                   \
+        tel_erase_io io_ = { erase_send, (f), NULL, NULL };                \
+        erc = tel__sync_erasures(state, &io_, APP, tel__mono_ms() + 10000, (force), &est); \
+    } while (0)
+
+static const uint8_t old_id[TEL_ID_LEN] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x77,
+                                            0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
+
+/* A fresh HOME holding one erasure request for old_id. */
+static int one_request(void)
+{
+    tel_queue *q = fresh_queue();
+    if (!q)
+        return -1;
+    tel__queue_close(q);
+    tel_erasure_req r = { .endpoint = "http://127.0.0.1:9/v1/batch", .token = "s3cret" };
+    memcpy(r.anon, old_id, TEL_ID_LEN);
+    return tel__erasure_save(state, &r);
+}
+
+static int count_req(void *ud, tel_erasure_req *r)
+{
+    (void)r;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+static size_t requests(void)
+{
+    size_t n = 0;
+    return tel__erasure_each(state, count_req, &n, NULL) == TEL_OK ? n : SIZE_MAX;
+}
+
+static int first_req(void *ud, tel_erasure_req *r)
+{
+    *(tel_erasure_req *)ud = *r;
+    return 1;
+}
+
+static void erasure_store(void)
+{
+    CHECK_GROUP("erasure: the stored request");
+    CHECK("a request is saved", one_request() == 0);
+    tel_erasure_req r;
+    memset(&r, 0, sizeof r);
+    CHECK("and read back with its id, endpoint and token",
+          tel__erasure_each(state, first_req, &r, NULL) == TEL_OK &&
+          memcmp(r.anon, old_id, TEL_ID_LEN) == 0 && strcmp(r.endpoint, "http://127.0.0.1:9/v1/batch") == 0 &&
+          strcmp(r.token, "s3cret") == 0 && r.backoff.attempt == 0 && r.unsupported == 0);
+    char path[TEL_PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/" TEL_ERASURE_DIR "/11223344-5566-4777-8899-aabbccddeeff", state);
+    struct stat st;
+    CHECK("in a private file named by the id",
+          lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) == 0600);
+    CHECK("saving the same id again replaces it", tel__erasure_save(state, &r) == TEL_OK && requests() == 1);
+    r.backoff = (tel_backoff){ 1790000000123ull, 2, 503, "HTTP 503" };
+    r.unsupported = 3;
+    tel_erasure_req r2;
+    CHECK("the backoff and the unsupported count are kept",
+          tel__erasure_save(state, &r) == TEL_OK && tel__erasure_each(state, first_req, &r2, NULL) == TEL_OK &&
+          r2.backoff.until_ms == 1790000000123ull && r2.backoff.attempt == 2 && r2.unsupported == 3);
+    static const char bad[] = "erase 1 not-a-uuid\n";
+    tel_erasure_req r3;
+    CHECK("a request without a valid id does not parse",
+          tel__erasure_parse(bad, sizeof bad - 1, &r3) == TEL_ERR_CORRUPT);
+    static const char odd[] = "erase 1 11223344-5566-4777-8899-aabbccddeeff\nnew-id 1\n";
+    CHECK("nor one with a line it does not know", tel__erasure_parse(odd, sizeof odd - 1, &r3) == TEL_ERR_CORRUPT);
+    char other[TEL_PATH_MAX + 80];
+    snprintf(other, sizeof other, "%s/" TEL_ERASURE_DIR "/00000000-0000-4000-8000-000000000000", state);
+    FILE *f = fopen(other, "w");
+    if (f) {
+        fputs("garbage\n", f);
+        fclose(f);
+    }
+    size_t unreadable = 0, n = 0;
+    CHECK("an unreadable request is counted and left alone",
+          tel__erasure_each(state, count_req, &n, &unreadable) == TEL_OK && n == 1 && unreadable == 1 &&
+          lstat(other, &st) == 0);
+    unlink(other);
+    CHECK("remove deletes it", tel__erasure_remove(state, old_id) == TEL_OK && requests() == 0);
+    CHECK("and removing it twice is fine", tel__erasure_remove(state, old_id) == TEL_OK);
+}
+
+/* tel_forget with and without the host's offer. */
+static void erasure_forget(void)
+{
+    CHECK_GROUP("erasure: forget");
+    tel_queue *q = fresh_queue();
+    uint8_t id[TEL_ID_LEN];
+    int lasting = 0;
+    static const char ep[] = "http://127.0.0.1:9/v1/batch";
+    CHECK("a queue with a recorded endpoint and a cookie",
+          q && tel__queue_meta_put(q, TEL_META_ENDPOINT, ep, sizeof ep - 1) == TEL_OK &&
+          tel__cookie_load(state, id, &lasting) == TEL_OK && lasting);
+    tel__queue_close(q);
+    CHECK("without the host's offer, forget leaves no request", tel_forget(APP) == TEL_OK && requests() == 0);
+    tel_decls d = { .erasure = 1 };
+    CHECK("the host's offer is recorded as text", tel__decls_store(state, &d) == TEL_OK);
+    tel_decls back;
+    CHECK("and read back", tel__decls_load(state, &back) == TEL_OK && back.erasure == 1);
+    CHECK("a new id", tel__cookie_load(state, id, &lasting) == TEL_OK && lasting);
+    q = NULL;
+    CHECK("with its queue", tel__queue_open(&q, state, NULL, TEL_Q_CREATE) == TEL_OK &&
+                                tel__queue_meta_put(q, TEL_META_ENDPOINT, ep, sizeof ep - 1) == TEL_OK);
+    tel__queue_close(q);
+    tel_erasure_req r;
+    memset(&r, 0, sizeof r);
+    CHECK("with the offer, forget leaves one request",
+          tel_forget(APP) == TEL_OK && requests() == 1 && tel__erasure_each(state, first_req, &r, NULL) == TEL_OK);
+    CHECK("for the forgotten id", memcmp(r.anon, id, TEL_ID_LEN) == 0);
+    CHECK("naming the collector the queue recorded", strcmp(r.endpoint, ep) == 0);
+    char cpath[TEL_PATH_MAX + 32];
+    snprintf(cpath, sizeof cpath, "%s/" TEL_COOKIE_FILE, state);
+    struct stat st;
+    CHECK("and the cookie is gone", lstat(cpath, &st) != 0);
+    CHECK("a forget without a lasting id adds nothing", tel_forget(APP) == TEL_OK && requests() == 1);
+}
+
+static void erasure_sent(void)
+{
+    CHECK_GROUP("erasure: 2xx");
+    erase_fake f;
+    CHECK("a request waits", one_request() == 0);
+    ERASE(&f, 0, { 200, -1, 0 });
+    CHECK("it is sent in one request of its own", erc == TEL_OK && f.ncalls == 1);
+    CHECK("holding the old id and nothing else", f.exact[0] && memcmp(f.ids[0], old_id, TEL_ID_LEN) == 0);
+    CHECK("and removed after the 2xx", requests() == 0 && est.sent == 1);
+    ERASE(&f, 0, { 200, -1, 0 });
+    CHECK("the next run sends nothing", erc == TEL_OK && f.ncalls == 0);
+    CHECK("two requests", one_request() == 0);
+    tel_erasure_req r2 = { .anon = { 0x22 } };
+    CHECK("two requests wait", tel__erasure_save(state, &r2) == TEL_OK && requests() == 2);
+    ERASE(&f, 0, { 204, -1, 0 }, { 200, -1, 0 });
+    CHECK("go in two requests, each with its own id",
+          f.ncalls == 2 && f.exact[0] && f.exact[1] && memcmp(f.ids[0], f.ids[1], TEL_ID_LEN) != 0 &&
+          requests() == 0);
+}
+
+static void erasure_kept(void)
+{
+    CHECK_GROUP("erasure: 503, network");
+    erase_fake f;
+    CHECK("a request waits", one_request() == 0);
+    ERASE(&f, 0, { 503, -1, 0 });
+    tel_erasure_req r;
+    memset(&r, 0, sizeof r);
+    CHECK("a 503 keeps it", erc == TEL_OK && requests() == 1 && est.backed_off);
+    CHECK("with a backoff of its own",
+          tel__erasure_each(state, first_req, &r, NULL) == TEL_OK && r.backoff.attempt == 1 &&
+          r.backoff.status == 503 && r.backoff.until_ms > tel__now_ms());
+    ERASE(&f, 0, { 200, -1, 0 });
+    CHECK("which the next run respects", erc == TEL_OK && f.ncalls == 0 && requests() == 1);
+    ERASE(&f, 1, { 0, -1, 0 });
+    CHECK("a network error (forced run) keeps it too",
+          erc == TEL_OK && f.ncalls == 1 && requests() == 1 &&
+          tel__erasure_each(state, first_req, &r, NULL) == TEL_OK && r.backoff.attempt == 2 &&
+          r.backoff.status == 0);
+    ERASE(&f, 1, { 400, -1, 0 });
+    CHECK("a 400 gives it up: its bytes never change", erc == TEL_OK && requests() == 0 && est.given_up == 1);
+}
+
+static void erasure_unsupported(void)
+{
+    CHECK_GROUP("erasure: a collector without it");
+    CHECK_EQ_INT("the growing schedule reaches its cap in 10 steps", tel__backoff_steps(), 10);
+    erase_fake f;
+    CHECK("a request waits", one_request() == 0);
+    ERASE(&f, 0, { 404, -1, 0 });
+    tel_erasure_req r;
+    memset(&r, 0, sizeof r);
+    uint64_t now = tel__now_ms();
+    CHECK("a 404 keeps it, waiting a day",
+          requests() == 1 && tel__erasure_each(state, first_req, &r, NULL) == TEL_OK && r.unsupported == 1 &&
+          r.backoff.until_ms >= now + 86400000ull - 5000 && r.backoff.until_ms <= now + 86400000ull + 5000);
+    int kept = 1;
+    for (uint32_t i = 2; i < tel__backoff_steps(); i++) {
+        if (i % 2)
+            ERASE(&f, 1, { 404, -1, 0 });
+        else
+            ERASE(&f, 1, { 415, -1, 0 });
+        kept = kept && f.ncalls == 1 && requests() == 1;
+    }
+    CHECK("404 and 415 keep it up to the ninth answer", kept);
+    ERASE(&f, 1, { 503, -1, 0 });
+    CHECK("a 503 meanwhile is not counted", requests() == 1 &&
+                                                tel__erasure_each(state, first_req, &r, NULL) == TEL_OK &&
+                                                r.unsupported == tel__backoff_steps() - 1);
+    ERASE(&f, 1, { 404, -1, 0 });
+    CHECK("the tenth gives it up", erc == TEL_OK && f.ncalls == 1 && requests() == 0 && est.given_up == 1);
+}
+
 /* ------------------------------------------------------------ cookie */
 
 static void cookie(void)
@@ -506,6 +746,11 @@ int main(void)
     retry_after();
     codecs();
     cookie();
+    erasure_store();
+    erasure_forget();
+    erasure_sent();
+    erasure_kept();
+    erasure_unsupported();
     tel__sync_batch_free(batch);
     fx_cleanup();
     return check_exit();
