@@ -100,7 +100,7 @@ SYNC_OBJ = $(SYNC_SRC:%.c=$(BUILD)/obj/%.o)
 # the engines) is listed apart so that the store tests can link it
 # without the HTTP front.
 COLLECT_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard collector/*.c)))
-STORE_SRC = collector/store.c collector/store_sqlite.c collector/store_pg.c
+STORE_SRC = collector/store.c collector/store_sqlite.c collector/store_pg.c util/text.c util/buf.c
 STORE_OBJ = $(STORE_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC = $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

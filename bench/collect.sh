@@ -21,9 +21,10 @@ O=$B/bench
 RUNS=${TEL_BENCH_COLLECT_RUNS:-3}
 PY=/usr/bin/python3
 mkdir -p "$O"
-cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$ROOT/collector" $(pkg-config --cflags libpq) \
+cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$ROOT/collector" -I"$ROOT/util" $(pkg-config --cflags libpq) \
     "$ROOT/bench/store_floor.c" "$B/obj/collector/store.o" "$B/obj/collector/store_sqlite.o" \
-    "$B/obj/collector/store_pg.o" -lsqlite3 -lpq -lpthread -o "$O/store_floor"
+    "$B/obj/collector/store_pg.o" "$B/obj/util/text.o" "$B/obj/util/buf.o" -lsqlite3 -lpq -lpthread \
+    -o "$O/store_floor"
 
 T=$(mktemp -d /tmp/tel-bench-collect.XXXXXX)
 # tests/pg.sh is written for the tests; it needs these two.

@@ -5,8 +5,10 @@
  * with nothing of tel-collect in the way.
  *
  *   store_floor sqlite DB ROWS     one transaction of prepared INSERTs into
- *                                  the events table of a new file (WAL,
- *                                  synchronous=FULL, the collector's schema)
+ *                                  the events of a new file, as the
+ *                                  collector keeps them (table event_rows,
+ *                                  ids as 16-byte blobs; WAL,
+ *                                  synchronous=FULL)
  *   store_floor pg URL ROWS        one COPY into the events table of an
  *                                  empty database (the collector's schema)
  *
@@ -24,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "text.h"
 
 static double now(void)
 {
@@ -84,8 +87,9 @@ static int sqlite_floor(const char *path, char *rows)
     sqlite3_stmt *st;
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO events VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)", -1, &st,
-                           NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(db, "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id,"
+                           " exec_id, props, context, batch_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                           -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "store_floor: %s\n", sqlite3_errmsg(db));
         return 1;
     }
@@ -102,10 +106,13 @@ static int sqlite_floor(const char *path, char *rows)
                 *tab = '\0';
             p = tab ? tab + 1 : p + strlen(p);
         }
+        uint8_t ids[11][TEL_ID_LEN];
         for (k = 0; k < 11; k++) {
             char *v = field(f[k]);
             if (k == 1 || k == 2)
                 sqlite3_bind_int64(st, k + 1, atoll(v));
+            else if ((k == 0 || k == 6 || k == 7 || k == 10) && v && tel__uuid_parse(v, strlen(v), ids[k]) == 0)
+                sqlite3_bind_blob(st, k + 1, ids[k], TEL_ID_LEN, SQLITE_STATIC);
             else
                 sqlite3_bind_text(st, k + 1, v, -1, SQLITE_STATIC);
         }

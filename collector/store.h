@@ -35,7 +35,7 @@ typedef enum store_kind {
 #define STORE_MAX_EVENTS 1000
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /*
  * Opens the store named by url, creating or migrating its schema:

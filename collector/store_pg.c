@@ -54,6 +54,9 @@ static const char *const migrations[] = {
     "CREATE INDEX batches_received ON batches (received);"
     "CREATE TABLE erasures ("
     " anon_id text PRIMARY KEY, received bigint NOT NULL, deleted bigint NOT NULL);",
+    /* 2: SQLite's store changed how it keeps the events (store_sqlite.c);
+     * the logical tables, and so this engine's, stay as they were. */
+    "COMMENT ON TABLE events IS 'one row per distinct event id';",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -225,7 +225,7 @@ fi
 ODB="$T_TMP/opts.db"
 tel-collect report --db "sqlite:$ODB" >/dev/null 2>&1
 now=$(date +%s)000
-sqlite3 "$ODB" "INSERT INTO events (id, ts, received, name, app, app_version, anon_id, exec_id, props, context, batch_id) VALUES ('00000000-0000-4000-8000-0000000000aa', $now, $now, 'command.started', 'optapp', '1.0', 'a1', 'e1', '{\"command\":\"build\",\"options\":\"repo\",\"env_options\":\"token\"}', '{}', 'b1')"
+sqlite3 "$ODB" "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id, exec_id, props, context, batch_id) VALUES (x'000000000000400080000000000000aa', $now, $now, 'command.started', 'optapp', '1.0', x'a1a1a1a1a1a14000800000000000000a', x'e1e1e1e1e1e14000800000000000000e', '{\"command\":\"build\",\"options\":\"repo\",\"env_options\":\"token\"}', '{}', x'b1b1b1b1b1b14000800000000000000b')"
 timeout 20 tel-collect report --db "sqlite:$ODB" --min-installs 1 --json >"$T_TMP/opts.json" 2>"$T_TMP/err"
 check_eq "a run with both option and environment-option names is folded and reported" "$?" 0
 check "and both names are counted" grep -q '"token"' "$T_TMP/opts.json"

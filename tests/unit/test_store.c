@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "store.h"
 
@@ -157,7 +159,7 @@ static void queries(tel_store *s)
                  store_query(s, "SELECT id FROM events ORDER BY id", 0, NULL, collect, &r), 7);
     CHECK_EQ_INT("after two rows", r.n, 2);
     CHECK_EQ_INT("store_exec runs DDL",
-                 store_exec(s, "CREATE INDEX IF NOT EXISTS events_name ON events (name)"), 0);
+                 store_exec(s, "CREATE INDEX IF NOT EXISTS batches_app ON batches (app)"), 0);
     CHECK_EQ_INT("store_exec refuses nonsense", store_exec(s, "CREATE NONSENSE"), -1);
 }
 
@@ -199,7 +201,8 @@ static void reopen(const char *url)
         return;
     CHECK_EQ_INT("keeps the events", atoi(q(s, "SELECT count(*) FROM events", 0, NULL)), 1);
     CHECK_EQ_INT("keeps the erasures", atoi(q(s, "SELECT count(*) FROM erasures", 0, NULL)), 1);
-    CHECK_EQ_INT("at schema version 1", atoi(q(s, "SELECT version FROM schema_version", 0, NULL)), 1);
+    CHECK_EQ_INT("at the current schema version", atoi(q(s, "SELECT version FROM schema_version", 0, NULL)),
+                 STORE_SCHEMA_VERSION);
     mkbatch m;
     store_put_result res;
     store_put_batch(s, make(&m, 3, 5, 1, NULL, 5000), NULL, &res);
@@ -230,6 +233,64 @@ static void run(const char *url, int fresh_db)
     reopen(url);
 }
 
+/* A SQLite store as version 1 of the schema made it (ids as text in the
+ * table events itself), with two events and a batch. */
+static const char v1_store[] =
+    "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);"
+    "CREATE TABLE events (id TEXT PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,"
+    " name TEXT NOT NULL, app TEXT NOT NULL, app_version TEXT, anon_id TEXT, exec_id TEXT,"
+    " props TEXT NOT NULL, context TEXT NOT NULL, batch_id TEXT NOT NULL);"
+    "CREATE INDEX events_ts ON events (ts); CREATE INDEX events_anon_id ON events (anon_id);"
+    "CREATE TABLE batches (id TEXT PRIMARY KEY, received INTEGER NOT NULL, app TEXT NOT NULL,"
+    " events INTEGER NOT NULL, dropped INTEGER NOT NULL);"
+    "CREATE INDEX batches_received ON batches (received);"
+    "CREATE TABLE erasures (anon_id TEXT PRIMARY KEY, received INTEGER NOT NULL, deleted INTEGER NOT NULL);"
+    "INSERT INTO events VALUES ('eeeeeeee-0000-4000-8000-000000000001', 1700000000000, 1700000000001,"
+    " 'cmd.run', 'demo', '1.0', '" ANON "', NULL, '{}', '{\"os\":\"linux\"}',"
+    " 'bbbbbbbb-0000-4000-8000-000000000001');"
+    "INSERT INTO events VALUES ('eeeeeeee-0000-4000-8000-000000000002', 1700000000002, 1700000000001,"
+    " 'cmd.run', 'demo', NULL, NULL, 'cccccccc-0000-4000-8000-000000000001', '{\"n\":1}', '{}',"
+    " 'bbbbbbbb-0000-4000-8000-000000000001');"
+    "DELETE FROM events WHERE rowid = 1;"
+    "INSERT INTO events VALUES ('eeeeeeee-0000-4000-8000-000000000003', 1700000000003, 1700000000001,"
+    " 'cmd.run', 'demo', '1.0', '" ANON "', NULL, '{}', '{}', 'bbbbbbbb-0000-4000-8000-000000000001');"
+    "INSERT INTO batches VALUES ('bbbbbbbb-0000-4000-8000-000000000001', 1700000000001, 'demo', 3, 0);";
+
+static void migrates_v1(const char *dir)
+{
+    CHECK_GROUP("sqlite migration");
+    char path[160], url[170];
+    snprintf(path, sizeof path, "%s/v1.db", dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    sqlite3 *db;
+    int made = sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, v1_store, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    CHECK("a version 1 store is made", made);
+    tel_store *s = store_open(url, err, sizeof err);
+    CHECK("a version 1 store opens", s != NULL);
+    if (!s) {
+        printf("# %s\n", err);
+        return;
+    }
+    CHECK_EQ_INT("it is migrated to the current version", atoi(q(s, "SELECT version FROM schema_version", 0, NULL)),
+                 STORE_SCHEMA_VERSION);
+    CHECK("its events keep their ids as text, and their rowids",
+          strcmp(q(s, "SELECT rowid, id, anon_id, exec_id, batch_id, props FROM events ORDER BY rowid", 0, NULL),
+                 "2,eeeeeeee-0000-4000-8000-000000000002,~,cccccccc-0000-4000-8000-000000000001,"
+                 "bbbbbbbb-0000-4000-8000-000000000001,{\"n\":1}|"
+                 "3,eeeeeeee-0000-4000-8000-000000000003," ANON ",~,"
+                 "bbbbbbbb-0000-4000-8000-000000000001,{}|") == 0);
+    mkbatch m;
+    store_put_result res;
+    store_put_batch(s, make(&m, 2, 3, 2, ANON, 1700000000000), NULL, &res);
+    CHECK("an event stored before the migration is still a duplicate", res.stored == 1 && res.duplicates == 1);
+    uint64_t deleted;
+    int known;
+    CHECK("erasure finds the migrated events", store_erase(s, ANON, 1700000000009, &deleted, &known) == 0 &&
+                                               deleted == 2);
+    store_close(s);
+}
+
 int main(void)
 {
     opening_errors();
@@ -246,6 +307,7 @@ int main(void)
     char url[128];
     snprintf(url, sizeof url, "sqlite:%s/events.db", dir);
     run(url, 1);
+    migrates_v1(dir);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
