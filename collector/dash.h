@@ -61,6 +61,12 @@ int dash_refresh_step(dash_db *db, long max_events, int *more);
 /* Steps until everything stored is counted.  Returns 0 or -1. */
 int dash_refresh(dash_db *db);
 
+/* The rollups' generation: a number that grows with every step that
+ * changed them (in any process sharing the store), 0 before the first.
+ * Answers computed at one generation stay true until it changes, for the
+ * same filter and the same day.  Returns 0 or -1. */
+int dash_generation(dash_db *db, long long *gen);
+
 /* ------------------------------------------------------------- filters */
 
 #define DASH_TEXT_MAX 65

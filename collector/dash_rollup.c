@@ -370,6 +370,16 @@ static int fold_sql(tel_buf *b, const dash_db *db, const char *which)
     return bad;
 }
 
+/* Every step that changes the rollups counts itself, in its own
+ * transaction: an answer computed at one count holds until the next. */
+#define GENERATION_BUMP \
+    "INSERT INTO dash_state (k, v) VALUES ('folds', 1) ON CONFLICT (k) DO UPDATE SET v = dash_state.v + 1;\n"
+
+int dash_generation(dash_db *db, long long *gen)
+{
+    return ask_int(db, "SELECT v FROM dash_state WHERE k = 'folds'", 0, NULL, gen);
+}
+
 /* Runs a step's statements in one transaction; on failure rolls back and
  * keeps the first reason. */
 static int run_step(dash_db *db, tel_buf *b)
@@ -461,7 +471,7 @@ static int step_sqlite(dash_db *db, long max_events, int *more)
                           lowered ? "excluded.v" : "MAX(dash_state.v, excluded.v)");
     if (fresh)
         bad |= erasures_sql(&b, erased);
-    bad |= tel__buf_puts(&b, "COMMIT;");
+    bad |= tel__buf_puts(&b, GENERATION_BUMP "COMMIT;");
     int rc = bad ? -1 : run_step(db, &b);
     if (bad)
         snprintf(db->err, sizeof db->err, "out of memory");
@@ -560,7 +570,7 @@ static int step_pg(dash_db *db, long max_events, int *more)
     }
     if (fresh)
         bad |= erasures_sql(&b, erased);
-    bad |= tel__buf_puts(&b, "COMMIT;");
+    bad |= tel__buf_puts(&b, GENERATION_BUMP "COMMIT;");
     int rc = bad ? -1 : run_step(db, &b);
     if (bad)
         snprintf(db->err, sizeof db->err, "out of memory");

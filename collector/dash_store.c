@@ -124,6 +124,79 @@ static void *refresher(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------- page cache
+ *
+ * A page depends only on its filter (dates resolved to days, so a new day
+ * is a new key) and on the rollups, whose generation every fold step
+ * bumps: a page rendered at one generation is the page of every later
+ * request with the same filter until the generation moves.  Most
+ * requests are someone reloading or a monitor polling, so they are
+ * answered from here in a millisecond instead of recomputed.  A few
+ * pages only: memory stays bounded whatever filters clients try. */
+
+#define CACHED_PAGES 8
+
+typedef struct cached_page {
+    char key[4 * DASH_TEXT_MAX];
+    long long gen;
+    unsigned long used;          /* LRU clock */
+    tel_buf html;
+} cached_page;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cached_page cache[CACHED_PAGES];
+static unsigned long cache_clock;
+
+static void page_key(const dash_filter *f, char *out, size_t n)
+{
+    snprintf(out, n, "%s\n%s\n%d\n%lld\n%lld\n%u", f->app, f->version, f->ci, (long long)f->from_day,
+             (long long)f->to_day, f->k);
+}
+
+/* Copies the page cached for key at gen into body: 1, or 0 when none. */
+static int cache_get(const char *key, long long gen, tel_buf *body)
+{
+    int hit = 0;
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CACHED_PAGES && !hit; i++) {
+        cached_page *c = &cache[i];
+        if (c->html.len && c->gen == gen && strcmp(c->key, key) == 0) {
+            c->used = ++cache_clock;
+            tel__buf_clear(body);
+            hit = tel__buf_append(body, c->html.p, c->html.len) == 0;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return hit;
+}
+
+/* Keeps a copy of the page in the least recently used slot; a failed
+ * copy only means a miss later. */
+static void cache_put(const char *key, long long gen, const tel_buf *body)
+{
+    pthread_mutex_lock(&cache_lock);
+    cached_page *c = &cache[0];
+    for (int i = 1; i < CACHED_PAGES; i++)
+        if (cache[i].used < c->used)
+            c = &cache[i];
+    tel__buf_clear(&c->html);
+    snprintf(c->key, sizeof c->key, "%s", key);
+    c->gen = gen;
+    c->used = ++cache_clock;
+    if (tel__buf_append(&c->html, body->p, body->len) != 0)
+        tel__buf_clear(&c->html);
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static void cache_free(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CACHED_PAGES; i++)
+        tel__buf_free(&cache[i].html);
+    memset(cache, 0, sizeof cache);
+    pthread_mutex_unlock(&cache_lock);
+}
+
 static unsigned plain(tel_buf *body, const char **type, unsigned status, const char *fmt, const char *why)
 {
     *type = "text/plain; charset=utf-8";
@@ -147,16 +220,24 @@ static unsigned page(void *ud, const http_get *req, tel_buf *body, const char **
     dash_db db = dash.db;
     /* The page shows everything stored up to now: what the refresher has
      * not folded yet is folded first. */
-    if (refresh_locked(&db, 1) != 0)
+    long long gen;
+    if (refresh_locked(&db, 1) != 0 || dash_generation(&db, &gen) != 0)
         return plain(body, type, 503, "the store cannot answer now: %s\n", db.err);
+    char key[4 * DASH_TEXT_MAX];
+    page_key(&f, key, sizeof key);
+    *type = "text/html; charset=utf-8";
+    if (cache_get(key, gen, body))
+        return 200;
     dash_answers *a = dash_answer(&db, &f);
     if (!a)
         return plain(body, type, strstr(db.err, "range") || strstr(db.err, "threshold") ? 400 : 503,
                      "cannot answer: %s\n", db.err);
-    *type = "text/html; charset=utf-8";
     int rc = dash_render_html(body, a);
     dash_answers_free(a);
-    return rc == 0 ? 200 : 0;
+    if (rc != 0)
+        return 0;
+    cache_put(key, gen, body);
+    return 200;
 }
 
 int tel__dash_start(tel_store *s, unsigned k)
@@ -183,6 +264,7 @@ void tel__dash_stop(void)
     pthread_mutex_unlock(&stop_lock);
     pthread_join(dash.thread, NULL);
     dash.running = 0;
+    cache_free();
 }
 
 /* ------------------------------------------------------------- report */

@@ -116,6 +116,7 @@ get -H 'Authorization: Bearer s3cret' "$URL/?from=$FROM&to=$TO" >/dev/null
 if cmp -s "$T_TMP/page.html" "$T_TMP/sqlite.html"; then
     fail "events posted to the running collector show on the next page view" "the page did not change"
 else ok "events posted to the running collector show on the next page view"; fi
+cp "$T_TMP/page.html" "$T_TMP/posted.html"
 tel-collect report --db "sqlite:$DB" $RANGE --json >"$T_TMP/after.json"
 # An erasure reaches the rollups: no row names the erased install any
 # more, so it leaves the counts of installs; counts of events stay.
@@ -128,6 +129,11 @@ check_eq "the collector takes an erasure request" "$(curl -s -o /dev/null -w '%{
     -H 'Authorization: Bearer s3cret' -H 'Content-Type: application/vnd.tel.erasure+msgpack' \
     -H 'Content-Encoding: gzip' --data-binary @"$T_TMP/erase.gz" "$URL/v1/batch")" 200
 get -H 'Authorization: Bearer s3cret' "$URL/?from=$FROM&to=$TO" >/dev/null
+# The page of the same filter was answered before the erasure: it must be
+# computed again, not served from the collector's page cache.
+if cmp -s "$T_TMP/page.html" "$T_TMP/posted.html"; then
+    fail "an erasure shows on the next page view" "the page did not change"
+else ok "an erasure shows on the next page view"; fi
 tel-collect report --db "sqlite:$DB" $RANGE --json >"$T_TMP/erased.json"
 $PY - "$DB" "$victim" "$T_TMP/after.json" "$T_TMP/erased.json" <<'PY'
 import json, sqlite3, sys
