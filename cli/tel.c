@@ -882,11 +882,23 @@ static int cmd_set(const args *a, int enabled)
     return EXIT_OK;
 }
 
+/* The erasure requests waiting for app (0 without a state directory). */
+static size_t erasures_waiting(const char *app)
+{
+    char dir[TEL_PATH_MAX];
+    erasure_status e = { 0 };
+    if (tel__state_dir(app, dir, sizeof dir) != TEL_OK ||
+        tel__erasure_each(dir, count_erasure, &e, NULL) != TEL_OK)
+        return 0;
+    return e.pending;
+}
+
 static int cmd_forget(const args *a)
 {
     if (a->nrest)
         return cli_usage_error("forget: unexpected argument");
     unsigned long long queued = queued_now(a->app);
+    size_t before = erasures_waiting(a->app);
     int rc = tel_forget(a->app);
     if (rc < 0) {
         cli_error("cannot forget: %s: %s", tel_strerror(rc), tel_last_error());
@@ -894,8 +906,10 @@ static int cmd_forget(const args *a)
     }
     char deleted[64];
     deleted_text(queued, deleted, sizeof deleted);
-    cli_error("the anonymous id of %s is forgotten (the next event gets a new one)%s", a->app,
-              deleted);
+    cli_error("the anonymous id of %s is forgotten (the next event gets a new one)%s%s", a->app,
+              deleted, erasures_waiting(a->app) > before
+                           ? "; tel-sync will ask the collector to erase what it holds under it"
+                           : "");
     return EXIT_OK;
 }
 

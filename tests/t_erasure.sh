@@ -57,7 +57,8 @@ check "the offer is recorded beside the queue" grep -qx 'erasure on' "$STATE/era
 tel-sync --app erapp
 check_eq "events of id A are stored" "$(sql "SELECT count(*) FROM events WHERE anon_id = '$A'")" 2
 
-tel forget --app erapp 2>/dev/null
+tel forget --app erapp 2>"$T_TMP/forget.err"
+check "tel forget says the collector will be asked to erase" grep -q 'tel-sync will ask the collector to erase' "$T_TMP/forget.err"
 check_eq "tel forget leaves one erasure request" "$(pending erapp)" 1
 check "it names the old id" grep -q "^erase 1 $A\$" "$STATE/erapp/telemetry-erasure/$A"
 check_eq "the cookie is gone" "$(cookie erapp)" ""
@@ -146,8 +147,9 @@ check_eq "the tenth gives it up" "$(pending oldapp) $(nreq "$SINK")" "0 10"
 # ------------------------------------------------ a program that does not offer it
 start_sink none
 tel emit --app plain --endpoint "$SINK_URL" cmd.run
-tel forget --app plain 2>/dev/null
+tel forget --app plain 2>"$T_TMP/forget.err"
 check_eq "without the offer, forget leaves no request" "$(pending plain)" 0
+check_not "and says nothing of erasure" grep -q erase "$T_TMP/forget.err"
 tel-sync --app plain
 check_eq "and tel-sync sends nothing" "$(conns "$SINK")" 0
 

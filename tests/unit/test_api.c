@@ -409,6 +409,38 @@ static void test_declarations(void)
     CHECK_EQ_INT("default off again: what the user let record stays", queued(APP), 1);
     tel_status_line(APP, line, sizeof line);
     CHECK("status: off, decided by the host's default", strncmp(line, "telemetry is off (decided by host: default off)", 47) == 0);
+    o = tel_options_new(APP);
+    tel_options_set_default_enabled(o, 1);
+    tel_open(&h, o);
+    tel_close(h);
+    tel_status_line(APP, line, sizeof line);
+    CHECK("a host taking back its default off is recorded", strncmp(line, "telemetry is on", 15) == 0);
+}
+
+/* The offer of erasure is recorded for tel forget, and taken back. */
+static void test_erasure_offer(void)
+{
+    CHECK_GROUP("erasure offer");
+    fresh();
+    char sdir[TEL_PATH_MAX];
+    tel_decls d;
+    CHECK("no options: refused", tel_options_set_erasure(NULL, 1) == TEL_ERR_INVALID);
+    tel_options *o = tel_options_new(APP);
+    CHECK_EQ_INT("offered", tel_options_set_erasure(o, 1), TEL_OK);
+    tel *h;
+    tel_open(&h, o);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    CHECK("recorded as 'erasure on'", tel__state_dir(APP, sdir, sizeof sdir) == TEL_OK &&
+                                          tel__decls_load(sdir, &d) == TEL_OK && d.erasure == 1);
+    CHECK_EQ_INT("tel_forget", tel_forget(APP), TEL_OK);
+    CHECK("leaves a request beside the queue", exists(".local/state/" APP "/telemetry-erasure"));
+    o = tel_options_new(APP);
+    tel_options_set_erasure(o, 0);
+    tel_open(&h, o);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    CHECK("taking it back is recorded", tel__decls_load(sdir, &d) == TEL_OK && d.erasure == 0);
 }
 
 /*
@@ -917,6 +949,7 @@ int main(void)
     test_errors();
     test_per_run();
     test_declarations();
+    test_erasure_offer();
     test_options();
     test_project();
     test_emit_codes();
