@@ -59,6 +59,9 @@ static const char usage_text[] =
     "                               events sent under the old id\n"
     "  notice [--message TEXT]      print the first-run notice on stderr, once: only\n"
     "                               when telemetry is on, not in CI, and not yet shown\n"
+    "  exec-id                      print an execution id for a run of several tel emit\n"
+    "                               calls: APP's <APP>_TELEMETRY_EXEC_ID when it holds\n"
+    "                               one, else a new one\n"
     "\n"
     "Options:\n"
     "  -a, --app APP            the program whose telemetry this is (required)\n"
@@ -81,6 +84,12 @@ static const char usage_text[] =
     "      --debug              (emit, metrics) log the events on stderr, queue nothing\n"
     "      --strict             (emit, metrics) exit 1 when the event could not be queued\n"
     "  -v, --verbose            (emit, metrics) say why an event could not be queued\n"
+    "      --exec-id ID         (emit, metrics) the run's execution id (a UUID), shared\n"
+    "                           by several calls; <APP>_TELEMETRY_EXEC_ID wins over it\n"
+    "      --project-salt S     (emit, metrics) add the project id: sha256 of S and the\n"
+    "                           git origin of the working directory\n"
+    "      --project-linkable   (emit, metrics) add the unsalted project id, the same for\n"
+    "                           every product (linkable across them)\n"
     "      --message TEXT       (notice) the notice to print instead of the default\n"
     "      --all                (status) every app with a queue here, instead of --app\n"
     "      --json               (status) one JSON object instead of text (one per line\n"
@@ -101,8 +110,8 @@ static const char usage_text[] =
     "     was stored\n";
 
 enum { OPT_APP_VERSION = 256, OPT_ENDPOINT, OPT_TOKEN, OPT_JSON, OPT_SPAWN_SYNC, OPT_MESSAGE, OPT_ALL,
-       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_OFFER_ERASURE, OPT_INSPECT, OPT_DEBUG,
-       OPT_STRICT };
+       OPT_DECLARE_ENV, OPT_DEFAULT_OFF, OPT_OFFER_ERASURE, OPT_INSPECT, OPT_DEBUG, OPT_STRICT,
+       OPT_EXEC_ID, OPT_PROJECT_SALT, OPT_PROJECT_LINKABLE };
 
 static const struct option long_opts[] = {
     { "app", required_argument, NULL, 'a' },
@@ -120,6 +129,9 @@ static const struct option long_opts[] = {
     { "debug", no_argument, NULL, OPT_DEBUG },
     { "strict", no_argument, NULL, OPT_STRICT },
     { "verbose", no_argument, NULL, 'v' },
+    { "exec-id", required_argument, NULL, OPT_EXEC_ID },
+    { "project-salt", required_argument, NULL, OPT_PROJECT_SALT },
+    { "project-linkable", no_argument, NULL, OPT_PROJECT_LINKABLE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -136,6 +148,9 @@ typedef struct args {
     int all;
     int strict;
     int verbose;
+    const char *exec_id;
+    const char *project_salt;
+    int project_linkable;
     const char *message;
     tel_decls decls;          /* --declare-env, --default-off */
     const char *inspect;
@@ -153,7 +168,10 @@ static int host_options(const args *a, tel_options *o)
         (a->inspect && tel_options_set_inspect(o, a->inspect) != TEL_OK) ||
         (a->debug && tel_options_set_debug(o, 1) != TEL_OK) ||
         (a->decls.default_off && tel_options_set_default_enabled(o, 0) != TEL_OK) ||
-        (a->decls.erasure && tel_options_set_erasure(o, 1) != TEL_OK))
+        (a->decls.erasure && tel_options_set_erasure(o, 1) != TEL_OK) ||
+        (a->exec_id && tel_options_set_exec_id(o, a->exec_id) != TEL_OK) ||
+        (a->project_salt && tel_options_set_project_salt(o, a->project_salt) != TEL_OK) ||
+        (a->project_linkable && tel_options_set_project_linkable(o, 1) != TEL_OK))
         return -1;
     for (size_t i = 0; i < a->decls.n; i++) {
         const tel_decl *e = &a->decls.d[i];
@@ -205,6 +223,30 @@ static int not_queued(const args *a, int rc, const char *what)
     if (say)
         cli_error("could not queue the %s: %s: %s", what, tel_strerror(rc), tel_last_error());
     return a->strict ? EXIT_NOT_QUEUED : EXIT_OK;
+}
+
+/*
+ * exec-id: the id a script exports so that its tel emit calls share one
+ * run.  The one already exported wins, so a script called by another
+ * keeps its caller's run.
+ */
+static int cmd_exec_id(const args *a)
+{
+    if (a->nrest)
+        return cli_usage_error("exec-id: unexpected argument");
+    char name[TEL_MAX_NAME + 32], text[37];
+    uint8_t id[TEL_ID_LEN];
+    tel__env_name(a->app, "EXEC_ID", name, sizeof name);
+    const char *env = getenv(name);
+    if (!env || tel__uuid_parse(env, strnlen(env, 37), id) != 0) {
+        if (tel__uuid4(id) != 0) {
+            cli_error("exec-id: no random numbers available");
+            return EXIT_FAIL;
+        }
+    }
+    tel__uuid_format(id, text);
+    printf("%s\n", text);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int cmd_emit(const args *a)
@@ -985,6 +1027,9 @@ static int take_option(int c, args *a, char **argv)
     case OPT_DEBUG: a->debug = 1; return -1;
     case OPT_STRICT: a->strict = 1; return -1;
     case 'v': a->verbose = 1; return -1;
+    case OPT_EXEC_ID: a->exec_id = optarg; return -1;
+    case OPT_PROJECT_SALT: a->project_salt = optarg; return -1;
+    case OPT_PROJECT_LINKABLE: a->project_linkable = 1; return -1;
     case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
     default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
     }
@@ -1002,7 +1047,7 @@ int main(int argc, char **argv)
             return rc;
     if (optind >= argc)
         return cli_usage_error("missing COMMAND (emit, metrics, show, status, enable, disable, "
-                               "forget, notice)");
+                               "forget, notice, exec-id)");
     a.command = argv[optind];
     optind++;
     /* Options may follow the command, among its operands. */
@@ -1018,7 +1063,7 @@ int main(int argc, char **argv)
     a.nrest = nargc - optind;
 
     static const char *const commands[] = { "emit", "metrics", "show", "status", "enable", "disable",
-                                            "forget", "notice" };
+                                            "forget", "notice", "exec-id" };
     int known = 0;
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         known |= strcmp(a.command, commands[i]) == 0;
@@ -1034,9 +1079,10 @@ int main(int argc, char **argv)
         return cli_usage_error("%s", tel_last_error());
     if (strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0 &&
         (a.app_version || a.endpoint || a.token || a.decls.n || a.decls.default_off || a.decls.erasure ||
-         a.inspect || a.debug))
+         a.inspect || a.debug || a.exec_id || a.project_salt || a.project_linkable))
         return cli_usage_error("%s: --app-version, --endpoint, --token, --declare-env, --default-off, "
-                               "--offer-erasure, --inspect and --debug go with emit and metrics",
+                               "--offer-erasure, --inspect, --debug, --exec-id and --project-* go with "
+                               "emit and metrics",
                                a.command);
     if (strcmp(a.command, "status") != 0 && a.json)
         return cli_usage_error("%s: --json goes with status", a.command);
@@ -1061,5 +1107,7 @@ int main(int argc, char **argv)
         return cmd_set(&a, 0);
     if (strcmp(a.command, "notice") == 0)
         return cmd_notice(&a);
+    if (strcmp(a.command, "exec-id") == 0)
+        return cmd_exec_id(&a);
     return cmd_forget(&a);
 }

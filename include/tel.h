@@ -418,6 +418,29 @@ TEL_API int tel_options_set_caps(tel_options *opts, uint64_t max_events,
  * called; the salt should be a constant of the host program.
  */
 TEL_API int tel_options_set_project_salt(tel_options *opts, const char *salt);
+/*
+ * Opt into the linkable project id instead: sha256 of the normalised git
+ * origin URL alone ("github.com/owner/repo"), so that every program using
+ * tel computes the same id for one repository.  That is its point and its
+ * cost: ids recorded by two products can be joined.  Off unless called;
+ * when both are set, the linkable form is used.  The origin is resolved
+ * as git resolves it: url.<base>.insteadOf rules and include.path files of
+ * the repository's and the user's git config, so "gh:o/r" (with an
+ * insteadOf rule) and "https://github.com/o/r.git" give one id.
+ */
+TEL_API int tel_options_set_project_linkable(tel_options *opts, int on);
+
+/*
+ * The execution id shared by every event of one run, when the run spans
+ * several processes (a script calling `tel emit` several times, a
+ * program handing its run to a helper): `id` is a UUID in text form,
+ * copied; NULL goes back to a fresh random id per handle.  Returns
+ * TEL_ERR_INVALID for anything else.  <APP>_TELEMETRY_EXEC_ID, when it
+ * holds a UUID, takes precedence, as environment settings do over the
+ * host's; a malformed value there is ignored.
+ */
+TEL_API int tel_options_set_exec_id(tel_options *opts, const char *id);
+
 /* Homebrew's rule: record nothing until tel_notice_shown() was called once. */
 TEL_API int tel_options_set_require_notice(tel_options *opts, int on);
 
@@ -435,6 +458,14 @@ TEL_API int tel_open(tel **out, tel_options *opts);
 /* Releases the handle; a batch still open is committed first (if that
  * fails, its events are lost, said in the log when logging is on). */
 TEL_API void tel_close(tel *h);
+
+/*
+ * Writes the handle's execution id as 36 characters of UUID text plus a
+ * NUL into `out`, for a host that hands its run to a child process
+ * (setenv("<APP>_TELEMETRY_EXEC_ID", out, 1) before starting it).
+ * Returns TEL_OK, or TEL_DISABLED with out = "" when telemetry is off.
+ */
+TEL_API int tel_exec_id(const tel *h, char out[37]);
 
 /* Non-zero when this handle records events. */
 TEL_API int tel_enabled(const tel *h);

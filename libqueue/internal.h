@@ -457,9 +457,17 @@ void tel__sanitize(const char *in, char *out, size_t size);
 
 void tel__sha256(const void *data, size_t len, uint8_t out[32]);
 
-/* The project id: hex sha256(salt "\n" normalised origin) of the git
- * repository around `cwd`; returns TEL_OK or TEL_ERR_NOTFOUND (no git
- * origin).  Reads .git/config directly; runs no process. */
+/* ----------------------------------------------------------------- project.c */
+
+/*
+ * The project id of the git repository around `cwd`, in hex: sha256 of
+ * salt "\n" the normalised origin URL, or with salt NULL of the
+ * normalised URL alone (the linkable form).  The origin is resolved as git
+ * resolves it: url.<base>.insteadOf rules of /etc/gitconfig, the user's
+ * git config files and the repository's, following include.path.  Returns
+ * TEL_OK or TEL_ERR_NOTFOUND (no git origin).  Reads files; runs no
+ * process.
+ */
 int tel__project_id(const char *salt, const char *cwd, char out[65]);
 
 /* ------------------------------------------------------------------ spawn.c */

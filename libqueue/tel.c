@@ -32,6 +32,9 @@ struct tel_options {
     char *endpoint;
     char *token;
     char *salt;
+    int project_linkable;
+    uint8_t exec[TEL_ID_LEN];
+    int exec_given;
     int enabled;
     tel_source enabled_src;
     int logging;
@@ -76,6 +79,7 @@ struct tel {
     tel_queue *q;
     uint8_t anon[TEL_ID_LEN];
     uint8_t exec[TEL_ID_LEN];
+    int exec_shared;          /* the id came from the host or the environment */
     int events_recorded;
     tel_ctx ctx;
 
@@ -276,6 +280,28 @@ int tel_options_set_project_salt(tel_options *o, const char *salt)
     return copy_str(&o->salt, salt && *salt ? salt : NULL, 256, "project salt");
 }
 
+int tel_options_set_project_linkable(tel_options *o, int on)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    o->project_linkable = on ? 1 : 0;
+    return TEL_OK;
+}
+
+int tel_options_set_exec_id(tel_options *o, const char *id)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (!id) {
+        o->exec_given = 0;
+        return TEL_OK;
+    }
+    if (tel__uuid_parse(id, strnlen(id, 37), o->exec) != 0)
+        return tel__fail(TEL_ERR_INVALID, "execution id is not a UUID (8-4-4-4-12 hex digits)");
+    o->exec_given = 1;
+    return TEL_OK;
+}
+
 int tel_options_set_require_notice(tel_options *o, int on)
 {
     if (!o)
@@ -420,6 +446,42 @@ static int open_state(tel *h, tel_options *o, int dry)
     return rc;
 }
 
+/*
+ * The execution id: <APP>_TELEMETRY_EXEC_ID when it holds a UUID (a
+ * script or a parent process handing its run to this one), else the
+ * host's, else a fresh random one.  A malformed variable is ignored:
+ * telemetry never fails its host.  Returns 0, or -1 without randomness.
+ */
+static int exec_id_resolve(tel *h, const tel_options *o)
+{
+    char name[TEL_MAX_NAME + 32];
+    tel__env_name(h->app, "EXEC_ID", name, sizeof name);
+    const char *env = getenv(name);
+    if (env && tel__uuid_parse(env, strnlen(env, 37), h->exec) == 0) {
+        h->exec_shared = 1;
+        return 0;
+    }
+    if (o->exec_given) {
+        memcpy(h->exec, o->exec, TEL_ID_LEN);
+        h->exec_shared = 1;
+        return 0;
+    }
+    return tel__uuid4(h->exec);
+}
+
+int tel_exec_id(const tel *h, char out[37])
+{
+    if (!out)
+        return tel__fail(TEL_ERR_INVALID, "no output buffer");
+    out[0] = '\0';
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!h->enabled)
+        return TEL_DISABLED;
+    tel__uuid_format(h->exec, out);
+    return TEL_OK;
+}
+
 int tel_open(tel **out, tel_options *o)
 {
     if (!out) {
@@ -477,7 +539,7 @@ int tel_open(tel **out, tel_options *o)
         return TEL_DISABLED;
     }
     int rc = open_state(h, o, h->debug || o->inspect != NULL);
-    if (rc == TEL_OK && tel__uuid4(h->exec) != 0)
+    if (rc == TEL_OK && exec_id_resolve(h, o) != 0)
         rc = tel__fail(TEL_ERR_IO, "no random numbers available");
     if (rc != TEL_OK) {
         tel_options_free(o);
@@ -487,9 +549,12 @@ int tel_open(tel **out, tel_options *o)
     tel__context_detect(&h->ctx);
     h->ctx.app = h->app;
     h->ctx.app_version = h->app_version[0] ? h->app_version : NULL;
-    if (o->salt) {
+    if (o->salt || o->project_linkable) {
         char cwd[TEL_PATH_MAX];
-        if (getcwd(cwd, sizeof cwd) && tel__project_id(o->salt, cwd, h->project) == TEL_OK)
+        /* The linkable form wins when both were asked: the host said it
+         * wants ids other products can match. */
+        const char *salt = o->project_linkable ? NULL : o->salt;
+        if (getcwd(cwd, sizeof cwd) && tel__project_id(salt, cwd, h->project) == TEL_OK)
             h->ctx.project = h->project;
     }
     h->waiting_notice = o->require_notice && h->q && !notice_recorded(h);
@@ -639,8 +704,9 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
     tel_event_in ev;
     memset(&ev, 0, sizeof ev);
     /* The execution id is the id of the run's first event, so the events
-     * of one run are linked without a second random number per event. */
-    if (h->events_recorded == 0)
+     * of one run are linked without a second random number per event; an
+     * id shared with other processes cannot be: each would reuse it. */
+    if (h->events_recorded == 0 && !h->exec_shared)
         memcpy(ev.id, h->exec, TEL_ID_LEN);
     else if (tel__uuid4(ev.id) != 0)
         return tel__fail(TEL_ERR_IO, "no random numbers available");

@@ -148,7 +148,7 @@ done
 if [ -f "$MAN/tel.1" ]; then
     h_cmds=$("$B/bin/tel" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { exit }
         on && /^  [a-z]/ { print $1 }' | sort -u)
-    m_cmds=$(tags "$MAN/tel.1" COMMANDS | sed -n 's/^\.B[IR]\{0,1\} \([a-z]*\).*/\1/p' | sort -u)
+    m_cmds=$(tags "$MAN/tel.1" COMMANDS | sed -n 's/^\.B[IR]\{0,1\} \([a-z-]*\).*/\1/p' | sort -u)
     [ "$(printf '%s\n' "$h_cmds" | grep -c .)" -ge 5 ] &&
         ok "tel --help: commands parsed ($(echo $h_cmds))" ||
         fail "tel --help: commands parsed" "found only '$(echo $h_cmds)'"

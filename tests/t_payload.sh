@@ -97,4 +97,53 @@ check_eq "tel-collect accepts a version 1 batch of the old format" "$code" 200
 check_eq "and stores its event as before" \
     "$(pyj "$TC_OUT" "(L[0]['name'], L[0]['props'])")" "('cli.run', {'ok': True, 'n': 3})"
 
+# ------------------------------------------------ one run across processes
+
+id=$(tel exec-id --app run)
+check_eq "tel exec-id prints a UUID" "$(echo "$id" | grep -cE '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$')" 1
+check_eq "tel exec-id keeps the id already exported" "$(RUN_TELEMETRY_EXEC_ID=$id tel exec-id --app run)" "$id"
+RUN_TELEMETRY_EXEC_ID=$id tel emit --app run step.one
+RUN_TELEMETRY_EXEC_ID=$id tel emit --app run step.two
+tel emit --app run --exec-id "$id" step.three
+tel emit --app run alone
+RUN_TELEMETRY_EXEC_ID=not-a-uuid tel emit --app run garbled
+check_eq "a malformed exported id is ignored, the event still queued" "$?" 0
+tel show --app run >"$T_TMP/run.show"
+check_eq "three calls share the exported execution id" \
+    "$(pyj "$T_TMP/run.show" "sorted(e['name'] for e in L if e['exec'] == '$id')")" "['step.one', 'step.three', 'step.two']"
+check_eq "a call without it is a run of its own" \
+    "$(pyj "$T_TMP/run.show" "[e['exec'] != '$id' for e in L if e['name'] in ('alone', 'garbled')]")" "[True, True]"
+check_eq "events sharing a run still have ids of their own" \
+    "$(pyj "$T_TMP/run.show" "len(set(e['id'] for e in L)) == len(L) and '$id' not in [e['id'] for e in L]")" True
+check_rc "--exec-id that is no UUID is bad usage" 2 tel emit --app run --exec-id 1234 ev
+check_rc "--exec-id goes with emit and metrics only" 2 tel show --app run --exec-id "$id"
+
+# --------------------------------------------- project id, as git resolves it
+
+if command -v git >/dev/null 2>&1; then
+    mkdir -p "$T_TMP/short" "$T_TMP/long" "$T_TMP/incl"
+    git -C "$T_TMP/short" init -q && git -C "$T_TMP/short" remote add origin gh:o/r
+    git -C "$T_TMP/long" init -q && git -C "$T_TMP/long" remote add origin https://github.com/o/r.git
+    git -C "$T_TMP/incl" init -q && git -C "$T_TMP/incl" remote add origin lab:o/r
+    printf '[url "git@github.com:"]\n\tinsteadOf = lab:\n' >"$T_TMP/rules.inc"
+    git -C "$T_TMP/incl" config include.path "$T_TMP/rules.inc"
+    git config --global url.https://github.com/.insteadOf gh:
+    project_of() { (cd "$1" && tel emit --app "prj$2" $3 ev && tel show --app "prj$2" | sed -n 's/.*"project":"\([0-9a-f]*\)".*/\1/p'); }
+    p_short=$(project_of "$T_TMP/short" 1 --project-linkable)
+    p_long=$(project_of "$T_TMP/long" 2 --project-linkable)
+    p_incl=$(project_of "$T_TMP/incl" 3 --project-linkable)
+    check_eq "git itself resolves gh:o/r to the https URL" "$(git -C "$T_TMP/short" ls-remote --get-url origin)" \
+        "https://github.com/o/r"
+    check_eq "gh:o/r with ~/.gitconfig's insteadOf gets the id of https://github.com/o/r.git" "$p_short" "$p_long"
+    check_eq "a rule from include.path applies too" "$p_incl" "$p_long"
+    check_eq "the linkable id is sha256 of host/path" "$p_long" \
+        "$(printf 'github.com/o/r' | sha256sum | cut -d' ' -f1)"
+    p_salted=$(project_of "$T_TMP/long" 4 "--project-salt s1")
+    check_eq "a salted id is another one" "$([ -n "$p_salted" ] && [ "$p_salted" != "$p_long" ] && echo yes)" yes
+    check_eq "no path or URL of the repository is stored" \
+        "$(tel show --app prj1 | grep -c -e github -e "$T_TMP")" 0
+else
+    skip "project id against git: git is not installed"
+fi
+
 t_done

@@ -936,6 +936,49 @@ static void test_long_lived(void)
     tel_cmd("enable");
 }
 
+/* -------------------------------------------------------- execution id */
+
+static void test_exec_id(void)
+{
+    CHECK_GROUP("exec id");
+    fresh();
+    clear_lines();
+    const char *given = "0d9e8a7b-6c5d-4e3f-8a1b-2c3d4e5f6a7b";
+    char got[37];
+    tel_options *o = tel_options_new(APP);
+    CHECK_EQ_INT("a UUID is taken", tel_options_set_exec_id(o, given), TEL_OK);
+    CHECK_EQ_INT("anything else is refused", tel_options_set_exec_id(o, "0d9e8a7b"), TEL_ERR_INVALID);
+    CHECK_EQ_INT("one character more is refused", tel_options_set_exec_id(o, "0d9e8a7b-6c5d-4e3f-8a1b-2c3d4e5f6a7bX"),
+                 TEL_ERR_INVALID);
+    tel *h = open_logged(o);
+    CHECK_EQ_INT("tel_exec_id", tel_exec_id(h, got), TEL_OK);
+    CHECK("the handle runs under the host's id", strcmp(got, given) == 0);
+    tel_emit_event(h, "one", NULL, 0);
+    CHECK("the first event gets an id of its own", any_line_has(given) && !any_line_has("\"id\":\"0d9e8a7b"));
+    tel_close(h);
+
+    setenv("TAPI_TELEMETRY_EXEC_ID", "11111111-2222-4333-8444-555555555555", 1);
+    o = tel_options_new(APP);
+    tel_options_set_exec_id(o, given);
+    tel_open(&h, o);
+    tel_exec_id(h, got);
+    CHECK("the exported id wins over the host's", strcmp(got, "11111111-2222-4333-8444-555555555555") == 0);
+    tel_close(h);
+    setenv("TAPI_TELEMETRY_EXEC_ID", "garbage", 1);
+    h = open_app(APP);
+    tel_exec_id(h, got);
+    CHECK("a malformed exported id is ignored", strlen(got) == 36 && strcmp(got, given) != 0);
+    tel_close(h);
+    unsetenv("TAPI_TELEMETRY_EXEC_ID");
+    setenv("DO_NOT_TRACK", "1", 1);
+    h = open_app(APP);
+    CHECK_EQ_INT("disabled: no id to hand on", tel_exec_id(h, got), TEL_DISABLED);
+    CHECK("and out is empty", got[0] == '\0');
+    tel_close(h);
+    unsetenv("DO_NOT_TRACK");
+    CHECK_EQ_INT("NULL handle", tel_exec_id(NULL, got), TEL_ERR_INVALID);
+}
+
 int main(void)
 {
     /* tel_spawn_sync must not start a real tel-sync from a unit test. */
@@ -960,6 +1003,7 @@ int main(void)
     test_setting_bytes();
     test_one_env();
     test_long_lived();
+    test_exec_id();
     clear_lines();
     fx_cleanup();
     return check_exit();

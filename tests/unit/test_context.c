@@ -341,6 +341,84 @@ static void test_project_id(void)
     CHECK("message holds no path", strstr(tel_last_error(), fx_root) == NULL);
 }
 
+/* Writes text to <fx_root>/<rel>. */
+static void put(const char *rel, const char *text)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", fx_root, rel);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* The id of <fx_root>/<name> whose .git/config is `cfg`; "" if none. */
+static void id_of(const char *name, const char *salt, const char *cfg, char out[65])
+{
+    char rel[256];
+    const char *dir = make_repo(name, "unused");
+    snprintf(rel, sizeof rel, "%s/.git/config", name);
+    put(rel, cfg);
+    if (tel__project_id(salt, dir, out) != TEL_OK)
+        out[0] = '\0';
+}
+
+/* The origin resolved as git resolves it: insteadOf rules of the user's
+ * and the repository's config, include.path, the unsalted form. */
+static void test_project_git_rules(void)
+{
+    CHECK_GROUP("project_id git rules");
+    char home[600], want[65], id[65];
+    uint8_t d[32];
+    snprintf(home, sizeof home, "%s/ghome", fx_root);
+    mkdir(home, 0700);
+    setenv("HOME", home, 1);
+    setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
+    tel__sha256("github.com/o/r", 14, d);
+    hex(d, 32, want);
+
+    id_of("plainurl", NULL, "[remote \"origin\"]\n\turl = https://github.com/o/r.git\n", id);
+    CHECK("unsalted: sha256 of host/path alone", strcmp(id, want) == 0);
+
+    id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("gh:o/r without a rule is another repository", id[0] && strcmp(id, want) != 0);
+    put("ghome/.gitconfig", "[url \"https://github.com/\"]\n\tinsteadOf = gh:\n");
+    id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("~/.gitconfig insteadOf: gh:o/r is https://github.com/o/r.git", strcmp(id, want) == 0);
+    put("ghome/.gitconfig", "[url \"https://github.com/\"]\n\tinsteadOf = g\n"
+                            "[url \"https://gitlab.com/\"]\n\tinsteadOf = gh\n"
+                            "[url \"https://github.com/\"]\n\tInsteadOf = \"gh:\" # the longest wins\n");
+    id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("the longest matching prefix wins, as in git", strcmp(id, want) == 0);
+    put("ghome/.gitconfig", "");
+
+    id_of("local", NULL, "[url \"git@github.com:\"]\n\tinsteadOf = gh:\n[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("a rule in the repository's own config applies", strcmp(id, want) == 0);
+
+    put("rules.inc", "[url \"ssh://git@github.com/\"]\n\tinsteadOf = gh:\n");
+    id_of("incl", NULL, "[include]\n\tpath = ../../rules.inc\n[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("include.path relative to the including file", strcmp(id, want) == 0);
+    put("ghome/.gitconfig", "[include]\n\tpath = ~/more.inc\n");
+    put("ghome/more.inc", "[url \"https://github.com/\"]\n\tinsteadOf = gh:\n");
+    id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("include.path with ~/ from ~/.gitconfig", strcmp(id, want) == 0);
+    put("ghome/.gitconfig", "[include]\n\tpath = ~/.gitconfig\n");
+    id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    CHECK("an include loop ends", id[0] && strcmp(id, want) != 0);
+    put("ghome/.gitconfig", "");
+
+    put("origin.inc", "[remote \"origin\"]\n\turl = https://github.com/o/r\n");
+    id_of("urlinc", NULL, "[include]\n\tpath = ../../origin.inc\n", id);
+    CHECK("the origin itself may come from an included file", strcmp(id, want) == 0);
+
+    char salted[65];
+    id_of("plainurl", "s", "[remote \"origin\"]\n\turl = https://github.com/o/r.git\n", salted);
+    CHECK("salted and unsalted ids differ", salted[0] && strcmp(salted, want) != 0);
+    unsetenv("HOME");
+    unsetenv("GIT_CONFIG_NOSYSTEM");
+}
+
 int main(void)
 {
     /* Keep only what the tests need; a CI runner's variables would
@@ -353,6 +431,7 @@ int main(void)
     test_context();
     test_sha256();
     test_project_id();
+    test_project_git_rules();
     fx_cleanup();
     return check_exit();
 }
