@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libqueue/project.c - the project id: which repository a run works in,
  * counted without learning which.
