@@ -563,6 +563,41 @@ TEL_API int tel_command_exited(tel *h, int exit_code,
                                const char *error_class, const char *error_message);
 
 /* ---------------------------------------------------------------------
+ * Spans: timing the parts of an operation
+ *
+ * A span is recorded as one ordinary event named "span" when it ends
+ * (format/SPEC.md, "Span events"), with the properties "name",
+ * "duration_ms", "start_ms" (ms from tel_open() to the span's start),
+ * "span_id" (16 hex digits, random), "parent" and "parent_id" (the
+ * enclosing span's name and id; absent at the top level), "command" (the
+ * command of tel_command_started(), if any) and "status".  With the
+ * execution id every event carries, a collector rebuilds each run's tree.
+ * A span that never ends records nothing.
+ * ------------------------------------------------------------------ */
+
+typedef struct tel_span tel_span;
+
+/*
+ * Starts timing `name` (an identifier like an event name: 1-64 of
+ * [A-Za-z0-9_.:-]) inside `parent` (NULL: at the top level; a parent must
+ * belong to the same handle).  Returns a span owned by the library until
+ * tel_span_end(), or NULL -- when telemetry is off (tel_last_error() is
+ * then "") or on a bad name or parent (reason in tel_last_error()).
+ * NULL is a valid argument to tel_span_end() and as a parent, so a host
+ * need not test it.  Spans still open at tel_close() are freed there,
+ * unrecorded; a span must not be used after its handle is closed.
+ */
+TEL_API tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent);
+
+/*
+ * Ends the span, records its event and frees it.  `status` is the host's
+ * outcome code (0: success).  Returns what tel_emit_event() returns, or
+ * TEL_DISABLED for a NULL span.  Children may end after their parent:
+ * each span keeps a copy of its parent's name and id.
+ */
+TEL_API int tel_span_end(tel_span *span, int status);
+
+/* ---------------------------------------------------------------------
  * Delivery, notice and user controls
  * ------------------------------------------------------------------ */
 

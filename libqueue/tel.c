@@ -86,6 +86,8 @@ struct tel {
     char command[TEL_MAX_STRING + 1];
     int command_started;
     uint64_t command_start_ms;
+    uint64_t open_mono_ms;    /* spans' start offsets count from here */
+    struct tel_span *spans;   /* open spans, freed by tel_close */
 
     int in_batch;
     tel_buf batch;
@@ -562,6 +564,7 @@ int tel_open(tel **out, tel_options *o)
      * the write. */
     if (h->policy.log_file)
         h->log_fd = open(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    h->open_mono_ms = tel__mono_ms();
     /* The one thing worth a line even in a quiet library: events were
      * lost to a damaged file.  Said only where logging was asked for. */
     if (h->q && tel__queue_recovered(h->q)) {
@@ -579,10 +582,17 @@ int tel_open(tel **out, tel_options *o)
     return TEL_OK;
 }
 
+static void span_unlink(tel_span *s);
+
 void tel_close(tel *h)
 {
     if (!h)
         return;
+    while (h->spans) {
+        tel_span *s = h->spans;
+        span_unlink(s);
+        free(s);
+    }
     /* tel_close has no result to give: events of a batch that cannot be
      * stored now are lost, and said so where logging was asked for (the
      * log decides). */
@@ -1119,6 +1129,97 @@ int tel_command_exited(tel *h, int exit_code, const char *error_class, const cha
         props[n++] = (tel_prop)TEL_STR("error", clean);
     }
     return emit(h, "command.exited", props, n);
+}
+
+/* ---------------------------------------------------------------- spans */
+
+struct tel_span {
+    tel *h;
+    tel_span *prev, *next;    /* the handle's open spans */
+    char name[TEL_MAX_NAME + 1];
+    char parent[TEL_MAX_NAME + 1];   /* "" at the top level */
+    char id[17], parent_id[17];      /* 16 hex digits; parent_id "" at the top */
+    uint64_t start_ms;               /* monotonic */
+};
+
+static void span_unlink(tel_span *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->h->spans = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+}
+
+tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent)
+{
+    if (!h) {
+        tel__fail(TEL_ERR_INVALID, "no handle");
+        return NULL;
+    }
+    if (tel__event_name_valid(name, name ? strnlen(name, TEL_MAX_NAME + 1) : 0) != TEL_OK)
+        return NULL;
+    if (parent && parent->h != h) {
+        tel__fail(TEL_ERR_INVALID, "the parent span belongs to another handle");
+        return NULL;
+    }
+    if (!tel_enabled(h)) {
+        tel__clear_error();
+        return NULL;
+    }
+    tel_span *s = calloc(1, sizeof *s);
+    uint8_t rnd[8];
+    if (!s || tel__random(rnd, sizeof rnd) != 0) {
+        free(s);
+        tel__fail(TEL_ERR_NOMEM, "out of memory or randomness for a span");
+        return NULL;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+        s->id[2 * i] = hex[rnd[i] >> 4];
+        s->id[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    s->h = h;
+    strcpy(s->name, name);
+    /* The parent's name and id are copied, so a parent that ends first
+     * leaves nothing dangling. */
+    if (parent) {
+        strcpy(s->parent, parent->name);
+        strcpy(s->parent_id, parent->id);
+    }
+    s->start_ms = tel__mono_ms();
+    s->next = h->spans;
+    if (h->spans)
+        h->spans->prev = s;
+    h->spans = s;
+    return s;
+}
+
+int tel_span_end(tel_span *s, int status)
+{
+    if (!s)
+        return TEL_DISABLED;
+    tel *h = s->h;
+    uint64_t now = tel__mono_ms();
+    tel_prop props[8];
+    size_t n = 0;
+    props[n++] = (tel_prop)TEL_STR("name", s->name);
+    props[n++] = (tel_prop)TEL_INT("duration_ms", (int64_t)(now - s->start_ms));
+    props[n++] = (tel_prop)TEL_INT("start_ms", (int64_t)(s->start_ms - h->open_mono_ms));
+    props[n++] = (tel_prop)TEL_STR("span_id", s->id);
+    if (s->parent[0]) {
+        props[n++] = (tel_prop)TEL_STR("parent", s->parent);
+        props[n++] = (tel_prop)TEL_STR("parent_id", s->parent_id);
+    }
+    if (h->command_started)
+        props[n++] = (tel_prop)TEL_STR("command", h->command);
+    props[n++] = (tel_prop)TEL_INT("status", status);
+    /* The properties point into the span: it goes only once recorded. */
+    int rc = emit(h, "span", props, n);
+    span_unlink(s);
+    free(s);
+    return rc;
 }
 
 /* ------------------------------------------------------ delivery, notice */

@@ -149,7 +149,7 @@ static int build_body(const tel_sync_batch *b, const tel_pending *p, tel_buf *he
     if (rc != TEL_OK)
         return rc;
     size_t bytes = p->count == b->n ? b->recs.len : b->off[p->count - 1] + b->len[p->count - 1];
-    tel_span spans[2] = { { head->p, head->len }, { b->recs.p, bytes } };
+    tel_iov spans[2] = { { head->p, head->len }, { b->recs.p, bytes } };
     return tel__upload_gzip(gz, spans, 2);
 }
 

@@ -32,7 +32,7 @@ struct tel_upload {
 
 /* ------------------------------------------------------------------ gzip */
 
-int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n)
+int tel__upload_gzip(tel_buf *out, const tel_iov *spans, size_t n)
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);

@@ -39,17 +39,17 @@ typedef struct tel_upload_result {
 } tel_upload_result;
 
 /* One text chunk of a body to compress; the pieces are concatenated. */
-typedef struct tel_span {
+typedef struct tel_iov {
     const void *data;
     size_t len;
-} tel_span;
+} tel_iov;
 
 /*
  * Appends to `out` the gzip stream (RFC 1952, zlib level 6) of the
  * concatenation of the n spans.  Returns TEL_OK, TEL_ERR_NOMEM or
  * TEL_ERR_IO (zlib refused).
  */
-TEL_MUST_CHECK int tel__upload_gzip(tel_buf *out, const tel_span *spans, size_t n);
+TEL_MUST_CHECK int tel__upload_gzip(tel_buf *out, const tel_iov *spans, size_t n);
 
 /*
  * Creates a transport posting to `endpoint` (copied).  `token` may be NULL

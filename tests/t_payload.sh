@@ -97,6 +97,76 @@ check_eq "tel-collect accepts a version 1 batch of the old format" "$code" 200
 check_eq "and stores its event as before" \
     "$(pyj "$TC_OUT" "(L[0]['name'], L[0]['props'])")" "('cli.run', {'ok': True, 'n': 3})"
 
+# ---------------------------------------------------------------- spans
+
+# A host timing the parts of one operation, and a script adding a span of
+# its own to the same run through the documented event layout.
+cat >"$T_TMP/spans.c" <<'EOF'
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <time.h>
+#include <tel.h>
+static void nap(long ms) { struct timespec ts = { 0, ms * 1000000L }; nanosleep(&ts, NULL); }
+int main(void)
+{
+    tel *h;
+    tel_options *o = tel_options_new("spans");
+    tel_options_set_exec_id(o, getenv("RUN_ID"));
+    if (tel_open(&h, o) != TEL_OK)
+        return 1;
+    tel_command_started(h, "sync", NULL, 0);
+    tel_span *op = tel_span_begin(h, "operation", NULL);
+    tel_span *fetch = tel_span_begin(h, "fetch", op);
+    for (int i = 0; i < 2; i++) {
+        tel_span *t = tel_span_begin(h, "table", fetch);
+        nap(10);
+        tel_span_end(t, 0);
+    }
+    tel_span_end(fetch, 0);
+    tel_span *up = tel_span_begin(h, "upload", op);
+    nap(5);
+    tel_span_end(up, 1);
+    tel_span_end(op, 1);
+    tel_command_exited(h, 1, NULL, NULL);
+    tel_close(h);
+    return 0;
+}
+EOF
+hostsan=""
+[ "${TEL_SANITIZED:-0}" = 1 ] && hostsan="-fsanitize=address,undefined"
+if cc $hostsan -std=c99 -Wall -Wextra -Werror -I"$TEL_TOP/include" "$T_TMP/spans.c" "$TEL_BUILD/libtel.a" \
+    -Wl,-Bstatic -llmdb -lmsgpackc -Wl,-Bdynamic -o "$T_TMP/spans" 2>"$T_TMP/cc.err"; then
+    run=$(tel exec-id --app spans)
+    RUN_ID=$run "$T_TMP/spans"
+    check_eq "a host records its spans" "$?" 0
+    tel emit --app spans --exec-id "$run" span name=report duration_ms:=7 span_id=script0000000001
+    tc_start spans
+    tel-sync --app spans --endpoint "$TC_URL"
+    tc_stop
+    # The tree as a collector rebuilds it: per run, parent_id -> span_id.
+    tree=$($PY - "$TC_OUT" "$run" <<'EOF'
+import json, sys
+ev = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
+spans = [e for e in ev if e['name'] == 'span' and e['exec'] == sys.argv[2]]
+by_id = {s['props'].get('span_id'): s for s in spans}
+def path(s):
+    p = by_id.get(s['props'].get('parent_id'))
+    return (path(p) + '/' if p else '') + s['props']['name']
+print(' '.join(sorted(path(s) for s in spans)))
+EOF
+)
+    check_eq "tel-collect's events rebuild the run's span tree" "$tree" \
+        "operation operation/fetch operation/fetch/table operation/fetch/table operation/upload report"
+    check_eq "every span of the host carries its duration, start offset and command" "$(pyj "$TC_OUT" \
+        "all(isinstance(e['props'].get('duration_ms'), int) and e['props'].get('command') == 'sync' and e['props']['start_ms'] >= 0 for e in L if e['name'] == 'span' and e['props']['name'] != 'report')")" True
+    check_eq "a parent lasts at least as long as its children" "$(pyj "$TC_OUT" \
+        "[e['props']['duration_ms'] >= 20 for e in L if e['name'] == 'span' and e['props']['name'] == 'fetch']")" "[True]"
+    check_eq "the status of a failed part is kept" "$(pyj "$TC_OUT" \
+        "[e['props']['status'] for e in L if e['name'] == 'span' and e['props']['name'] == 'upload']")" "[1]"
+else
+    fail "a host using spans compiles" "$(head -n 3 "$T_TMP/cc.err")"
+fi
+
 # ------------------------------------------------ one run across processes
 
 id=$(tel exec-id --app run)
