@@ -441,6 +441,27 @@ TEL_API int tel_options_set_project_linkable(tel_options *opts, int on);
  */
 TEL_API int tel_options_set_exec_id(tel_options *opts, const char *id);
 
+/*
+ * The state directory, for a host without a usable HOME (a daemon in a
+ * pod): an absolute path, used instead of $XDG_STATE_HOME/<app>; it is
+ * created 0700 if missing.  <APP>_TELEMETRY_STATE_DIR, when set to an
+ * absolute path, wins, and is also how tel-sync, tel status and tel show
+ * find that queue; tel_spawn_sync() passes it on by itself.  NULL goes
+ * back to the default.
+ */
+TEL_API int tel_options_set_state_dir(tel_options *opts, const char *dir);
+
+/*
+ * An installation id the host already has and keeps (a cluster's UID),
+ * 1-256 bytes: the anonymous id becomes a hash of it and the app name
+ * instead of the random cookie, so a restarted process keeps its
+ * identity, two apps given the same id get different anonymous ids, and
+ * the installation id itself is never stored or sent.  No cookie file is
+ * read or written then, and tel_forget() cannot give a new identity: the
+ * host's id decides it.
+ */
+TEL_API int tel_options_set_installation_id(tel_options *opts, const char *id);
+
 /* Homebrew's rule: record nothing until tel_notice_shown() was called once. */
 TEL_API int tel_options_set_require_notice(tel_options *opts, int on);
 
@@ -466,6 +487,18 @@ TEL_API void tel_close(tel *h);
  * Returns TEL_OK, or TEL_DISABLED with out = "" when telemetry is off.
  */
 TEL_API int tel_exec_id(const tel *h, char out[37]);
+
+/*
+ * Switches an open handle off or back on, for a long-running host that
+ * learns of its user's choice while running (a config map flipped).  Off
+ * is an opt-out like tel_set_enabled(app, 0): what was queued, and a
+ * batch still open, are deleted, and nothing more is recorded.  On records
+ * again unless another opt-out of the user's still holds (DO_NOT_TRACK,
+ * the environment, telemetry.conf).  Returns TEL_OK when the handle
+ * records, TEL_DISABLED when it does not, or an error from opening the
+ * queue.
+ */
+TEL_API int tel_handle_set_enabled(tel *h, int enabled);
 
 /* Non-zero when this handle records events. */
 TEL_API int tel_enabled(const tel *h);
@@ -607,9 +640,14 @@ TEL_API int tel_span_end(tel_span *span, int status);
  * queued, no backoff is pending and none was started in the last
  * `min_interval_s` seconds (0: 600).  Does not wait for it.  Returns TEL_OK
  * when one was started, TEL_DISABLED when there was nothing to do.
- * @note Meant for a program about to exit: the child is its own session
- *       and is never waited for, so a long-running host that calls this
- *       should reap children (or ignore SIGCHLD) to leave no zombie.
+ * @note The child is its own session and is never waited for.  A handle
+ *       has at most one: while the one it started is still running, this
+ *       returns TEL_DISABLED; once it has finished it is reaped here or in
+ *       tel_close(), without blocking and without waiting for any other
+ *       child of the host's.  A long-running host calling this
+ *       periodically is thus left with at most one finished child between
+ *       two calls.  One still running at tel_close() is left to the host
+ *       (a process about to exit need not care).
  */
 TEL_API int tel_spawn_sync(tel *h, unsigned min_interval_s);
 

@@ -58,6 +58,10 @@ int tel__app_check(const char *app);
  * HOME, path too long).
  */
 int tel__state_dir(const char *app, char *out, size_t size);
+/* <APP>_TELEMETRY_STATE_DIR when it is an absolute path (a daemon's state
+ * directory, handed to every tel program by the environment): TEL_OK and
+ * out filled, else TEL_ERR_NOTFOUND.  tel__state_dir() tries it first. */
+int tel__state_dir_env(const char *app, char *out, size_t size);
 int tel__config_path(const char *app, char *out, size_t size);
 /* The parent holding every app's state dir (for tel-sync --all). */
 int tel__state_root(char *out, size_t size);
@@ -474,9 +478,11 @@ int tel__project_id(const char *salt, const char *cwd, char out[65]);
 
 /*
  * Starts `tel-sync --app <app>` detached.  The binary is $TEL_SYNC_PATH
- * when set, else the compiled-in TEL_SYNC_BIN.  Returns TEL_OK or
- * TEL_ERR_IO; never waits for the child.
+ * when set, else the compiled-in TEL_SYNC_BIN.  A state_dir (the host's
+ * choice, may be NULL) is handed on as <APP>_TELEMETRY_STATE_DIR.
+ * Returns TEL_OK with the child's pid in *pid, or TEL_ERR_IO; never
+ * waits for the child.
  */
-TEL_MUST_CHECK int tel__spawn_sync(const char *app);
+TEL_MUST_CHECK int tel__spawn_sync(const char *app, const char *state_dir, pid_t *pid);
 
 #endif

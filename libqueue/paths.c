@@ -97,12 +97,26 @@ int tel__state_root(char *out, size_t size)
     return xdg_base("XDG_STATE_HOME", ".local/state", out, size);
 }
 
+int tel__state_dir_env(const char *app, char *out, size_t size)
+{
+    char name[TEL_MAX_NAME + 32];
+    tel__env_name(app, "STATE_DIR", name, sizeof name);
+    const char *v = getenv(name);
+    /* Like a relative XDG_STATE_HOME, a relative value is ignored. */
+    if (!v || v[0] != '/' || strlen(v) >= size || strlen(v) > TEL_PATH_MAX - 64)
+        return TEL_ERR_NOTFOUND;
+    strcpy(out, v);
+    return TEL_OK;
+}
+
 int tel__state_dir(const char *app, char *out, size_t size)
 {
     char base[TEL_PATH_MAX];
     int rc = tel__app_check(app);
     if (rc != TEL_OK)
         return rc;
+    if (tel__state_dir_env(app, out, size) == TEL_OK)
+        return TEL_OK;
     rc = tel__state_root(base, sizeof base);
     if (rc != TEL_OK)
         return rc;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@ struct tel_options {
     int project_linkable;
     uint8_t exec[TEL_ID_LEN];
     int exec_given;
+    char *state_dir;          /* the host's choice, NULL: the XDG default */
+    char *install_id;         /* the host's installation id, NULL: the cookie */
     int enabled;
     tel_source enabled_src;
     int logging;
@@ -68,6 +71,9 @@ struct tel {
     char *host_endpoint, *host_token;
     tel_decls *decls;         /* taken from the options; NULL: none */
     tel_caps caps;
+    tel_options *opts;        /* the rest of the options, kept to start
+                               * recording again (tel_handle_set_enabled) */
+    pid_t child;              /* the tel-sync this handle started, until reaped; 0: none */
     int enabled;
     int waiting_notice;       /* require_notice and the notice not shown yet */
     tel_log_fn log_fn;
@@ -76,6 +82,7 @@ struct tel {
     int inspect_fd;           /* this run's events go here instead of the queue; -1 none */
     int log_fd;               /* the declared audit log file; -1 none */
     char state_dir[TEL_PATH_MAX];
+    int dir_rc;               /* TEL_OK when state_dir holds one */
     tel_queue *q;
     uint8_t anon[TEL_ID_LEN];
     uint8_t exec[TEL_ID_LEN];
@@ -135,6 +142,11 @@ void tel_options_free(tel_options *o)
         free(o->token);
     }
     free(o->salt);
+    free(o->state_dir);
+    if (o->install_id) {
+        explicit_bzero(o->install_id, strlen(o->install_id));
+        free(o->install_id);
+    }
     free(o->inspect);
     free(o->decls);
     free(o);
@@ -304,6 +316,27 @@ int tel_options_set_exec_id(tel_options *o, const char *id)
     return TEL_OK;
 }
 
+int tel_options_set_state_dir(tel_options *o, const char *dir)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (dir && dir[0] != '/')
+        return tel__fail(TEL_ERR_INVALID, "state directory must be an absolute path");
+    /* Room for the queue's own file names below it. */
+    return copy_str(&o->state_dir, dir, TEL_PATH_MAX - 64, "state directory");
+}
+
+int tel_options_set_installation_id(tel_options *o, const char *id)
+{
+    if (!o)
+        return tel__fail(TEL_ERR_INVALID, "no options");
+    if (id && !*id)
+        return tel__fail(TEL_ERR_INVALID, "installation id is empty");
+    if (o->install_id)
+        explicit_bzero(o->install_id, strlen(o->install_id));
+    return copy_str(&o->install_id, id, 256, "installation id");
+}
+
 int tel_options_set_require_notice(tel_options *o, int on)
 {
     if (!o)
@@ -419,32 +452,91 @@ static void record_host_settings(tel *h, const char *endpoint, const char *token
 /* ---------------------------------------------------------------- open */
 
 /*
- * Prepares what a handle that records needs: the state directory, the
- * cookie and the queue; or, for an inspect or debug run, only the id, read
- * from an existing cookie without creating or changing anything.
+ * The anonymous id of an installation the host names (a cluster's UID):
+ * the first 16 bytes of sha256 over a fixed label, the app and the id,
+ * marked as a UUID of version 8 (RFC 9562: laid out by the application).
+ * A restarted process gets the same id, two apps never share one, and the
+ * id the host passed never leaves the process.
  */
-static int open_state(tel *h, tel_options *o, int dry)
+static void install_anon(const char *app, const char *id, uint8_t out[TEL_ID_LEN])
 {
-    int rc = tel__state_dir(h->app, h->state_dir, sizeof h->state_dir);
+    tel_buf msg = TEL_BUF_INIT;
+    uint8_t d[32];
+    if (tel__buf_printf(&msg, "tel installation\n%s\n%s", app, id) != 0) {
+        tel__buf_free(&msg);
+        if (tel__uuid4(out) != 0)   /* no memory: no lasting id this run */
+            memset(out, 0, TEL_ID_LEN);
+        return;
+    }
+    tel__sha256(msg.p, msg.len, d);
+    explicit_bzero(msg.p, msg.len);
+    tel__buf_free(&msg);
+    memcpy(out, d, TEL_ID_LEN);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x80);
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
+}
+
+/* The anonymous id of a handle that records: derived from the host's
+ * installation id when it gave one (no cookie file), else the cookie's. */
+static int load_anon(tel *h, int *lasting)
+{
+    if (h->opts->install_id) {
+        install_anon(h->app, h->opts->install_id, h->anon);
+        *lasting = 1;
+        return TEL_OK;
+    }
+    return tel__cookie_load(h->state_dir, h->anon, lasting);
+}
+
+/*
+ * Where the handle's state lives, into h->state_dir:
+ * <APP>_TELEMETRY_STATE_DIR, else the host's directory, else
+ * $XDG_STATE_HOME/<app>.  The environment wins because it is also how
+ * tel-sync and tel status find the queue.  Returns TEL_OK or why there is
+ * none (no HOME), as tel__state_dir does.
+ */
+static int state_dir_resolve(tel *h)
+{
+    if (h->opts->state_dir && tel__state_dir_env(h->app, h->state_dir, sizeof h->state_dir) != TEL_OK) {
+        /* Its length was checked when it was set. */
+        strcpy(h->state_dir, h->opts->state_dir);
+        return TEL_OK;
+    }
+    return tel__state_dir(h->app, h->state_dir, sizeof h->state_dir);
+}
+
+/*
+ * Prepares what a handle that records needs: the state directory, the
+ * anonymous id and the queue; or, for an inspect or debug run, only the
+ * id, read from an existing cookie without creating or changing anything.
+ */
+static int open_state(tel *h, int dry)
+{
+    const tel_options *o = h->opts;
+    /* Tried again when it failed at open: HOME may be back since. */
+    int rc = h->dir_rc == TEL_OK ? TEL_OK : (h->dir_rc = state_dir_resolve(h));
     int lasting = 0;
     if (dry) {
-        if (rc == TEL_OK)
+        if (o->install_id)
+            install_anon(h->app, o->install_id, h->anon);
+        else if (rc == TEL_OK)
             tel__cookie_peek(h->state_dir, h->anon, &lasting);
         else if (tel__uuid4(h->anon) != 0)
             return tel__fail(TEL_ERR_IO, "no random numbers available");
-        if (o->inspect) {
+        if (o->inspect && h->inspect_fd < 0) {
             h->inspect_fd = open(o->inspect, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
             if (h->inspect_fd < 0)
                 return tel__fail(TEL_ERR_IO, "cannot open the inspect file (%s)", strerror(errno));
         }
         return TEL_OK;
     }
+    if (rc != TEL_OK)
+        return rc;
+    rc = tel__mkdir_private(h->state_dir);
     if (rc == TEL_OK)
-        rc = tel__mkdir_private(h->state_dir);
+        rc = load_anon(h, &lasting);
     if (rc == TEL_OK)
-        rc = tel__cookie_load(h->state_dir, h->anon, &lasting);
-    if (rc == TEL_OK)
-        rc = tel__queue_open(&h->q, h->state_dir, &o->caps, TEL_Q_CREATE);
+        rc = tel__queue_open(&h->q, h->state_dir, &h->caps, TEL_Q_CREATE);
     return rc;
 }
 
@@ -484,6 +576,56 @@ int tel_exec_id(const tel *h, char out[37])
     return TEL_OK;
 }
 
+/*
+ * Everything recording needs, once the policy says on: the state, the
+ * execution id, the context, the audit log.  Called by tel_open() and
+ * when the host switches an open handle back on (a new run then: the ids
+ * of before are not carried over).  Returns TEL_OK with h->enabled set,
+ * or an error.
+ */
+static int activate(tel *h)
+{
+    const tel_options *o = h->opts;
+    int rc = open_state(h, h->debug || o->inspect != NULL);
+    if (rc == TEL_OK && exec_id_resolve(h, o) != 0)
+        rc = tel__fail(TEL_ERR_IO, "no random numbers available");
+    if (rc != TEL_OK)
+        return rc;
+    h->events_recorded = 0;
+    if (!h->ctx.app) {
+        tel__context_detect(&h->ctx);
+        h->ctx.app = h->app;
+        h->ctx.app_version = h->app_version[0] ? h->app_version : NULL;
+        if (o->salt || o->project_linkable) {
+            char cwd[TEL_PATH_MAX];
+            /* The linkable form wins when both were asked: the host said it
+             * wants ids other products can match. */
+            const char *salt = o->project_linkable ? NULL : o->salt;
+            if (getcwd(cwd, sizeof cwd) && tel__project_id(salt, cwd, h->project) == TEL_OK)
+                h->ctx.project = h->project;
+        }
+    }
+    h->waiting_notice = o->require_notice && h->q && !notice_recorded(h);
+    /* The audit log is opened once: a run's emits pay nothing more than
+     * the write. */
+    if (h->policy.log_file && h->log_fd < 0)
+        h->log_fd = open(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    /* The one thing worth a line even in a quiet library: events were
+     * lost to a damaged file.  Said only where logging was asked for. */
+    if (h->q && tel__queue_recovered(h->q)) {
+        char line[160];
+        snprintf(line, sizeof line, "the queue was damaged; kept aside as %s, a fresh queue started",
+                 tel__queue_recovered(h->q));
+        log_line(h, line);
+    }
+    if (h->q) {
+        record_host_settings(h, h->host_endpoint, h->host_token);
+        record_declarations(h, h->decls);
+    }
+    h->enabled = 1;
+    return TEL_OK;
+}
+
 int tel_open(tel **out, tel_options *o)
 {
     if (!out) {
@@ -505,9 +647,12 @@ int tel_open(tel **out, tel_options *o)
     h->log_ud = o->log_ud;
     h->inspect_fd = -1;
     h->log_fd = -1;
+    h->open_mono_ms = tel__mono_ms();
 
-    /* The options are freed below: the handle keeps its own copies, to
-     * resolve the policy again after another process's forget or disable. */
+    /* The handle keeps the options (tel_close frees them), with its own
+     * copies of what resolves the policy again after another process's
+     * forget or disable, or when the host switches it back on. */
+    h->opts = o;
     h->host_endpoint = o->endpoint;
     h->host_token = o->token;
     h->decls = o->decls;
@@ -517,20 +662,18 @@ int tel_open(tel **out, tel_options *o)
                                    o->logging, h->decls, o->error_detail };
     h->caps = o->caps;
     int prc = tel__policy_resolve(&h->policy, h->app, &h->host, NULL);
-    h->enabled = h->policy.enabled;
     h->debug = h->policy.debug || o->debug;
+    h->dir_rc = state_dir_resolve(h);
 
-    if (!h->enabled) {
+    if (!h->policy.enabled) {
         /* The user's opt-out means nothing is kept: a queue filled before
          * is emptied now.  The host's off (this run, this project, or its
          * default) records nothing and leaves the rest alone.  A config
          * file that could not be read or parsed only counts as "off" for
          * this run: it may hold an opt-out, or nothing of the kind, so
          * nothing is deleted on that guess (tel-sync does the same). */
-        if (h->policy.opted_out && prc != TEL_ERR_CONFIG &&
-            tel__state_dir(h->app, h->state_dir, sizeof h->state_dir) == TEL_OK)
+        if (h->policy.opted_out && prc != TEL_ERR_CONFIG && h->dir_rc == TEL_OK)
             purge_existing(h->state_dir);
-        tel_options_free(o);
         if (prc == TEL_ERR_CONFIG) {
             /* A failure, so no handle (tel.h); tel_last_error() still
              * names the file's problem. */
@@ -540,49 +683,49 @@ int tel_open(tel **out, tel_options *o)
         *out = h;
         return TEL_DISABLED;
     }
-    int rc = open_state(h, o, h->debug || o->inspect != NULL);
-    if (rc == TEL_OK && exec_id_resolve(h, o) != 0)
-        rc = tel__fail(TEL_ERR_IO, "no random numbers available");
+    int rc = activate(h);
     if (rc != TEL_OK) {
-        tel_options_free(o);
         tel_close(h);
         return rc;
     }
-    tel__context_detect(&h->ctx);
-    h->ctx.app = h->app;
-    h->ctx.app_version = h->app_version[0] ? h->app_version : NULL;
-    if (o->salt || o->project_linkable) {
-        char cwd[TEL_PATH_MAX];
-        /* The linkable form wins when both were asked: the host said it
-         * wants ids other products can match. */
-        const char *salt = o->project_linkable ? NULL : o->salt;
-        if (getcwd(cwd, sizeof cwd) && tel__project_id(salt, cwd, h->project) == TEL_OK)
-            h->ctx.project = h->project;
-    }
-    h->waiting_notice = o->require_notice && h->q && !notice_recorded(h);
-    /* The audit log is opened once: a run's emits pay nothing more than
-     * the write. */
-    if (h->policy.log_file)
-        h->log_fd = open(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    h->open_mono_ms = tel__mono_ms();
-    /* The one thing worth a line even in a quiet library: events were
-     * lost to a damaged file.  Said only where logging was asked for. */
-    if (h->q && tel__queue_recovered(h->q)) {
-        char line[160];
-        snprintf(line, sizeof line, "the queue was damaged; kept aside as %s, a fresh queue started",
-                 tel__queue_recovered(h->q));
-        log_line(h, line);
-    }
-    if (h->q) {
-        record_host_settings(h, h->host_endpoint, h->host_token);
-        record_declarations(h, h->decls);
-    }
-    tel_options_free(o);
     *out = h;
     return TEL_OK;
 }
 
+int tel_handle_set_enabled(tel *h, int enabled)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    if (!enabled) {
+        /* The host learned of its user's opt-out (a config map flipped):
+         * what was queued is purged, as for every lasting opt-out, and
+         * nothing more is recorded until it is switched back on.  The
+         * host's off is kept in the settings a reopen resolves again. */
+        h->host.enabled = 0;
+        h->host.enabled_src = TEL_SRC_HOST;
+        h->enabled = 0;
+        h->in_batch = 0;
+        h->nbrecs = 0;
+        tel__buf_clear(&h->batch);
+        tel__queue_close(h->q);
+        h->q = NULL;
+        int rc = h->dir_rc == TEL_OK ? purge_existing(h->state_dir) : TEL_OK;
+        return rc == TEL_OK ? TEL_DISABLED : rc;
+    }
+    h->host.enabled = h->opts->enabled;
+    h->host.enabled_src = h->opts->enabled_src;
+    if (h->enabled)
+        return TEL_OK;
+    explicit_bzero(h->policy.token, sizeof h->policy.token);
+    int prc = tel__policy_resolve(&h->policy, h->app, &h->host, NULL);
+    h->debug = h->policy.debug || h->opts->debug;
+    if (!h->policy.enabled)
+        return prc == TEL_ERR_CONFIG ? TEL_ERR_CONFIG : TEL_DISABLED;
+    return activate(h);
+}
+
 static void span_unlink(tel_span *s);
+static void reap_child(tel *h);
 
 void tel_close(tel *h)
 {
@@ -615,6 +758,8 @@ void tel_close(tel *h)
         explicit_bzero(h->host_token, strlen(h->host_token));
         free(h->host_token);
     }
+    reap_child(h);
+    tel_options_free(h->opts);
     free(h);
 }
 
@@ -677,13 +822,14 @@ static int reopen(tel *h)
     int lasting = 0;
     int rc = tel__mkdir_private(h->state_dir);
     if (rc == TEL_OK)
-        rc = tel__cookie_load(h->state_dir, h->anon, &lasting);
+        rc = load_anon(h, &lasting);
     if (rc == TEL_OK)
         rc = tel__queue_open(&h->q, h->state_dir, &h->caps, TEL_Q_CREATE);
     if (rc != TEL_OK)
         return rc;
     if (tel__uuid4(h->exec) != 0)
         return tel__fail(TEL_ERR_IO, "no random numbers available");
+    h->exec_shared = 0;
     h->events_recorded = 0;
     record_host_settings(h, h->host_endpoint, h->host_token);
     record_declarations(h, h->decls);
@@ -1224,6 +1370,22 @@ int tel_span_end(tel_span *s, int status)
 
 /* ------------------------------------------------------ delivery, notice */
 
+/*
+ * Reaps the tel-sync this handle started if it has finished, without
+ * waiting for it.  Only that pid is waited for, never another child of
+ * the host's.
+ */
+static void reap_child(tel *h)
+{
+    if (h->child <= 0)
+        return;
+    pid_t r = waitpid(h->child, NULL, WNOHANG);
+    /* Reaped, or not ours any more (the host reaped it, or ignores
+     * SIGCHLD): forget it either way. */
+    if (r == h->child || (r < 0 && errno != EINTR))
+        h->child = 0;
+}
+
 int tel_spawn_sync(tel *h, unsigned min_interval_s)
 {
     if (!h)
@@ -1234,6 +1396,11 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
         /* Those events are lost; what is queued already still deserves
          * its delivery, so the spawn goes on. */
     }
+    /* One sync at a time per handle: a second would only find the queue
+     * locked, and a long-running host keeps at most one child. */
+    reap_child(h);
+    if (h->child > 0)
+        return TEL_DISABLED;
     tel_queue_stats s;
     if (tel__queue_stats(h->q, &s) != TEL_OK || s.count == 0)
         return TEL_DISABLED;
@@ -1260,9 +1427,12 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
     /* The stamp says a sync was started: when none could be (no tel-sync
      * where it should be), the next run tries again instead of waiting
      * out the interval with nothing sent. */
-    int rc = tel__spawn_sync(h->app);
+    pid_t pid = 0;
+    int rc = tel__spawn_sync(h->app, h->opts->state_dir ? h->state_dir : NULL, &pid);
     if (rc != TEL_OK)
         unlink(stamp);
+    else
+        h->child = pid;
     return rc;
 }
 
