@@ -107,7 +107,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 EXAMPLE_SRC = $(wildcard examples/*.c)
 # The hosts of examples/<product>/: each a small program keeping every
 # knob its product's telemetry page documents, built as $(BUILD)/bin/<product>.
-SEED_EXAMPLES = atmos astro cloudquery werf
+SEED_EXAMPLES = atmos astro cloudquery werf cozystack
 EXAMPLE_BIN = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/bin/%) $(SEED_EXAMPLES:%=$(BUILD)/bin/%)
 TOOLS = $(BUILD)/bin/tel $(BUILD)/bin/tel-sync $(BUILD)/bin/tel-collect
 CONFIG_H = $(GEN)/tel_config.h

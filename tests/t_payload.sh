@@ -216,4 +216,85 @@ else
     skip "project id against git: git is not installed"
 fi
 
+# ------------------------------------------------------------ a daemon host
+
+COZY="$TEL_BUILD/bin/cozystack"
+CLUSTER=5b8f2a9e-3c1d-4e7f-9a0b-1c2d3e4f5a6b
+POD="env -i PATH=$PATH TEL_SYNC_PATH=$TEL_SYNC_PATH"
+# cozy STATE COMPONENT [options]: one component run as in a pod (no HOME).
+cozy() { sd=$1 comp=$2; shift 2; $POD "$COZY" --component "$comp" --state-dir "$sd" --cluster-uid "$CLUSTER" "$@"; }
+in_pod() { sd=$1 app=$2; shift 2; env -i PATH="$PATH" "$(echo "$app" | tr a-z.- A-Z__)_TELEMETRY_STATE_DIR=$sd" "$@"; }
+queued() { in_pod "$1" "$2" tel show --app "$2" | wc -l; }
+# drain STATE APP: a cron-style tel-sync until the queue is empty (a sync the
+# component spawned may hold the queue's lock for a moment).
+drain() {
+    _k=0
+    while [ $_k -lt 50 ]; do
+        in_pod "$1" "$2" tel-sync --app "$2" || return 1
+        [ "$(queued "$1" "$2")" -eq 0 ] && return 0
+        sleep 0.2; _k=$((_k + 1))
+    done
+    return 1
+}
+
+tc_start cozy
+printf 'data:\n  telemetry-enabled: "true"\n' >"$T_TMP/cm.yaml"
+# Started directly (not through cozy()), so that $! is the daemon itself.
+$POD "$COZY" --component operator --state-dir "$T_TMP/pod1" --cluster-uid "$CLUSTER" \
+    --config-map "$T_TMP/cm.yaml" --interval 1 --iterations 3 --endpoint "$TC_URL" &
+dpid=$!
+maxz=0; i=0
+while kill -0 $dpid 2>/dev/null && [ $i -lt 200 ]; do
+    z=$(ps --ppid $dpid -o stat= 2>/dev/null | grep -c '^Z')
+    [ "$z" -gt "$maxz" ] && maxz=$z
+    sleep 0.1; i=$((i + 1))
+done
+wait $dpid
+check_eq "the operator runs without HOME, in the state directory it was given" "$?" 0
+check_eq "its periodic tel-syncs leave at most one finished child unreaped" "$([ "$maxz" -le 1 ] && echo yes)" yes
+# What the last rounds queued goes with a cron-style tel-sync that finds the
+# queue through the environment alone.
+drain "$T_TMP/pod1" cozystack-operator
+check_eq "a cron-style tel-sync finds the pod's queue through COZYSTACK_OPERATOR_TELEMETRY_STATE_DIR" "$?" 0
+cozy "$T_TMP/pod1b" controller --iterations 1 --endpoint "$TC_URL"
+drain "$T_TMP/pod1b" cozystack-controller
+# A restarted operator pod: an empty state directory, the same cluster.
+cozy "$T_TMP/pod2" operator --iterations 1 --endpoint "$TC_URL"
+drain "$T_TMP/pod2" cozystack-operator
+tc_stop
+check_eq "every sample of three rounds arrives: 11 metrics of the operator each time" \
+    "$(pyj "$TC_OUT" "len([e for e in L if e['context']['app'] == 'cozystack-operator' and e['name'] == 'metric'])")" 44
+check_eq "the controller's application counts arrive with their labels" \
+    "$(pyj "$TC_OUT" "sorted(e['props']['label.kind'] for e in L if e['context']['app'] == 'cozystack-controller')")" \
+    "['Kubernetes', 'Postgres', 'Redis', 'Tenant', 'VirtualMachine']"
+check_eq "a restarted pod keeps the operator's identity" \
+    "$(pyj "$TC_OUT" "len(set(e['anon'] for e in L if e['context']['app'] == 'cozystack-operator'))")" 1
+check_eq "the controller of the same cluster has another" \
+    "$(pyj "$TC_OUT" "len(set(e['anon'] for e in L))")" 2
+check_eq "the cluster UID is sent nowhere" "$(grep -c "$CLUSTER" "$TC_OUT")" 0
+check_eq "no cookie file is written in the pod" "$(ls "$T_TMP/pod1" | grep -c cookie)" 0
+
+# The config map flipped while the operator runs: what was queued is
+# purged and nothing more is recorded; flipped back, it records again.
+# Each step waits for what it looks for (bounded), so a slow machine only
+# makes it slower.
+printf 'data:\n  telemetry-enabled: "true"\n' >"$T_TMP/cm2.yaml"
+# Nothing is sent from this one: its tel-sync is /bin/true.
+env -i PATH="$PATH" TEL_SYNC_PATH=/bin/true "$COZY" --component operator --state-dir "$T_TMP/pod3" \
+    --cluster-uid "$CLUSTER" --config-map "$T_TMP/cm2.yaml" --interval 1 --iterations 60 &
+dpid=$!
+wait_for() { i=0; while ! eval "$1" && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done; }
+wait_for '[ "$(queued "$T_TMP/pod3" cozystack-operator)" -ge 11 ]'
+printf 'data:\n  telemetry-enabled: "false"\n' >"$T_TMP/cm2.yaml"
+wait_for '[ "$(queued "$T_TMP/pod3" cozystack-operator)" -eq 0 ]'
+check_eq "telemetry-enabled: false purges the running operator's queue" "$(queued "$T_TMP/pod3" cozystack-operator)" 0
+sleep 2.5
+check_eq "and it records nothing more" "$(queued "$T_TMP/pod3" cozystack-operator)" 0
+printf 'data:\n  telemetry-enabled: "true"\n' >"$T_TMP/cm2.yaml"
+wait_for '[ "$(queued "$T_TMP/pod3" cozystack-operator)" -ge 11 ]'
+check_eq "set back to true, it records again" "$([ "$(queued "$T_TMP/pod3" cozystack-operator)" -ge 11 ] && echo yes)" yes
+kill -TERM $dpid 2>/dev/null
+wait $dpid
+check_eq "the operator stops cleanly on SIGTERM" "$?" 0
+
 t_done
