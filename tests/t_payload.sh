@@ -24,7 +24,7 @@ print(json.dumps([{"name": "option-number-%03d" % i, "asCli": i % 3 == 0, "asEnv
 
 # ------------------------------------------------------- structured values
 
-tc_start payload
+tc_start payload --db "sqlite:$T_TMP/payload.db"
 tel emit --app astro --endpoint "$TC_URL" dev cliCommand=dev "config:=$ASTRO_CONFIG"
 check_eq "tel emit queues astro's nested config" "$?" 0
 tel show --app astro >"$T_TMP/astro.show"
@@ -41,6 +41,13 @@ check_eq "tel-collect stores astro's config as sent" \
     "$(pyj "$TC_OUT" "[e['props']['config'] for e in L if e['name'] == 'dev'] == [json.loads('''$ASTRO_CONFIG''')]")" True
 check_eq "tel-collect stores all 120 of werf's options, typed" \
     "$(pyj "$TC_OUT" "[e['props']['commandOptions'] for e in L if e['name'] == 'CommandStarted'] == [json.loads('''$WERF_OPTIONS''')]")" True
+check_eq "tel-collect's database holds the nested values as JSON" "$($PY - "$T_TMP/payload.db" <<'EOF'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT props FROM events WHERE name = 'CommandStarted'").fetchall()
+print(len(rows) == 1 and len(json.loads(rows[0][0])['commandOptions']) == 120)
+EOF
+)" True
 check_eq "a scalar given as JSON keeps its type" \
     "$(pyj "$TC_OUT" "[(e['props']['exitCode'], e['props']['durationMs']) for e in L if e['name'] == 'CommandExited']")" \
     "[(0, 10827)]"
