@@ -52,14 +52,21 @@ static tel *open_telemetry(void)
 }
 
 /* General configuration information: the adapter, the integrations and the
- * markdown options of the project, never its paths or values of its own. */
+ * markdown options of the project, as the nested object Astro's page shows,
+ * never its paths or values of its own. */
 static void record_config(tel *t)
 {
-    tel_emit_event(t, "config",
-                   TEL_PROPS(TEL_STR("adapter", "@astrojs/vercel"),
-                             TEL_STR("integrations", "@astrojs/mdx,@astrojs/rss"),
-                             TEL_INT("markdownPlugins", 0),
-                             TEL_STR("markdown.syntaxHighlight", "shiki")));
+    static const tel_prop config[] = {
+        TEL_MAP("config", 4),
+          TEL_ARRAY("markdownPlugins", 0),
+          TEL_STR("adapter", "@astrojs/vercel"),
+          TEL_ARRAY("integrations", 2),
+            TEL_STR(NULL, "@astrojs/mdx"),
+            TEL_STR(NULL, "@astrojs/rss"),
+          TEL_MAP("markdown", 1),
+            TEL_STR("syntaxHighlight", "shiki"),
+    };
+    tel_emit_event(t, "config", config, sizeof config / sizeof *config);
 }
 
 int main(int argc, char **argv)

@@ -86,6 +86,13 @@ int main(int argc, char **argv)
     tel_command_started(t, operation, NULL, 0);
     record_installation(t);
 
+    /* Trace data: which part of the operation took how long, as spans
+     * nested under the operation's own. */
+    tel_span *op = tel_span_begin(t, "operation", NULL);
+    tel_span *part = tel_span_begin(t, "providers.load", op);
+    tel_span_end(part, 0);
+    part = tel_span_begin(t, "resources.sync", op);
+
     int status = 0;
     char message[512] = "";
     if (strcmp(operation, "fetch") == 0 || strcmp(operation, "policy") == 0 ||
@@ -102,6 +109,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "cloudquery: unknown operation '%s'\n", operation);
         status = 2;
     }
+    tel_span_end(part, status);
+    tel_span_end(op, status);
     /* How long it took and whether it succeeded; the message only leaves
      * with --debug-telemetry or CQ_DEBUG_TELEMETRY. */
     tel_command_exited(t, status, status ? "CredentialsError" : NULL, message[0] ? message : NULL);

@@ -29,8 +29,9 @@ static tel *open_telemetry(void)
     tel_options_set_default_enabled(o, 0);
     tel_options_declare_env(o, "WERF_TELEMETRY", TEL_ENV_ON_OFF, NULL);
     tel_options_declare_env(o, "WERF_TELEMETRY_LOG_FILE", TEL_ENV_LOG_FILE, NULL);
-    /* projectID: a checksum of the git origin URL of the project. */
-    tel_options_set_project_salt(o, "werf");
+    /* projectID: SHA-256 of the git origin URL of the project, unsalted as
+     * werf computes it (so linkable across products, as werf's is). */
+    tel_options_set_project_linkable(o, 1);
     tel *t = NULL;
     tel_open(&t, o);
     return t;
@@ -70,6 +71,21 @@ int main(int argc, char **argv)
     /* The attributes tel's context does not already carry (os, arch,
      * version, ci and ciName are in every event's context). */
     tel_emit_event(t, "attributes", TEL_PROPS(TEL_STR("trdl_group_channel", TRDL_GROUP_CHANNEL)));
+    /* eventData.commandOptions: every option werf knows, used or not, with
+     * how it was given and how often; names only, never values. */
+    tel_prop uses[1 + 2 * 5];
+    size_t n = 0;
+    uses[n++] = (tel_prop)TEL_ARRAY("commandOptions", 2);
+    const char *names[2] = { "repo", "env" };
+    int cli[2] = { repo_cli, env_cli }, env[2] = { getenv("WERF_REPO") != NULL, getenv("WERF_ENV") != NULL };
+    for (int i = 0; i < 2; i++) {
+        uses[n++] = (tel_prop)TEL_MAP(NULL, 4);
+        uses[n++] = (tel_prop)TEL_STR("name", names[i]);
+        uses[n++] = (tel_prop)TEL_BOOL("asCli", cli[i]);
+        uses[n++] = (tel_prop)TEL_BOOL("asEnv", env[i]);
+        uses[n++] = (tel_prop)TEL_INT("count", cli[i] + env[i]);
+    }
+    tel_emit_event(t, "command.options", uses, n);
 
     int status = 0;
     if (strcmp(argv[optind], "converge") == 0 || strcmp(argv[optind], "build") == 0)
