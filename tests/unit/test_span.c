@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_span.c - spans: what tel_span_begin/tel_span_end record,
  * that the events rebuild the tree (ids, parents, offsets, durations),
