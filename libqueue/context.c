@@ -93,37 +93,99 @@ static const ci_rule ci_rules[] = {
 
 #define N_RULES (sizeof ci_rules / sizeof ci_rules[0])
 
-static int env_present(const char *name)
+/*
+ * The variables the rules name, looked up in one pass over the
+ * environment: a getenv per rule walked the whole environment some sixty
+ * times per event, most of what a short-lived host paid for its context.
+ * Slots: each rule's `var`, then each rule's `also`, then the generic
+ * markers; a name in several slots fills them all.
+ */
+extern char **environ;
+
+static const char *const generic_vars[] = { "CI", "CONTINUOUS_INTEGRATION", "BUILD_NUMBER", "RUN_ID" };
+#define N_GENERIC (sizeof generic_vars / sizeof generic_vars[0])
+#define N_SLOTS (2 * N_RULES + N_GENERIC)
+#define N_BUCKETS 64
+
+static short bucket_head[N_BUCKETS];
+static short slot_next[N_SLOTS];
+static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
+
+static const char *slot_name(size_t i)
 {
-    const char *v = getenv(name);
-    return v != NULL && v[0] != '\0';
+    if (i < N_RULES)
+        return ci_rules[i].var;
+    if (i < 2 * N_RULES)
+        return ci_rules[i - N_RULES].also;
+    return generic_vars[i - 2 * N_RULES];
+}
+
+static unsigned name_hash(const char *name, size_t len)
+{
+    return ((unsigned)len * 31u + (unsigned char)name[0] * 7u + (unsigned char)name[len - 1]) % N_BUCKETS;
+}
+
+static void build_buckets(void)
+{
+    for (size_t b = 0; b < N_BUCKETS; b++)
+        bucket_head[b] = -1;
+    for (size_t i = 0; i < N_SLOTS; i++) {
+        const char *n = slot_name(i);
+        slot_next[i] = -1;
+        if (n == NULL)
+            continue;
+        unsigned b = name_hash(n, strlen(n));
+        slot_next[i] = bucket_head[b];
+        bucket_head[b] = (short)i;
+    }
+}
+
+/* Fills vals[slot] with each slot's value when set and non-empty, else
+ * NULL; the first of a name given twice wins, as with getenv. */
+static void scan_env(const char *vals[N_SLOTS])
+{
+    pthread_once(&buckets_once, build_buckets);
+    memset(vals, 0, N_SLOTS * sizeof *vals);
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL || eq == *e || eq[1] == '\0')
+            continue;
+        size_t len = (size_t)(eq - *e);
+        for (short i = bucket_head[name_hash(*e, len)]; i >= 0; i = slot_next[i]) {
+            const char *n = slot_name((size_t)i);
+            if (vals[i] == NULL && strncmp(n, *e, len) == 0 && n[len] == '\0')
+                vals[i] = eq + 1;
+        }
+    }
 }
 
 /* Generic markers that say "CI" without saying whose.  CI=false is how
  * people force interactive behaviour, so it does not count. */
-static int generic_ci(void)
+static int generic_ci(const char *const vals[N_SLOTS])
 {
-    const char *ci = getenv("CI");
-    if (ci != NULL && ci[0] != '\0' && strcmp(ci, "0") != 0 && strcasecmp(ci, "false") != 0)
+    const char *const *g = vals + 2 * N_RULES;
+    const char *ci = g[0];
+    if (ci != NULL && strcmp(ci, "0") != 0 && strcasecmp(ci, "false") != 0)
         return 1;
-    return env_present("CONTINUOUS_INTEGRATION") || env_present("BUILD_NUMBER") ||
-           env_present("RUN_ID");
+    return g[1] != NULL || g[2] != NULL || g[3] != NULL;
 }
 
 const char *tel__ci_vendor(void)
 {
+    const char *vals[N_SLOTS];
+    scan_env(vals);
     for (size_t i = 0; i < N_RULES; i++) {
         const ci_rule *r = &ci_rules[i];
-        const char *v = getenv(r->var);
-        if (v == NULL || v[0] == '\0')
+        const char *v = vals[i];
+        if (v == NULL)
             continue;
         if (r->value != NULL && strcmp(v, r->value) != 0)
             continue;
-        if (r->also != NULL && !env_present(r->also))
+        if (r->also != NULL && vals[N_RULES + i] == NULL)
             continue;
         return r->id;
     }
-    return generic_ci() ? "" : NULL;
+    return generic_ci(vals) ? "" : NULL;
 }
 
 size_t tel__ci_vendor_count(void)

@@ -247,18 +247,23 @@ void tel__env_name(const char *app, const char *suffix, char *out, size_t size)
     size_t o = 0;
     if (out == NULL || size == 0)
         return;
-    const char *parts[3] = { app ? app : "", "_TELEMETRY_", suffix ? suffix : "" };
-    for (int k = 0; k < 3; k++) {
-        for (const char *s = parts[k]; *s != '\0' && o + 1 < size; s++) {
-            char c = *s;
-            if (k == 0) {
-                if (c >= 'a' && c <= 'z')
-                    c = (char)(c - 'a' + 'A');
-                else if (c == '.' || c == '-')
-                    c = '_';
-            }
-            out[o++] = c;
-        }
+    for (const char *s = app ? app : ""; *s != '\0' && o + 1 < size; s++) {
+        char c = *s;
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (c == '.' || c == '-')
+            c = '_';
+        out[o++] = c;
+    }
+    /* The rest is copied whole, not byte by byte: every emit builds about
+     * ten of these names. */
+    const char *rest[2] = { "_TELEMETRY_", suffix ? suffix : "" };
+    for (int k = 0; k < 2; k++) {
+        size_t n = strlen(rest[k]);
+        if (n > size - 1 - o)
+            n = size - 1 - o;
+        memcpy(out + o, rest[k], n);
+        o += n;
     }
     out[o] = '\0';
 }
