@@ -106,6 +106,17 @@ emit_all
 priv tel-sync --app mycli --endpoint "$TC_URL" -v -v >>"$T_TMP/sync.out" 2>&1
 check_eq "round 2: tel-collect stored the 7 events" "$(wc -l <"$T_TMP/tc.jsonl" | tr -d ' ')" 7
 
+# ------------------------------------- a daemon: state directory, cluster id
+# Its queue sits under the marked HOME (so the search below covers it), its
+# installation id carries a marker, and its events go to tel-collect too.
+POD="$PHOME/pod"
+priv "$TEL_BUILD/bin/cozystack" --component controller --state-dir "$POD" \
+    --cluster-uid "${M}cluster" --iterations 1 2>>"$T_TMP/host.err"
+priv env COZYSTACK_CONTROLLER_TELEMETRY_STATE_DIR="$POD" COZYSTACK_CONTROLLER_TELEMETRY_TOKEN="$TOK" tel-sync --app cozystack-controller \
+    --endpoint "$TC_URL" -v -v >>"$T_TMP/sync.out" 2>&1
+check_eq "the daemon's 5 samples reached tel-collect too" \
+    "$(grep -c '"app":"cozystack-controller"' "$T_TMP/tc.jsonl")" 5
+
 # ------------------------------------------------------------- the search
 # Everything under the state directory, whatever its name: data.mdb,
 # lock.mdb, the cookie, sent.log, the notice, the stamps and locks.
@@ -113,7 +124,7 @@ STORED=$(find "$PHOME" -type f | sort)
 check "sent.log exists (so it is searched)" test -s "$PSTATE/telemetry/sent.log"
 UPLOADED=$(ls "$SINK"/req-* 2>/dev/null | grep -v '\.port$')
 SEEN="$T_TMP/inspect.out $T_TMP/tc.jsonl"
-markers="${M}user ${M}home ${M}cwd ${M}sec ${M}env $PHOME $PCWD $SECRET"
+markers="${M}user ${M}home ${M}cwd ${M}sec ${M}env ${M}cluster $PHOME $PCWD $SECRET"
 [ -n "$HOSTWRAP" ] && markers="$markers ${M}host"
 for m in $markers $M; do
     # shellcheck disable=SC2086

@@ -141,12 +141,17 @@ static void test_flip(void)
     tel_emit_event(h, "b", NULL, 0);
     tel_batch_begin(h);
     tel_emit_event(h, "in-batch", NULL, 0);
+    char run1[37], run2[37];
+    tel_exec_id(h, run1);
     CHECK_EQ_INT("off", tel_handle_set_enabled(h, 0), TEL_DISABLED);
     CHECK("the handle stops recording", !tel_enabled(h));
     CHECK_EQ_INT("an emit is a no-op", tel_emit_event(h, "c", NULL, 0), TEL_DISABLED);
     CHECK_EQ_INT("what was queued is purged", queued_in(dir), 0);
     CHECK_EQ_INT("and the open batch dropped", tel_batch_commit(h) == TEL_ERR_STATE || queued_in(dir) == 0, 1);
     CHECK_EQ_INT("on", tel_handle_set_enabled(h, 1), TEL_OK);
+    tel_exec_id(h, run2);
+    CHECK("a new run after the flip: nothing links it to the events of before",
+          run1[0] && run2[0] && strcmp(run1, run2) != 0);
     CHECK_EQ_INT("records again", tel_emit_event(h, "d", NULL, 0), TEL_OK);
     CHECK_EQ_INT("one event queued", queued_in(dir), 1);
     setenv("DO_NOT_TRACK", "1", 1);
