@@ -94,9 +94,13 @@ if command -v go >/dev/null 2>&1; then
         HOME="$EX" "$T_TMP/werf" converge >/dev/null
         check_eq "go werf: opt-in, nothing is recorded by default" "$(events werf)" ""
         HOME="$EX" WERF_TELEMETRY=1 WERF_REPO=r "$T_TMP/werf" --env prod converge >/dev/null
-        check_eq "go werf: WERF_TELEMETRY=1 records the command" "$(events werf)" "command.started,attributes,command.exited"
+        check_eq "go werf: WERF_TELEMETRY=1 records the command" "$(events werf)" "command.started,attributes,command.options,command.exited"
         opts=$(HOME="$EX" tel show --app werf | head -n 1 | $PY -c 'import sys,json; p=json.load(sys.stdin)["props"]; print(p["options"], p["env_options"])')
         check_eq "go werf: the names of the options used, and how" "$opts" "env repo"
+        co=$(HOME="$EX" tel show --app werf | sed -n 3p | $PY -c 'import sys,json; print(json.dumps(json.load(sys.stdin)["props"]["commandOptions"], sort_keys=True))')
+        check_eq "go werf: commandOptions as the page shows them" "$co" \
+            '[{"asCli": false, "asEnv": true, "count": 1, "name": "repo"}, {"asCli": true, "asEnv": false, "count": 1, "name": "env"}]'
+
         HOME="$EX" WERF_TELEMETRY=0 "$T_TMP/werf" converge >/dev/null
         check_eq "go werf: WERF_TELEMETRY=0 opts out and purges" "$(events werf)" ""
     else
@@ -108,6 +112,10 @@ if [ -n "${NODE_OK:-}" ]; then
     mkdir -p "$EX"
     astro build >/dev/null
     check_eq "node astro: a command records its config" "$(events astro)" "command.started,config,command.exited"
+    cfg=$(HOME="$EX" tel show --app astro | sed -n 2p | $PY -c 'import sys,json; print(json.dumps(json.load(sys.stdin)["props"]["config"], sort_keys=True))')
+    check_eq "node astro: the config object as the page shows it" "$cfg" \
+        '{"adapter": "@astrojs/vercel", "integrations": ["@astrojs/mdx", "@astrojs/rss"], "markdown": {"syntaxHighlight": "shiki"}, "markdownPlugins": []}'
+
     err=$(DEBUG=vite,astro:telemetry astro dev 2>&1 >/dev/null)
     case "$err" in *"debug, not stored"*'"name":"config"'*) ok "node astro: DEBUG=astro:telemetry logs the events" ;;
         *) fail "node astro: DEBUG=astro:telemetry logs the events" "stderr: $(echo "$err" | head -c 200)" ;; esac

@@ -20,7 +20,8 @@ import (
 	"unsafe"
 )
 
-// Switch is a host's setting for whether telemetry is on.
+// Switch is a host's on/off setting that may also be left unsaid: for
+// Enabled, whether telemetry is on; for Erasure, whether it is offered.
 type Switch int
 
 const (
@@ -103,6 +104,12 @@ type Options struct {
 	// Debug logs this run's events (through Log, else stderr) and records nothing.
 	Debug       bool
 	ErrorDetail ErrorDetail
+	// Erasure On offers erasure: a forget (tel forget, Forget) then leaves
+	// a request that tel-sync sends so that the collector deletes what it
+	// holds of the old anonymous id.  Off takes an earlier offer back.
+	// Default says nothing: like DefaultOff and Env it is recorded beside
+	// the queue, as not offered, when this run declares any of them.
+	Erasure Switch
 }
 
 // Tel is a handle on one app's queue.  It is safe for concurrent use by
@@ -189,8 +196,8 @@ func (t *Tel) configure(o *C.tel_options, opts *Options) error {
 
 func codeErr(_ Code, err error) error { return err }
 
-// knobs applies the host's declared variables, default, debug and error
-// detail to o.
+// knobs applies the host's declared variables, default, debug, error
+// detail and erasure offer to o.
 func knobs(o *C.tel_options, opts *Options, m *cmem) error {
 	for _, d := range opts.Env {
 		name, err := m.str("variable name", d.Name)
@@ -216,6 +223,13 @@ func knobs(o *C.tel_options, opts *Options, m *cmem) error {
 	}
 	if err == nil && opts.ErrorDetail != ErrorsClass {
 		_, err = call(func() C.int { return C.tel_options_set_error_detail(o, C.tel_error_detail(opts.ErrorDetail)) })
+	}
+	if err == nil && opts.Erasure != Default {
+		on := C.int(0)
+		if opts.Erasure == On {
+			on = 1
+		}
+		_, err = call(func() C.int { return C.tel_options_set_erasure(o, on) })
 	}
 	return err
 }

@@ -150,108 +150,161 @@ func (m *cmem) str(what, s string) (*C.char, error) {
 	return (*C.char)(p), nil
 }
 
-type prop struct {
-	key string
-	val any
+// item is one tel_prop before it is laid out in C memory: a property, an
+// array element (no key) or a map entry, in the flat pre-order of tel.h.
+type item struct {
+	key    string
+	hasKey bool
+	typ    C.tel_type
+	i      int64
+	f      float64
+	s      string
 }
 
-// sortedProps orders a map's entries by key, so an event's properties
-// are stored in the same order on every run.
-func sortedProps(props map[string]any) []prop {
-	out := make([]prop, 0, len(props))
-	for k, v := range props {
-		out = append(out, prop{k, v})
+// maxWalk stops a value that holds itself; libtel refuses far less deep.
+const maxWalk = 16
+
+// sortedKeys orders a map's keys, so an event's properties are stored in
+// the same order on every run.
+func sortedKeys(m reflect.Value) []string {
+	keys := make([]string, 0, m.Len())
+	for _, k := range m.MapKeys() {
+		keys = append(keys, k.String())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
-	return out
+	sort.Strings(keys)
+	return keys
+}
+
+// flatten appends val, and for an array or map its children, to items.
+func flatten(items []item, key string, hasKey bool, name string, val any, depth int) ([]item, error) {
+	it := item{key: key, hasKey: hasKey}
+	switch x := val.(type) {
+	case nil:
+		it.typ = C.TEL_T_NIL
+	case bool:
+		it.typ = C.TEL_T_BOOL
+		if x {
+			it.i = 1
+		}
+	case string:
+		it.typ, it.s = C.TEL_T_STR, x
+	case float64:
+		it.typ, it.f = C.TEL_T_FLOAT, x
+	case int:
+		it.typ, it.i = C.TEL_T_INT, int64(x)
+	default:
+		return flattenReflected(items, it, name, val, depth)
+	}
+	return append(items, it), nil
+}
+
+// flattenReflected takes the other integer and float types, named types of
+// the basic kinds (type Mode string, time.Duration), slices, arrays and
+// maps with string keys.
+func flattenReflected(items []item, it item, name string, val any, depth int) ([]item, error) {
+	v := reflect.ValueOf(val)
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		it.typ, it.i = C.TEL_T_INT, v.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		if v.Uint() > math.MaxInt64 {
+			return nil, invalid("property '%s' holds an integer above 2^63-1", name)
+		}
+		it.typ, it.i = C.TEL_T_INT, int64(v.Uint())
+	case reflect.Float32, reflect.Float64:
+		it.typ, it.f = C.TEL_T_FLOAT, v.Float()
+	case reflect.Bool:
+		return flatten(items, it.key, it.hasKey, name, v.Bool(), depth)
+	case reflect.String:
+		return flatten(items, it.key, it.hasKey, name, v.String(), depth)
+	case reflect.Slice, reflect.Array, reflect.Map:
+		return flattenNested(items, it, name, v, depth)
+	default:
+		return nil, invalid("property '%s' holds a %T; tel records nil, booleans, numbers, strings, "+
+			"and slices and string-keyed maps of them", name, val)
+	}
+	return append(items, it), nil
+}
+
+func flattenNested(items []item, it item, name string, v reflect.Value, depth int) ([]item, error) {
+	if depth >= maxWalk {
+		return nil, &Error{Code: ErrLimit, Detail: fmt.Sprintf("property '%s' nests deeper than tel allows", name)}
+	}
+	var err error
+	if v.Kind() == reflect.Map {
+		if v.Type().Key().Kind() != reflect.String {
+			return nil, invalid("property '%s' is a map whose keys are not strings", name)
+		}
+		it.typ, it.i = C.TEL_T_MAP, int64(v.Len())
+		items = append(items, it)
+		for _, k := range sortedKeys(v) {
+			if items, err = flatten(items, k, true, name, v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key())).Interface(), depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return items, nil
+	}
+	it.typ, it.i = C.TEL_T_ARRAY, int64(v.Len())
+	items = append(items, it)
+	for n := 0; n < v.Len(); n++ {
+		if items, err = flatten(items, "", false, name, v.Index(n).Interface(), depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
 }
 
 // cprops lays the properties out as a tel_prop array in C memory.  The
 // caller frees the returned cmem after the call.
 func cprops(props map[string]any) (*C.tel_prop, C.size_t, *cmem, error) {
-	ps := sortedProps(props)
-	size := uintptr(len(ps))*unsafe.Sizeof(C.tel_prop{}) + 8
-	for _, p := range ps {
-		size += uintptr(len(p.key)) + 1
-		if s, ok := p.val.(string); ok {
-			size += uintptr(len(s)) + 1
-		} else if v := reflect.ValueOf(p.val); v.Kind() == reflect.String {
-			size += uintptr(v.Len()) + 1
+	var items []item
+	var err error
+	for _, k := range sortedKeys(reflect.ValueOf(props)) {
+		if items, err = flatten(items, k, true, k, props[k], 0); err != nil {
+			return nil, 0, nil, err
 		}
+	}
+	size := uintptr(len(items))*unsafe.Sizeof(C.tel_prop{}) + 8
+	for _, it := range items {
+		size += uintptr(len(it.key)+len(it.s)) + 2
 	}
 	m := newCmem(size)
-	if len(ps) == 0 {
+	if len(items) == 0 {
 		return nil, 0, m, nil
 	}
-	arr := unsafe.Slice((*C.tel_prop)(m.alloc(uintptr(len(ps))*unsafe.Sizeof(C.tel_prop{}), 8)), len(ps))
-	for i, p := range ps {
-		key, err := m.str("property key", p.key)
-		if err == nil {
-			err = setValue(&arr[i], key, p.key, p.val, m)
-		}
-		if err != nil {
+	arr := unsafe.Slice((*C.tel_prop)(m.alloc(uintptr(len(items))*unsafe.Sizeof(C.tel_prop{}), 8)), len(items))
+	for n, it := range items {
+		if err = setItem(&arr[n], it, m); err != nil {
 			m.free()
 			return nil, 0, nil, err
 		}
 	}
-	return &arr[0], C.size_t(len(ps)), m, nil
+	return &arr[0], C.size_t(len(items)), m, nil
 }
 
-func setValue(p *C.tel_prop, key *C.char, name string, val any, m *cmem) error {
-	p.key = key
-	u := unsafe.Pointer(&p.v)
-	switch x := val.(type) {
-	case nil:
-		p._type = C.TEL_T_NIL
-	case bool:
-		p._type = C.TEL_T_BOOL
-		*(*C.int)(u) = 0
-		if x {
-			*(*C.int)(u) = 1
+func setItem(p *C.tel_prop, it item, m *cmem) error {
+	var err error
+	p.key = nil
+	if it.hasKey {
+		if p.key, err = m.str("property key", it.key); err != nil {
+			return err
 		}
-	case string:
-		s, err := m.str(fmt.Sprintf("property '%s'", name), x)
+	}
+	p._type = it.typ
+	u := unsafe.Pointer(&p.v)
+	switch it.typ {
+	case C.TEL_T_BOOL:
+		*(*C.int)(u) = C.int(it.i)
+	case C.TEL_T_FLOAT:
+		*(*C.double)(u) = C.double(it.f)
+	case C.TEL_T_STR:
+		s, err := m.str(fmt.Sprintf("property '%s'", it.key), it.s)
 		if err != nil {
 			return err
 		}
-		p._type = C.TEL_T_STR
 		*(**C.char)(u) = s
-	case float64:
-		p._type = C.TEL_T_FLOAT
-		*(*C.double)(u) = C.double(x)
-	case float32:
-		p._type = C.TEL_T_FLOAT
-		*(*C.double)(u) = C.double(x)
 	default:
-		return setReflected(p, name, val, m)
-	}
-	return nil
-}
-
-// setReflected takes the integer kinds and named types of the basic kinds
-// (type Mode string, time.Duration).
-func setReflected(p *C.tel_prop, name string, val any, m *cmem) error {
-	u := unsafe.Pointer(&p.v)
-	v := reflect.ValueOf(val)
-	switch v.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		p._type = C.TEL_T_INT
-		*(*C.int64_t)(u) = C.int64_t(v.Int())
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		if v.Uint() > math.MaxInt64 {
-			return invalid("property '%s' is an integer above 2^63-1", name)
-		}
-		p._type = C.TEL_T_INT
-		*(*C.int64_t)(u) = C.int64_t(v.Uint())
-	case reflect.Float32, reflect.Float64:
-		p._type = C.TEL_T_FLOAT
-		*(*C.double)(u) = C.double(v.Float())
-	case reflect.Bool:
-		return setValue(p, p.key, name, v.Bool(), m)
-	case reflect.String:
-		return setValue(p, p.key, name, v.String(), m)
-	default:
-		return invalid("property '%s' is a %T; tel records nil, bool, integers, floats and strings", name, val)
+		*(*C.int64_t)(u) = C.int64_t(it.i)
 	}
 	return nil
 }
@@ -321,7 +374,9 @@ func Disable(app string) error {
 }
 
 // Forget deletes the anonymous id and purges the queue; the next event
-// gets a new id.
+// gets a new id.  When the host offered erasure (Options.Erasure), it
+// first leaves a request, sent by tel-sync, to erase the old id's events
+// at the collector.
 func Forget(app string) error {
 	_, err := withApp(app, func(a *C.char) C.int { return C.tel_forget(a) })
 	return err

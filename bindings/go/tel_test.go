@@ -504,3 +504,61 @@ func TestSanitizedErrorDetailRecordsTheMessageWithoutThePath(t *testing.T) {
 		t.Fatalf("Sanitize gave %q", s)
 	}
 }
+
+func TestStructuredValuesKeepTheirShape(t *testing.T) {
+	home(t)
+	type option struct{ name string }
+	err := Emit(app, "build", map[string]any{
+		"config": map[string]any{"adapter": "@astrojs/vercel", "integrations": []string{"@astrojs/mdx", "@astrojs/rss"},
+			"markdown": map[string]string{"syntaxHighlight": "shiki"}},
+		"commandOptions": []map[string]any{{"name": "env", "asCli": true, "asEnv": false, "count": 2}},
+		"empty":          []any{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(queued(t)[0].Props)
+	want := `{"commandOptions":[{"asCli":true,"asEnv":false,"count":2,"name":"env"}],"config":{"adapter":"@astrojs/vercel",` +
+		`"integrations":["@astrojs/mdx","@astrojs/rss"],"markdown":{"syntaxHighlight":"shiki"}},"empty":[]}`
+	if string(got) != want {
+		t.Fatalf("props %s, want %s", got, want)
+	}
+	if c := code(Emit(app, "deep", map[string]any{"d": []any{[]any{[]any{[]any{[]any{1}}}}}})); c != ErrLimit {
+		t.Fatalf("five levels: code %v", c)
+	}
+	self := []any{nil}
+	self[0] = self
+	if c := code(Emit(app, "self", map[string]any{"d": self})); c != ErrLimit {
+		t.Fatalf("a slice holding itself: code %v", c)
+	}
+	if c := code(Emit(app, "s", map[string]any{"m": map[int]int{1: 2}, "o": option{}})); c != ErrInvalid {
+		t.Fatalf("int-keyed map: code %v", c)
+	}
+}
+
+func TestOfferingErasureMakesForgetLeaveAnErasureRequest(t *testing.T) {
+	h := home(t)
+	state := filepath.Join(h, ".local", "state", app)
+	tl, err := Open(app, &Options{Erasure: On})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tl.Emit("one", nil)
+	tl.Close()
+	old, _ := os.ReadFile(filepath.Join(state, "telemetry-cookie"))
+	id := strings.TrimSpace(string(old))
+	if err := Forget(app); err != nil {
+		t.Fatal(err)
+	}
+	req, err := os.ReadFile(filepath.Join(state, "telemetry-erasure", id))
+	if err != nil || !strings.Contains(string(req), "\nerase 1 "+id+"\n") {
+		t.Fatalf("request for %q: %q %v", id, req, err)
+	}
+	tl, _ = Open(app, &Options{Erasure: Off})
+	_ = tl.Emit("two", nil)
+	tl.Close()
+	_ = Forget(app)
+	if ents, _ := os.ReadDir(filepath.Join(state, "telemetry-erasure")); len(ents) != 1 {
+		t.Fatalf("after the offer was taken back: %d requests", len(ents))
+	}
+}

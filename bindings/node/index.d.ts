@@ -1,7 +1,8 @@
 // Types of the tel Node binding (index.js over the tel.node addon).
 
-/** A property value: an integral number within 64 bits is recorded as an integer, any other number as a float. */
-export type PropValue = null | boolean | number | bigint | string;
+/** A property value: an integral number within 64 bits is recorded as an integer, any other number as a float;
+ * arrays and plain objects are tel's structured values. */
+export type PropValue = null | boolean | number | bigint | string | PropValue[] | { [key: string]: PropValue | undefined };
 /** An event's properties; undefined values are left out. */
 export type Props = Record<string, PropValue | undefined>;
 
@@ -60,6 +61,9 @@ export interface TelemetryOptions {
   /** Log this run's events and record nothing. */
   debug?: boolean;
   errorDetail?: number;
+  /** true offers erasure: a forget then leaves a request, sent by tel-sync, that the collector
+   * delete what it holds of the old anonymous id; false takes an earlier offer back. */
+  erasure?: boolean;
   /** Throw on failures of the environment too. */
   strict?: boolean;
 }
@@ -102,6 +106,8 @@ export declare class Telemetry {
 export declare function emit(app: string, event: string, props?: Props, options?: { strict?: boolean }): boolean;
 export declare function enable(app: string): void;
 export declare function disable(app: string): void;
+/** Deletes the anonymous id and purges the queue; when the host offered erasure, first leaves a request,
+ * sent by tel-sync, to erase the old id's events at the collector. */
 export declare function forget(app: string): void;
 export declare function status(app: string): string;
 export declare function sanitize(text: string): string;

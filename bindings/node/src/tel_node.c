@@ -26,13 +26,28 @@
  * detail is per thread, so one per thread here too. */
 static _Thread_local char conv_error[256];
 
+static int conv_vfail(int code, const char *fmt, va_list ap)
+{
+    vsnprintf(conv_error, sizeof conv_error, fmt, ap);
+    return code;
+}
+
 static int conv_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(conv_error, sizeof conv_error, fmt, ap);
+    int rc = conv_vfail(TEL_ERR_INVALID, fmt, ap);
     va_end(ap);
-    return TEL_ERR_INVALID;
+    return rc;
+}
+
+static int conv_fail_code(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = conv_vfail(code, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int closed_fail(void)
@@ -49,20 +64,31 @@ typedef struct arena {
     int failed;
 } arena;
 
+static int arena_adopt(arena *a, void *p);
+
 static void *arena_alloc(arena *a, size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p && !arena_adopt(a, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Hands a malloc'ed block to the arena. */
+static int arena_adopt(arena *a, void *p)
 {
     if (a->n == a->cap) {
         size_t ncap = a->cap ? a->cap * 2 : 16;
         void **nb = realloc(a->blocks, ncap * sizeof *nb);
         if (!nb)
-            return NULL;
+            return 0;
         a->blocks = nb;
         a->cap = ncap;
     }
-    void *p = malloc(size ? size : 1);
-    if (p)
-        a->blocks[a->n++] = p;
-    return p;
+    a->blocks[a->n++] = p;
+    return 1;
 }
 
 static void arena_free(arena *a)
@@ -134,26 +160,83 @@ static int is_type(napi_env env, napi_value v, napi_valuetype t)
     return napi_typeof(env, v, &got) == napi_ok && got == t;
 }
 
-/* One property value: null, boolean, number (an integral number within
- * 64 bits is an integer, any other a float), bigint, string. */
-static int prop_of(napi_env env, arena *a, napi_value v, tel_prop *p)
+/* The properties of one call, flat as tel.h lays out structured values:
+ * an array or map item, then its children in pre-order. */
+typedef struct pvec {
+    tel_prop *p;
+    size_t n, cap;
+} pvec;
+
+/* A value that holds itself is stopped here; libtel refuses far less. */
+#define MAX_WALK 16
+
+static tel_prop *pvec_push(pvec *v)
+{
+    if (v->n == v->cap) {
+        size_t ncap = v->cap ? v->cap * 2 : 16;
+        tel_prop *np = realloc(v->p, ncap * sizeof *np);
+        if (!np)
+            return NULL;
+        v->p = np;
+        v->cap = ncap;
+    }
+    memset(&v->p[v->n], 0, sizeof v->p[0]);
+    return &v->p[v->n++];
+}
+
+static int flatten(napi_env env, arena *a, pvec *v, const char *key, const char *name, napi_value val, int depth);
+
+/* The own enumerable entries of obj as map entries; *count gets how many
+ * (undefined values are left out, as JSON.stringify does). */
+static int flatten_entries(napi_env env, arena *a, pvec *v, const char *name, napi_value obj, int depth,
+                           int64_t *count)
+{
+    napi_value keys;
+    uint32_t nkeys;
+    *count = 0;
+    if (napi_get_property_names(env, obj, &keys) != napi_ok || napi_get_array_length(env, keys, &nkeys) != napi_ok)
+        return conv_fail("property '%s' is not a plain object", name);
+    for (uint32_t i = 0; i < nkeys; i++) {
+        napi_value k, val;
+        int rc = TEL_OK;
+        napi_get_element(env, keys, i, &k);
+        napi_get_property(env, obj, k, &val);
+        if (is_type(env, val, napi_undefined))
+            continue;
+        const char *ks = str_of(env, a, k, "a property key", &rc);
+        if (!ks || (rc = flatten(env, a, v, ks, name ? name : ks, val, depth)) != TEL_OK)
+            return rc;
+        (*count)++;
+    }
+    return TEL_OK;
+}
+
+/* Appends one value: null, boolean, number (an integral number within 64
+ * bits is an integer, any other a float), bigint, string, array (as an
+ * array) or object (as a map), and the children of the last two. */
+static int flatten(napi_env env, arena *a, pvec *v, const char *key, const char *name, napi_value val, int depth)
 {
     napi_valuetype t;
-    napi_typeof(env, v, &t);
+    napi_typeof(env, val, &t);
+    tel_prop *p = pvec_push(v);
+    if (!p)
+        return TEL_ERR_NOMEM;
+    size_t at = v->n - 1;
+    p->key = key;
     switch (t) {
     case napi_null:
         p->type = TEL_T_NIL;
         return TEL_OK;
     case napi_boolean: {
         bool b;
-        napi_get_value_bool(env, v, &b);
+        napi_get_value_bool(env, val, &b);
         p->type = TEL_T_BOOL;
         p->v.b = b;
         return TEL_OK;
     }
     case napi_number: {
         double d;
-        napi_get_value_double(env, v, &d);
+        napi_get_value_double(env, val, &d);
         if (isfinite(d) && d == trunc(d) && fabs(d) < 9223372036854775808.0) {
             p->type = TEL_T_INT;
             p->v.i = (int64_t)d;
@@ -165,28 +248,53 @@ static int prop_of(napi_env env, arena *a, napi_value v, tel_prop *p)
     }
     case napi_bigint: {
         bool lossless;
-        napi_get_value_bigint_int64(env, v, &p->v.i, &lossless);
+        napi_get_value_bigint_int64(env, val, &p->v.i, &lossless);
         if (!lossless)
-            return conv_fail("property '%s' is a bigint outside 64 bits", p->key);
+            return conv_fail("property '%s' holds a bigint outside 64 bits", name);
         p->type = TEL_T_INT;
         return TEL_OK;
     }
     case napi_string: {
         int rc = TEL_OK;
         char what[96];
-        snprintf(what, sizeof what, "property '%s'", p->key);
+        snprintf(what, sizeof what, "property '%s'", name);
         p->type = TEL_T_STR;
-        p->v.s = str_of(env, a, v, what, &rc);
+        p->v.s = str_of(env, a, val, what, &rc);
         return rc;
     }
+    case napi_object:
+        break;
     default:
-        return conv_fail("property '%s' is not null, a boolean, a number, a bigint or a string", p->key);
+        return conv_fail("property '%s' holds a %s; tel records null, booleans, numbers, bigints, strings, "
+                         "and arrays and objects of them", name, t == napi_function ? "function" : "symbol or undefined");
     }
+    if (depth >= MAX_WALK)
+        return conv_fail_code(TEL_ERR_LIMIT, "property '%s' nests deeper than tel allows", name);
+    bool array = false;
+    napi_is_array(env, val, &array);
+    if (!array) {
+        int64_t count;
+        int rc = flatten_entries(env, a, v, name, val, depth + 1, &count);
+        v->p[at].type = TEL_T_MAP;
+        v->p[at].v.i = count;
+        return rc;
+    }
+    uint32_t len;
+    napi_get_array_length(env, val, &len);
+    p->type = TEL_T_ARRAY;
+    p->v.i = len;
+    for (uint32_t i = 0; i < len; i++) {
+        napi_value el;
+        napi_get_element(env, val, i, &el);
+        int rc = flatten(env, a, v, NULL, name, el, depth + 1);
+        if (rc != TEL_OK)
+            return rc;
+    }
+    return TEL_OK;
 }
 
-/* The own enumerable properties of `obj` (undefined or null: none) as a
- * tel_prop array in the arena.  Properties whose value is undefined are
- * left out, as JSON.stringify does. */
+/* The properties of obj (undefined or null: none) as a tel_prop array,
+ * owned by the arena. */
 static int props_of(napi_env env, arena *a, napi_value obj, tel_prop **out, size_t *n)
 {
     *out = NULL;
@@ -196,30 +304,16 @@ static int props_of(napi_env env, arena *a, napi_value obj, tel_prop **out, size
     bool array = false;
     if (!is_type(env, obj, napi_object) || (napi_is_array(env, obj, &array) == napi_ok && array))
         return conv_fail("properties must be an object");
-    napi_value keys;
-    uint32_t nkeys;
-    if (napi_get_property_names(env, obj, &keys) != napi_ok || napi_get_array_length(env, keys, &nkeys) != napi_ok)
-        return conv_fail("properties must be a plain object");
-    tel_prop *props = arena_alloc(a, (nkeys ? nkeys : 1) * sizeof *props);
-    if (!props)
+    pvec v = { 0 };
+    int64_t count;
+    int rc = flatten_entries(env, a, &v, NULL, obj, 0, &count);
+    if (v.p && !arena_adopt(a, v.p)) {
+        free(v.p);
         return TEL_ERR_NOMEM;
-    size_t k = 0;
-    for (uint32_t i = 0; i < nkeys; i++) {
-        napi_value key, val;
-        int rc = TEL_OK;
-        napi_get_element(env, keys, i, &key);
-        napi_get_property(env, obj, key, &val);
-        if (is_type(env, val, napi_undefined))
-            continue;
-        if (!(props[k].key = str_of(env, a, key, "a property key", &rc)))
-            return rc;
-        if ((rc = prop_of(env, a, val, &props[k])) != TEL_OK)
-            return rc;
-        k++;
     }
-    *out = props;
-    *n = k;
-    return TEL_OK;
+    *out = v.p;
+    *n = v.n;
+    return rc;
 }
 
 /* ------------------------------------------------------------ handles */
@@ -327,7 +421,8 @@ static int declare_env(napi_env env, arena *a, tel_options *o, napi_value list)
     return TEL_OK;
 }
 
-/* The host's knobs: declared variables, default, inspect, debug, error detail. */
+/* The host's knobs: declared variables, default, inspect, debug, erasure,
+ * error detail. */
 static int configure_knobs(napi_env env, arena *a, tel_options *o, napi_value opts)
 {
     const char *s;
@@ -341,6 +436,8 @@ static int configure_knobs(napi_env env, arena *a, tel_options *o, napi_value op
     if (rc < 0)
         return rc;
     if (opt_bool(env, opts, "debug", &b) && b && (rc = tel_options_set_debug(o, 1)) < 0)
+        return rc;
+    if (opt_bool(env, opts, "erasure", &b) && (rc = tel_options_set_erasure(o, b)) < 0)
         return rc;
     int32_t detail = 0;
     if (is_type(env, get(env, opts, "errorDetail"), napi_number)) {

@@ -78,7 +78,7 @@ test('caller mistakes throw a TelError with code and detail', () => {
   const invalid = (fn, what) => assert.throws(fn, (e) => e instanceof tel.TelError && e.code === tel.codes.ERR_INVALID
     && !e.environmental && (!what || e.detail.includes(what)));
   invalid(() => tel.emit(APP, 'bad name'), 'space');
-  invalid(() => tel.emit(APP, 'e', { o: {} }), "'o'");
+  invalid(() => tel.emit(APP, 'e', { o: Symbol('x') }), "'o'");
   invalid(() => tel.emit(APP, 'e', { n: 2n ** 64n }), "'n'");
   invalid(() => tel.emit(APP, 'e', { s: 'a\0b' }), 'NUL');
   invalid(() => tel.emit(APP, 'e', [1, 2]), 'object');
@@ -293,4 +293,40 @@ test('ErrorDetail.SANITIZED records the error message without its path; sanitize
   assert.strictEqual(p.error_class, 'RangeError');
   assert.ok(p.error && !p.error.includes('alice'), JSON.stringify(p));
   assert.ok(!tel.sanitize('cannot open /home/alice/secret.txt').includes('alice'));
+});
+
+test('arrays and objects are recorded as structured values, in their shape', () => {
+  assert.strictEqual(tel.emit(APP, 'build', {
+    config: { adapter: '@astrojs/vercel', integrations: ['@astrojs/mdx', '@astrojs/rss'], markdown: { syntaxHighlight: 'shiki' } },
+    commandOptions: [{ name: 'env', asCli: true, asEnv: false, count: 2, skipped: undefined }],
+    empty: [],
+  }), true);
+  assert.deepStrictEqual(queued()[0].props, {
+    config: { adapter: '@astrojs/vercel', integrations: ['@astrojs/mdx', '@astrojs/rss'], markdown: { syntaxHighlight: 'shiki' } },
+    commandOptions: [{ name: 'env', asCli: true, asEnv: false, count: 2 }],
+    empty: [],
+  });
+  assert.throws(() => tel.emit(APP, 'deep', { d: [[[[[1]]]]] }), (e) => e.code === tel.codes.ERR_LIMIT);
+  const self = [];
+  self.push(self);
+  assert.throws(() => tel.emit(APP, 'self', { d: self }), (e) => e.code === tel.codes.ERR_LIMIT);
+  assert.throws(() => tel.emit(APP, 'fn', { d: [() => 1] }), (e) => e.code === tel.codes.ERR_INVALID && e.detail.includes("'d'"));
+  assert.strictEqual(queued().length, 1);
+});
+
+test('erasure: true makes forget leave a request to erase the old id; erasure: false takes the offer back', () => {
+  const state = path.join(home, '.local', 'state', APP);
+  let t = new tel.Telemetry(APP, { erasure: true });
+  assert.strictEqual(t.emit('one'), true);
+  t.close();
+  const old = fs.readFileSync(path.join(state, 'telemetry-cookie'), 'utf8').trim();
+  tel.forget(APP);
+  const pending = path.join(state, 'telemetry-erasure');
+  assert.deepStrictEqual(fs.readdirSync(pending), [old]);
+  assert.ok(fs.readFileSync(path.join(pending, old), 'utf8').split('\n').includes(`erase 1 ${old}`));
+  t = new tel.Telemetry(APP, { erasure: false });
+  t.emit('two');
+  t.close();
+  tel.forget(APP);
+  assert.deepStrictEqual(fs.readdirSync(pending), [old]);
 });

@@ -29,7 +29,7 @@ import ctypes
 import enum
 import math
 import threading
-from typing import Any, Iterable, Iterator, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
 
@@ -59,10 +59,12 @@ ERR_NOTFOUND = -10
 _ENVIRONMENT = frozenset({ERR_NOSTATE, ERR_IO, ERR_NOMEM, ERR_CORRUPT, ERR_BUSY, ERR_CONFIG, ERR_NOTFOUND})
 
 # tel_type, as in tel.h.
-_T_NIL, _T_BOOL, _T_INT, _T_FLOAT, _T_STR = 0, 1, 2, 3, 4
+_T_NIL, _T_BOOL, _T_INT, _T_FLOAT, _T_STR, _T_ARRAY, _T_MAP = 0, 1, 2, 3, 4, 5, 6
+_MAX_WALK = 16
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
-PropValue = Union[None, bool, int, float, str]
+Scalar = Union[None, bool, int, float, str]
+PropValue = Union[Scalar, Sequence[Any], Mapping[str, Any]]
 Props = Mapping[str, PropValue]
 
 
@@ -146,40 +148,56 @@ def _text(what: str, s: str) -> bytes:
 
 
 class _Props:
-    """A tel_prop array for one call, holding the bytes its pointers refer to."""
+    """A tel_prop array for one call, holding the bytes its pointers refer to.
+
+    Lists, tuples and mappings become tel's structured values, laid out
+    flat as tel.h describes: the array or map item, then its children in
+    pre-order.  libtel checks the depth and counts."""
 
     __slots__ = ("array", "count", "_keep")
 
     def __init__(self, props: Optional[Props]) -> None:
-        items = list(props.items()) if props else []
+        items: list = []
+        self._keep: list = []
+        for key, value in (props.items() if props else ()):
+            self._flatten(items, _text("property key", key), key, value, 0)
         self.count = len(items)
         self.array = (_lib.Prop * max(self.count, 1))()
-        self._keep = []
-        for n, (key, value) in enumerate(items):
+        for n, (key, typ, field, v) in enumerate(items):
             p = self.array[n]
-            p.key = self._hold(_text("property key", key))
-            self._set(p, key, value)
+            p.key, p.type = key, typ
+            if field:
+                setattr(p.v, field, v)
 
-    def _hold(self, b: bytes) -> bytes:
-        self._keep.append(b)
-        return b
-
-    def _set(self, p: Any, key: str, value: Any) -> None:
+    def _flatten(self, items: list, key: Optional[bytes], name: str, value: Any, depth: int) -> None:
         if value is None:
-            p.type = _T_NIL
+            items.append((key, _T_NIL, None, None))
         elif isinstance(value, bool):
-            p.type, p.v.b = _T_BOOL, int(value)
+            items.append((key, _T_BOOL, "b", int(value)))
         elif isinstance(value, int):
             if not _INT64_MIN <= value <= _INT64_MAX:
-                raise TelError(ERR_INVALID, "property '%s' is an integer outside 64 bits" % key)
-            p.type, p.v.i = _T_INT, value
+                raise TelError(ERR_INVALID, "property '%s' is an integer outside 64 bits" % name)
+            items.append((key, _T_INT, "i", value))
         elif isinstance(value, float):
-            p.type, p.v.f = _T_FLOAT, value
+            items.append((key, _T_FLOAT, "f", value))
         elif isinstance(value, str):
-            p.type, p.v.s = _T_STR, self._hold(_text("property '%s'" % key, value))
+            b = _text("property '%s'" % name, value)
+            self._keep.append(b)
+            items.append((key, _T_STR, "s", b))
+        elif isinstance(value, (Mapping, list, tuple)) and depth >= _MAX_WALK:
+            # libtel refuses far less; this only stops a value that holds itself.
+            raise TelError(ERR_LIMIT, "property '%s' nests deeper than tel allows" % name)
+        elif isinstance(value, Mapping):
+            items.append((key, _T_MAP, "i", len(value)))
+            for k, v in value.items():
+                self._flatten(items, _text("key in '%s'" % name, k), name, v, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            items.append((key, _T_ARRAY, "i", len(value)))
+            for v in value:
+                self._flatten(items, None, name, v, depth + 1)
         else:
-            raise TelError(ERR_INVALID, "property '%s' is a %s; tel records None, bool, int, float and str"
-                           % (key, type(value).__name__))
+            raise TelError(ERR_INVALID, "property '%s' holds a %s; tel records None, bool, int, float, str, "
+                           "and lists and dicts of them" % (name, type(value).__name__))
 
 
 def _outcome(rc: int, strict: bool) -> bool:
@@ -229,7 +247,9 @@ def disable(app: str) -> None:
 
 
 def forget(app: str) -> None:
-    """Deletes the anonymous id and purges the queue; the next event gets a new id."""
+    """Deletes the anonymous id and purges the queue; the next event gets a new id.
+    When the host offered erasure (Telemetry(erasure=True)), first leaves a
+    request, sent by tel-sync, to erase the old id's events at the collector."""
     _check(_lib.lib().tel_forget(_text("app", app)))
 
 
@@ -286,7 +306,7 @@ class Telemetry:
                  require_notice: bool = False, default_enabled: Optional[bool] = None,
                  declare_env: Iterable[Tuple[Any, ...]] = (), inspect: Optional[str] = None,
                  debug: bool = False, error_detail: Optional[ErrorDetail] = None,
-                 strict: bool = False) -> None:
+                 erasure: Optional[bool] = None, strict: bool = False) -> None:
         self.app = app
         self.strict = strict
         self._lock = threading.RLock()
@@ -305,7 +325,7 @@ class Telemetry:
         try:
             self._configure(o, version, endpoint, token, enabled, source, logging, log, caps,
                             project_salt, require_notice)
-            self._knobs(o, default_enabled, declare_env, inspect, debug, error_detail)
+            self._knobs(o, default_enabled, declare_env, inspect, debug, error_detail, erasure)
         except BaseException:
             lib.tel_options_free(o)
             raise
@@ -342,7 +362,8 @@ class Telemetry:
             _check(lib.tel_options_set_require_notice(o, 1))
 
     def _knobs(self, o: int, default_enabled: Optional[bool], declare_env: Iterable[Tuple[Any, ...]],
-               inspect: Optional[str], debug: bool, error_detail: Optional[ErrorDetail]) -> None:
+               inspect: Optional[str], debug: bool, error_detail: Optional[ErrorDetail],
+               erasure: Optional[bool]) -> None:
         lib = self._lib
         if default_enabled is not None:
             _check(lib.tel_options_set_default_enabled(o, int(default_enabled)))
@@ -356,6 +377,8 @@ class Telemetry:
             _check(lib.tel_options_set_debug(o, 1))
         if error_detail is not None:
             _check(lib.tel_options_set_error_detail(o, int(error_detail)))
+        if erasure is not None:
+            _check(lib.tel_options_set_erasure(o, int(erasure)))
 
     def __enter__(self) -> "Telemetry":
         return self

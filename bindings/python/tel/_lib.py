@@ -78,6 +78,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tel_options_set_debug": (c_int, [c_void_p, c_int]),
         "tel_options_set_error_detail": (c_int, [c_void_p, c_int]),
         "tel_sanitize": (c_int, [c_char_p, c_char_p, c_size_t]),
+        "tel_options_set_erasure": (c_int, [c_void_p, c_int]),
         "tel_open": (c_int, [P(c_void_p), c_void_p]),
         "tel_close": (None, [c_void_p]),
         "tel_enabled": (c_int, [c_void_p]),

@@ -71,6 +71,27 @@ class OneCall(Base):
         self.assertIs(type(ev["props"]["services"]), int)
         self.assertIs(type(ev["props"]["ratio"]), float)
 
+    def test_structured(self) -> None:
+        """lists, tuples and dicts are recorded as structured values, in their shape"""
+        config = {"adapter": "@astrojs/vercel", "integrations": ["@astrojs/mdx", "@astrojs/rss"],
+                  "markdown": {"syntaxHighlight": "shiki"}}
+        options = [{"name": "env", "asCli": True, "asEnv": False, "count": 2}]
+        self.assertTrue(tel.emit(APP, "build", {"config": config, "commandOptions": options, "pair": (1, 2.5),
+                                                "empty": []}))
+        self.assertEqual(self.queued()[0]["props"], {"config": config, "commandOptions": options,
+                                                     "pair": [1, 2.5], "empty": []})
+        with self.assertRaises(tel.TelError) as cm:
+            tel.emit(APP, "deep", {"d": [[[[[1]]]]]})
+        self.assertEqual(cm.exception.code, tel.ERR_LIMIT)
+        selfish: list = []
+        selfish.append(selfish)
+        with self.assertRaises(tel.TelError) as cm:
+            tel.emit(APP, "self", {"d": selfish})
+        self.assertEqual(cm.exception.code, tel.ERR_LIMIT)
+        with self.assertRaises(tel.TelError):
+            tel.emit(APP, "key", {"d": {1: 2}})
+        self.assertEqual(len(self.queued()), 1)
+
     def test_do_not_track(self) -> None:
         """DO_NOT_TRACK=1 makes tel.emit record nothing and create no cookie"""
         os.environ["DO_NOT_TRACK"] = "1"
@@ -275,6 +296,21 @@ class Handle(Base):
         self.assertIn("error", ev)
         self.assertNotIn("alice", ev["error"])
         self.assertNotIn("alice", tel.sanitize("cannot open /home/alice/secret.txt"))
+
+    def test_erasure(self) -> None:
+        """erasure=True makes forget leave a request to erase the old id; erasure=False takes the offer back"""
+        with tel.Telemetry(APP, erasure=True) as t:
+            self.assertTrue(t.emit("one"))
+        old = open(os.path.join(self.state(), "telemetry-cookie")).read().strip()
+        tel.forget(APP)
+        pending = os.path.join(self.state(), "telemetry-erasure")
+        self.assertEqual(os.listdir(pending), [old])
+        with open(os.path.join(pending, old)) as f:
+            self.assertIn("erase 1 %s" % old, f.read().splitlines())
+        with tel.Telemetry(APP, erasure=False) as t:
+            self.assertTrue(t.emit("two"))
+        tel.forget(APP)
+        self.assertEqual(os.listdir(pending), [old])
 
     def test_threads(self) -> None:
         """one handle shared by 8 threads records every event once"""

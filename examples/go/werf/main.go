@@ -46,14 +46,21 @@ func main() {
 	// The names of the options used, and how: on the command line or
 	// through the environment.  Never their values.
 	var cli, fromEnv []string
+	var commandOptions []map[string]any
 	for _, o := range []struct{ name, value, envName string }{
 		{"repo", *repo, "WERF_REPO"}, {"env", *env, "WERF_ENV"},
 	} {
-		if o.value != "" {
+		asCli, asEnv := o.value != "", o.value == "" && os.Getenv(o.envName) != ""
+		if asCli {
 			cli = append(cli, o.name)
-		} else if os.Getenv(o.envName) != "" {
+		} else if asEnv {
 			fromEnv = append(fromEnv, o.name)
 		}
+		count := 0
+		if asCli || asEnv {
+			count = 1
+		}
+		commandOptions = append(commandOptions, map[string]any{"name": o.name, "asCli": asCli, "asEnv": asEnv, "count": count})
 	}
 	command := "werf " + fs.Arg(0)
 
@@ -64,6 +71,9 @@ func main() {
 		// The attributes tel's context does not already carry (os, arch,
 		// version, ci and ciName are in every event's context).
 		_ = t.Emit("attributes", map[string]any{"trdl_group_channel": "2 stable"})
+		// eventData.commandOptions as the page shows it: every option of the
+		// command, how it was given and how often, never its value.
+		_ = t.Emit("command.options", map[string]any{"commandOptions": commandOptions})
 		switch fs.Arg(0) {
 		case "converge", "build":
 			fmt.Printf("%s: done\n", command)

@@ -50,10 +50,12 @@ async function main(argv) {
       // General configuration information: the adapter, the integrations
       // and the markdown options, never the project's paths or values.
       t.emit('config', {
-        adapter: '@astrojs/vercel',
-        integrations: '@astrojs/mdx,@astrojs/rss',
-        markdownPlugins: 0,
-        'markdown.syntaxHighlight': 'shiki',
+        config: {
+          markdownPlugins: [],
+          adapter: '@astrojs/vercel',
+          integrations: ['@astrojs/mdx', '@astrojs/rss'],
+          markdown: { syntaxHighlight: 'shiki' },
+        },
       });
       if (command === 'fail') {
         // A real failure names the user's files; the sanitiser takes them out.
