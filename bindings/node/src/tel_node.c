@@ -490,40 +490,106 @@ static int configure(napi_env env, arena *a, handle *hd, tel_options *o, napi_va
     return configure_knobs(env, a, o, opts);
 }
 
+/* ------------------------------------------------------------ calls */
+
+/* One JavaScript call: its arguments, the arena its strings live in until
+ * call_end(), and its code so far.  The first failure sticks: every later
+ * call_str() or call_handle() returns NULL, so a function reads its
+ * arguments one after the other and tests the code once. */
+typedef struct jcall {
+    napi_env env;
+    napi_value argv[4];
+    arena a;
+    int rc;
+} jcall;
+
+static void call_begin(jcall *c, napi_env env, napi_callback_info info, size_t nargs)
+{
+    *c = (jcall){ .env = env, .rc = TEL_OK };
+    conv_error[0] = '\0';
+    args(env, info, c->argv, nargs);
+}
+
+/* A string as UTF-8, owned by the call's arena. */
+static const char *call_text(jcall *c, napi_value v, const char *what)
+{
+    return c->rc == TEL_OK ? str_of(c->env, &c->a, v, what, &c->rc) : NULL;
+}
+
+/* Argument i as UTF-8, owned by the call's arena. */
+static const char *call_str(jcall *c, size_t i, const char *what)
+{
+    return call_text(c, c->argv[i], what);
+}
+
+/* Argument i as a live handle; a closed one is TEL_ERR_STATE. */
+static handle *call_handle(jcall *c, size_t i)
+{
+    handle *hd = handle_of(c->env, c->argv[i]);
+    if (!hd || !hd->h) {
+        c->rc = closed_fail();
+        return NULL;
+    }
+    return hd;
+}
+
+/* Frees the call's strings and returns its code. */
+static int call_done(jcall *c)
+{
+    arena_free(&c->a);
+    return c->rc;
+}
+
+static napi_value call_end(jcall *c)
+{
+    return num(c->env, call_done(c));
+}
+
+/* [code, value]: what the calls that also give something back return. */
+static napi_value pair(napi_env env, int rc, napi_value v)
+{
+    napi_value out;
+    napi_create_array_with_length(env, 2, &out);
+    napi_set_element(env, out, 0, num(env, rc));
+    napi_set_element(env, out, 1, v);
+    return out;
+}
+
+static napi_value null(napi_env env)
+{
+    napi_value v;
+    napi_get_null(env, &v);
+    return v;
+}
+
 /* open(app, options) -> [code, handle or null] */
 static napi_value js_open(napi_env env, napi_callback_info info)
 {
-    napi_value argv[2], out, ext;
-    args(env, info, argv, 2);
-    conv_error[0] = '\0';
-    arena a = { 0 };
-    int rc = TEL_OK;
+    jcall c;
+    napi_value ext;
+    call_begin(&c, env, info, 2);
     handle *hd = calloc(1, sizeof *hd);
-    const char *app = hd ? str_of(env, &a, argv[0], "app", &rc) : NULL;
-    tel_options *o = app ? tel_options_new(app) : NULL;
     if (!hd)
-        rc = TEL_ERR_NOMEM;
-    else if (app && !o)
-        rc = TEL_ERR_INVALID;
+        c.rc = TEL_ERR_NOMEM;
+    const char *app = call_str(&c, 0, "app");
+    tel_options *o = app ? tel_options_new(app) : NULL;
+    if (app && !o)
+        c.rc = TEL_ERR_INVALID;
     if (hd)
         hd->env = env;
-    if (o && (rc = configure(env, &a, hd, o, argv[1])) < 0)
+    if (o && (c.rc = configure(env, &c.a, hd, o, c.argv[1])) < 0)
         tel_options_free(o);
     else if (o)
-        rc = tel_open(&hd->h, o);
-    arena_free(&a);
-    napi_create_array_with_length(env, 2, &out);
-    napi_set_element(env, out, 0, num(env, rc));
+        c.rc = tel_open(&hd->h, o);
+    int rc = call_done(&c);
     if (hd && hd->h) {
         napi_create_external(env, hd, handle_finalize, NULL, &ext);
-    } else {
-        if (hd && hd->log)
-            napi_delete_reference(env, hd->log);
-        free(hd);
-        napi_get_null(env, &ext);
+        return pair(env, rc, ext);
     }
-    napi_set_element(env, out, 1, ext);
-    return out;
+    if (hd && hd->log)
+        napi_delete_reference(env, hd->log);
+    free(hd);
+    return pair(env, rc, null(env));
 }
 
 /* close(handle): releases it now; the finalizer then has nothing left. */
@@ -539,42 +605,31 @@ static napi_value js_close(napi_env env, napi_callback_info info)
     return NULL;
 }
 
-/* Runs one call on a live handle; a closed one is TEL_ERR_STATE. */
-#define WITH_HANDLE(hd, v) \
-    handle *hd = handle_of(env, (v)); \
-    conv_error[0] = '\0'; \
-    if (!hd || !hd->h) \
-        return num(env, closed_fail())
-
-/* emit(app, event, props) and emitEvent(handle, event, props) -> code */
-static napi_value emit_common(napi_env env, napi_value target, napi_value event, napi_value props, handle *hd)
-{
-    arena a = { 0 };
-    int rc = TEL_OK;
-    tel_prop *p;
-    size_t n;
-    const char *app = hd ? NULL : str_of(env, &a, target, "app", &rc);
-    const char *ev = (hd || app) ? str_of(env, &a, event, "event", &rc) : NULL;
-    if (ev && (rc = props_of(env, &a, props, &p, &n)) == TEL_OK)
-        rc = hd ? tel_emit_event(hd->h, ev, p, n) : tel_emit(app, ev, p, n);
-    arena_free(&a);
-    return num(env, rc);
-}
-
+/* emit(app, event, props) -> code */
 static napi_value js_emit(napi_env env, napi_callback_info info)
 {
-    napi_value argv[3];
-    args(env, info, argv, 3);
-    conv_error[0] = '\0';
-    return emit_common(env, argv[0], argv[1], argv[2], NULL);
+    jcall c;
+    tel_prop *p;
+    size_t n;
+    call_begin(&c, env, info, 3);
+    const char *app = call_str(&c, 0, "app"), *ev = call_str(&c, 1, "event");
+    if (ev && (c.rc = props_of(env, &c.a, c.argv[2], &p, &n)) == TEL_OK)
+        c.rc = tel_emit(app, ev, p, n);
+    return call_end(&c);
 }
 
+/* emitEvent(handle, event, props) -> code */
 static napi_value js_emit_event(napi_env env, napi_callback_info info)
 {
-    napi_value argv[3];
-    args(env, info, argv, 3);
-    WITH_HANDLE(hd, argv[0]);
-    return emit_common(env, NULL, argv[1], argv[2], hd);
+    jcall c;
+    tel_prop *p;
+    size_t n;
+    call_begin(&c, env, info, 3);
+    handle *hd = call_handle(&c, 0);
+    const char *ev = call_str(&c, 1, "event");
+    if (ev && (c.rc = props_of(env, &c.a, c.argv[2], &p, &n)) == TEL_OK)
+        c.rc = tel_emit_event(hd->h, ev, p, n);
+    return call_end(&c);
 }
 
 /* The calls that take a handle alone, told apart by the function's data:
@@ -586,133 +641,120 @@ static int call_notice_due(tel *h) { return tel_notice_due(h); }
 
 static napi_value js_handle_call(napi_env env, napi_callback_info info)
 {
-    napi_value argv[1];
-    size_t argc = 1;
+    jcall c;
     void *data;
-    napi_get_cb_info(env, info, &argc, argv, NULL, &data);
+    napi_get_cb_info(env, info, NULL, NULL, NULL, &data);
     handle_call fn = *(handle_call *)data;
-    if (fn == call_enabled || fn == call_notice_due) {
-        handle *hd = handle_of(env, argc ? argv[0] : NULL);
-        return boolean(env, hd && hd->h && fn(hd->h));
+    call_begin(&c, env, info, 1);
+    handle *hd = call_handle(&c, 0);
+    if (fn == call_enabled || fn == call_notice_due)
+        return boolean(env, hd && fn(hd->h));
+    if (hd)
+        c.rc = fn(hd->h);
+    return call_end(&c);
+}
+
+/* Labels read as properties, laid out as the name/value pairs of
+ * tel_emit_metric in the call's arena; NULL with c->rc set when one is
+ * not a string. */
+static const char **label_pairs(jcall *c, const char *name, size_t *n)
+{
+    tel_prop *labels;
+    if (c->rc != TEL_OK || (c->rc = props_of(c->env, &c->a, c->argv[3], &labels, n)) != TEL_OK)
+        return NULL;
+    const char **pairs = arena_alloc(&c->a, (2 * *n + 1) * sizeof *pairs);
+    if (!pairs)
+        c->rc = TEL_ERR_NOMEM;
+    for (size_t i = 0; pairs && i < *n; i++) {
+        if (labels[i].type != TEL_T_STR) {
+            c->rc = conv_fail("metric '%s' label '%s' must be a string", name, labels[i].key);
+            return NULL;
+        }
+        pairs[2 * i] = labels[i].key;
+        pairs[2 * i + 1] = labels[i].v.s;
     }
-    if (argc < 1)
-        return num(env, closed_fail());
-    WITH_HANDLE(hd, argv[0]);
-    return num(env, fn(hd->h));
+    return pairs;
 }
 
 /* metric(handle, name, value, labels) -> code */
 static napi_value js_metric(napi_env env, napi_callback_info info)
 {
-    napi_value argv[4];
-    args(env, info, argv, 4);
-    WITH_HANDLE(hd, argv[0]);
-    arena a = { 0 };
-    int rc = TEL_OK;
-    tel_prop *labels;
-    size_t n;
+    jcall c;
+    size_t n = 0;
     double value = 0;
-    const char *name = str_of(env, &a, argv[1], "metric name", &rc);
-    if (name && napi_get_value_double(env, argv[2], &value) != napi_ok)
-        rc = conv_fail("metric '%s' value must be a number", name);
-    /* Labels are read as string properties, then laid out as pairs. */
-    if (name && rc == TEL_OK && (rc = props_of(env, &a, argv[3], &labels, &n)) == TEL_OK) {
-        const char **pairs = arena_alloc(&a, (2 * n + 1) * sizeof *pairs);
-        for (size_t i = 0; pairs && i < n && rc == TEL_OK; i++) {
-            if (labels[i].type != TEL_T_STR)
-                rc = conv_fail("metric '%s' label '%s' must be a string", name, labels[i].key);
-            pairs[2 * i] = labels[i].key;
-            pairs[2 * i + 1] = labels[i].v.s;
-        }
-        if (!pairs)
-            rc = TEL_ERR_NOMEM;
-        else if (rc == TEL_OK)
-            rc = tel_emit_metric(hd->h, name, value, pairs, n);
-    }
-    arena_free(&a);
-    return num(env, rc);
+    call_begin(&c, env, info, 4);
+    handle *hd = call_handle(&c, 0);
+    const char *name = call_str(&c, 1, "metric name");
+    if (name && napi_get_value_double(env, c.argv[2], &value) != napi_ok)
+        c.rc = conv_fail("metric '%s' value must be a number", name);
+    const char **pairs = label_pairs(&c, name, &n);
+    if (pairs)
+        c.rc = tel_emit_metric(hd->h, name, value, pairs, n);
+    return call_end(&c);
 }
 
 /* prometheus(handle, text) -> code */
 static napi_value js_prometheus(napi_env env, napi_callback_info info)
 {
-    napi_value argv[2];
-    args(env, info, argv, 2);
-    WITH_HANDLE(hd, argv[0]);
-    arena a = { 0 };
-    int rc = TEL_OK;
-    size_t len;
-    char *text = NULL;
-    if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok)
-        rc = conv_fail("the exposition must be a string");
-    else if (!(text = arena_alloc(&a, len + 1)))
-        rc = TEL_ERR_NOMEM;
-    if (text) {
-        napi_get_value_string_utf8(env, argv[1], text, len + 1, &len);
-        rc = tel_emit_prometheus(hd->h, text, len);
-    }
-    arena_free(&a);
-    return num(env, rc);
+    jcall c;
+    call_begin(&c, env, info, 2);
+    handle *hd = call_handle(&c, 0);
+    const char *text = call_str(&c, 1, "the exposition");
+    if (text)
+        c.rc = tel_emit_prometheus(hd->h, text, strlen(text));
+    return call_end(&c);
 }
 
 /* commandStarted(handle, command, options[], envOptions[]) -> code */
 static napi_value js_command_started(napi_env env, napi_callback_info info)
 {
-    napi_value argv[4];
-    args(env, info, argv, 4);
-    WITH_HANDLE(hd, argv[0]);
-    arena a = { 0 };
-    int rc = TEL_OK;
+    jcall c;
     uint32_t n1 = 0, n2 = 0;
-    const char *cmd = str_of(env, &a, argv[1], "command", &rc);
-    int ok1 = napi_get_array_length(env, argv[2], &n1) == napi_ok;
-    int ok2 = napi_get_array_length(env, argv[3], &n2) == napi_ok;
-    tel_option_use *uses = arena_alloc(&a, (n1 + n2 + 1) * sizeof *uses);
-    if (cmd && (!ok1 || !ok2))
-        rc = conv_fail("options must be arrays of names");
-    else if (!uses)
-        rc = TEL_ERR_NOMEM;
-    for (uint32_t i = 0; cmd && uses && rc == TEL_OK && i < n1 + n2; i++) {
+    call_begin(&c, env, info, 4);
+    handle *hd = call_handle(&c, 0);
+    const char *cmd = call_str(&c, 1, "command");
+    if (cmd && (napi_get_array_length(env, c.argv[2], &n1) != napi_ok ||
+                napi_get_array_length(env, c.argv[3], &n2) != napi_ok))
+        c.rc = conv_fail("options must be arrays of names");
+    tel_option_use *uses = c.rc == TEL_OK ? arena_alloc(&c.a, (n1 + n2 + 1) * sizeof *uses) : NULL;
+    if (c.rc == TEL_OK && !uses)
+        c.rc = TEL_ERR_NOMEM;
+    for (uint32_t i = 0; uses && c.rc == TEL_OK && i < n1 + n2; i++) {
         napi_value v;
-        napi_get_element(env, i < n1 ? argv[2] : argv[3], i < n1 ? i : i - n1, &v);
+        napi_get_element(env, i < n1 ? c.argv[2] : c.argv[3], i < n1 ? i : i - n1, &v);
         uses[i].from_env = i >= n1;
-        if (!(uses[i].name = str_of(env, &a, v, "an option name", &rc)))
-            break;
+        uses[i].name = call_text(&c, v, "an option name");
     }
-    if (cmd && rc == TEL_OK)
-        rc = tel_command_started(hd->h, cmd, uses, n1 + n2);
-    arena_free(&a);
-    return num(env, rc);
+    if (c.rc == TEL_OK)
+        c.rc = tel_command_started(hd->h, cmd, uses, n1 + n2);
+    return call_end(&c);
 }
 
 /* commandExited(handle, exitCode, errorClass?, errorMessage?) -> code */
 static napi_value js_command_exited(napi_env env, napi_callback_info info)
 {
-    napi_value argv[4];
-    args(env, info, argv, 4);
-    WITH_HANDLE(hd, argv[0]);
-    arena a = { 0 };
-    int rc = TEL_OK, code = 0;
-    const char *cls = NULL, *msg = NULL;
-    napi_get_value_int32(env, argv[1], &code);
-    if (is_type(env, argv[2], napi_string))
-        cls = str_of(env, &a, argv[2], "error class", &rc);
-    if (is_type(env, argv[3], napi_string))
-        msg = str_of(env, &a, argv[3], "error message", &rc);
-    if (rc == TEL_OK)
-        rc = tel_command_exited(hd->h, code, cls, msg);
-    arena_free(&a);
-    return num(env, rc);
+    jcall c;
+    int code = 0;
+    call_begin(&c, env, info, 4);
+    handle *hd = call_handle(&c, 0);
+    napi_get_value_int32(env, c.argv[1], &code);
+    const char *cls = is_type(env, c.argv[2], napi_string) ? call_str(&c, 2, "error class") : NULL;
+    const char *msg = is_type(env, c.argv[3], napi_string) ? call_str(&c, 3, "error message") : NULL;
+    if (c.rc == TEL_OK)
+        c.rc = tel_command_exited(hd->h, code, cls, msg);
+    return call_end(&c);
 }
 
 static napi_value js_spawn_sync(napi_env env, napi_callback_info info)
 {
-    napi_value argv[2];
-    args(env, info, argv, 2);
-    WITH_HANDLE(hd, argv[0]);
+    jcall c;
     uint32_t secs = 0;
-    napi_get_value_uint32(env, argv[1], &secs);
-    return num(env, tel_spawn_sync(hd->h, secs));
+    call_begin(&c, env, info, 2);
+    handle *hd = call_handle(&c, 0);
+    napi_get_value_uint32(env, c.argv[1], &secs);
+    if (hd)
+        c.rc = tel_spawn_sync(hd->h, secs);
+    return call_end(&c);
 }
 
 /* ------------------------------------------------------- user controls */
@@ -720,72 +762,51 @@ static napi_value js_spawn_sync(napi_env env, napi_callback_info info)
 /* setEnabled(app, bool), forget(app) -> code; status(app) -> [code, line] */
 static napi_value js_set_enabled(napi_env env, napi_callback_info info)
 {
-    napi_value argv[2];
-    args(env, info, argv, 2);
-    conv_error[0] = '\0';
-    arena a = { 0 };
-    int rc = TEL_OK;
-    const char *app = str_of(env, &a, argv[0], "app", &rc);
-    bool b = false;
-    napi_get_value_bool(env, argv[1], &b);
+    jcall c;
+    bool on = false;
+    call_begin(&c, env, info, 2);
+    const char *app = call_str(&c, 0, "app");
+    napi_get_value_bool(env, c.argv[1], &on);
     if (app)
-        rc = tel_set_enabled(app, b);
-    arena_free(&a);
-    return num(env, rc);
+        c.rc = tel_set_enabled(app, on);
+    return call_end(&c);
 }
 
 static napi_value js_forget(napi_env env, napi_callback_info info)
 {
-    napi_value argv[1];
-    args(env, info, argv, 1);
-    conv_error[0] = '\0';
-    arena a = { 0 };
-    int rc = TEL_OK;
-    const char *app = str_of(env, &a, argv[0], "app", &rc);
+    jcall c;
+    call_begin(&c, env, info, 1);
+    const char *app = call_str(&c, 0, "app");
     if (app)
-        rc = tel_forget(app);
-    arena_free(&a);
-    return num(env, rc);
+        c.rc = tel_forget(app);
+    return call_end(&c);
 }
 
 static napi_value js_status(napi_env env, napi_callback_info info)
 {
-    napi_value argv[1], out;
-    args(env, info, argv, 1);
-    conv_error[0] = '\0';
-    arena a = { 0 };
-    int rc = TEL_OK;
+    jcall c;
     char line[512] = "";
-    const char *app = str_of(env, &a, argv[0], "app", &rc);
+    call_begin(&c, env, info, 1);
+    const char *app = call_str(&c, 0, "app");
     if (app)
-        rc = tel_status_line(app, line, sizeof line);
-    arena_free(&a);
-    napi_create_array_with_length(env, 2, &out);
-    napi_set_element(env, out, 0, num(env, rc));
-    napi_set_element(env, out, 1, string(env, line));
-    return out;
+        c.rc = tel_status_line(app, line, sizeof line);
+    return pair(env, call_done(&c), string(env, line));
 }
 
 /* sanitize(text) -> [code, cleaned] */
 static napi_value js_sanitize(napi_env env, napi_callback_info info)
 {
-    napi_value argv[1], out;
-    args(env, info, argv, 1);
-    conv_error[0] = '\0';
-    arena a = { 0 };
-    int rc = TEL_OK;
-    const char *in = str_of(env, &a, argv[0], "text", &rc);
+    jcall c;
+    call_begin(&c, env, info, 1);
+    const char *in = call_str(&c, 0, "text");
     size_t size = in ? strlen(in) * 8 + 64 : 1;
-    char *clean = arena_alloc(&a, size);
-    if (!clean)
-        rc = TEL_ERR_NOMEM;
+    char *clean = in ? arena_alloc(&c.a, size) : NULL;
+    if (in && !clean)
+        c.rc = TEL_ERR_NOMEM;
     else if (in)
-        rc = tel_sanitize(in, clean, size);
-    napi_create_array_with_length(env, 2, &out);
-    napi_set_element(env, out, 0, num(env, rc));
-    napi_set_element(env, out, 1, string(env, rc == TEL_OK ? clean : ""));
-    arena_free(&a);
-    return out;
+        c.rc = tel_sanitize(in, clean, size);
+    napi_value out = string(env, c.rc == TEL_OK ? clean : "");
+    return pair(env, call_done(&c), out);
 }
 
 static napi_value js_version(napi_env env, napi_callback_info info)
