@@ -34,6 +34,14 @@ typedef enum store_kind {
 /* The most events store_put_batch takes at once: a batch of the wire. */
 #define STORE_MAX_EVENTS 1000
 
+/* SQLite keeps ids as 16-byte blobs (docs/tel-collect.md): this SQL
+ * expression gives the blob column c as lower-case UUID text, as the
+ * view `events` shows it (SQLite 3.40 has no function for it). */
+#define STORE_SQLITE_UUID_TEXT(c) \
+    "CASE WHEN " c " IS NOT NULL THEN lower(substr(hex(" c "), 1, 8) || '-' || substr(hex(" c "), 9, 4)" \
+    " || '-' || substr(hex(" c "), 13, 4) || '-' || substr(hex(" c "), 17, 4) || '-' ||" \
+    " substr(hex(" c "), 21)) END"
+
 /* The schema version this build creates and migrates to. */
 #define STORE_SCHEMA_VERSION 2
 

@@ -35,14 +35,10 @@
  * with plain SQL, and its rowid is event_rows' own, so "rowid > N" is a
  * range of the table.
  */
-#define UUID_TEXT(c) \
-    "CASE WHEN " c " IS NOT NULL THEN lower(substr(hex(" c "), 1, 8) || '-' || substr(hex(" c "), 9, 4)" \
-    " || '-' || substr(hex(" c "), 13, 4) || '-' || substr(hex(" c "), 17, 4) || '-' ||" \
-    " substr(hex(" c "), 21)) END"
 #define EVENTS_VIEW \
-    "CREATE VIEW events AS SELECT rowid AS rowid, " UUID_TEXT("id") " AS id, ts, received, name, app," \
-    " app_version, " UUID_TEXT("anon_id") " AS anon_id, " UUID_TEXT("exec_id") " AS exec_id, props," \
-    " context, " UUID_TEXT("batch_id") " AS batch_id FROM event_rows;"
+    "CREATE VIEW events AS SELECT rowid AS rowid, " STORE_SQLITE_UUID_TEXT("id") " AS id, ts, received, name, app," \
+    " app_version, " STORE_SQLITE_UUID_TEXT("anon_id") " AS anon_id, " STORE_SQLITE_UUID_TEXT("exec_id") " AS exec_id, props," \
+    " context, " STORE_SQLITE_UUID_TEXT("batch_id") " AS batch_id FROM event_rows;"
 
 /* Each entry migrates the schema from version i to i + 1. */
 static const char *const migrations[] = {
