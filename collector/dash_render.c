@@ -447,6 +447,54 @@ static void cell_plain(char *out, size_t size, const dash_cell *c, unsigned k)
             *p = '?';
 }
 
+/* East Asian wide and fullwidth blocks, and the emoji most terminals
+ * draw two columns wide: enough for names of commands and options, not a
+ * full Unicode width table. */
+static int wide(uint32_t c)
+{
+    return (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) ||
+           (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) ||
+           (c >= 0xff00 && c <= 0xff60) || (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1f64f) ||
+           (c >= 0x1f900 && c <= 0x1f9ff) || (c >= 0x20000 && c <= 0x3fffd);
+}
+
+/* The columns s takes on a terminal: one per character, two for wide
+ * ones, none for combining marks; a byte that is not UTF-8 shows as one
+ * replacement character. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0, len = strlen(s);
+    const uint8_t *p = (const uint8_t *)s, *end = p + len;
+    while (p < end) {
+        size_t n = tel__utf8_seq(p, (size_t)(end - p));
+        if (n <= 1) {
+            w++;
+            p++;
+            continue;
+        }
+        uint32_t c = p[0] & (0x7f >> n);
+        for (size_t i = 1; i < n; i++)
+            c = c << 6 | (p[i] & 0x3f);
+        w += (c >= 0x300 && c <= 0x36f) || (c >= 0x200b && c <= 0x200f) ? 0 : wide(c) ? 2 : 1;
+        p += n;
+    }
+    return w;
+}
+
+/* s, then spaces up to `width` columns (left-aligned), or the spaces
+ * first (right-aligned). */
+static int padded(tel_buf *b, const char *sep, const char *s, size_t width, int right)
+{
+    size_t w = text_width(s), pad = width > w ? width - w : 0;
+    int bad = tel__buf_puts(b, sep);
+    for (size_t i = 0; right && i < pad; i++)
+        bad |= tel__buf_puts(b, " ");
+    bad |= tel__buf_puts(b, s);
+    for (size_t i = 0; !right && i < pad; i++)
+        bad |= tel__buf_puts(b, " ");
+    return bad;
+}
+
 int dash_render_text(tel_buf *b, const dash_answers *a)
 {
     const dash_filter *f = &a->filter;
@@ -468,24 +516,24 @@ int dash_render_text(tel_buf *b, const dash_answers *a)
         }
         size_t w[DASH_MAX_COLS];
         for (int j = 0; j < t->ncols; j++) {
-            w[j] = strlen(t->cols[j]);
+            w[j] = text_width(t->cols[j]);
             for (size_t r = 0; r < t->nrows; r++) {
                 cell_plain(v, sizeof v, cell_at(t, r, j), f->k);
-                if (strlen(v) > w[j])
-                    w[j] = strlen(v);
+                if (text_width(v) > w[j])
+                    w[j] = text_width(v);
             }
         }
         for (int j = 0; j < t->ncols && !bad; j++)
-            bad |= tel__buf_printf(b, "%s%-*s", j ? "  " : "", j + 1 < t->ncols ? (int)w[j] : 0, t->cols[j]);
+            bad |= padded(b, j ? "  " : "", t->cols[j], j + 1 < t->ncols ? w[j] : 0, 0);
         bad |= tel__buf_puts(b, "\n");
         for (size_t r = 0; r < t->nrows && !bad; r++) {
             for (int j = 0; j < t->ncols && !bad; j++) {
                 const dash_cell *c = cell_at(t, r, j);
                 cell_plain(v, sizeof v, c, f->k);
                 if (c->kind == DASH_TEXT || c->kind == DASH_EMPTY)
-                    bad |= tel__buf_printf(b, "%s%-*s", j ? "  " : "", j + 1 < t->ncols ? (int)w[j] : 0, v);
+                    bad |= padded(b, j ? "  " : "", v, j + 1 < t->ncols ? w[j] : 0, 0);
                 else
-                    bad |= tel__buf_printf(b, "%s%*s", j ? "  " : "", (int)w[j], v);
+                    bad |= padded(b, j ? "  " : "", v, w[j], 1);
             }
             bad |= tel__buf_puts(b, "\n");
         }

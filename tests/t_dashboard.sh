@@ -235,4 +235,25 @@ sqlite3 "$ODB" "INSERT INTO event_rows (id, ts, received, name, app, app_version
 timeout 20 tel-collect report --db "sqlite:$ODB" --min-installs 1 --json >"$T_TMP/opts.json" 2>"$T_TMP/err"
 check_eq "a run with both option and environment-option names is folded and reported" "$?" 0
 check "and both names are counted" grep -q '"token"' "$T_TMP/opts.json"
+# Names beyond ASCII keep the text report's columns aligned on a terminal:
+# widths count columns (two for CJK), not bytes.
+for c in build déploy 构建; do
+    h=$(printf '%s' "$c" | md5sum | cut -c1-32)
+    sqlite3 "$ODB" "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id, exec_id, props, context, batch_id) VALUES (x'$h', $now, $now, 'command.exited', 'optapp', '1.0', x'a1a1a1a1a1a14000800000000000000a', x'e1e1e1e1e1e14000800000000000000e', '{\"command\":\"$c\",\"exit_code\":0,\"duration_ms\":1200}', '{}', x'b1b1b1b1b1b14000800000000000000b')"
+done
+tel-collect report --db "sqlite:$ODB" --min-installs 1 >"$T_TMP/wide.txt" 2>"$T_TMP/err"
+$PY - "$T_TMP/wide.txt" <<'PY'
+import sys, unicodedata
+def cols(s):
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in s)
+lines = [l.rstrip("\n") for l in open(sys.argv[1], encoding="utf-8")]
+rows = [l for l in lines if l.split(" ")[0] in ("build", "déploy", "构建") and "%" in l]
+ends = {cols(l[:l.index("%") + 1]) for l in rows}
+name = "the text report aligns columns after non-ASCII command names"
+if len(rows) == 3 and len(ends) == 1:
+    print("ok " + name)
+else:
+    print("FAIL %s: %r" % (name, rows))
+PY
 t_done
