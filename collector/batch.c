@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "collector.h"
+#include "dash_store.h"
 #include "internal.h"
 #include "text.h"
 
@@ -325,6 +326,7 @@ static void store_decoded(decoded *d, const tel_batch_head *head, const char *bi
             tel__refuse(v, 503, "could not store the batch: %s", store_error());
     } else {
         count_stored(d, &b, fresh, &res, v);
+        tel__dash_upload_seen();
         v->status = 200;
     }
     free(evs);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,26 +94,53 @@ static int refresh_locked(dash_db *db, int all)
     return rc;
 }
 
+/* Uploads come first: while batches arrive (one stored in the last
+ * UPLOAD_QUIET_MS), the refresher folds one step per BUSY_STEP_MS at
+ * most, so a burst of uploads has the store's writer and the CPU to
+ * itself, and the folding catches up once it ends.  Pages and reports
+ * fold whatever is left before they answer, so they still show
+ * everything stored. */
+#define UPLOAD_QUIET_MS 200
+#define BUSY_STEP_MS 1000
+
+static _Atomic int64_t last_upload_ms;
+
+void tel__dash_upload_seen(void)
+{
+    atomic_store_explicit(&last_upload_ms, now_ms(), memory_order_relaxed);
+}
+
+/* One round of the refresher: a step, unless uploads keep the writer
+ * busy.  Returns how long to wait before the next round. */
+static long refresh_round(int64_t *last_step)
+{
+    int64_t t0 = now_ms();
+    if (t0 - atomic_load_explicit(&last_upload_ms, memory_order_relaxed) < UPLOAD_QUIET_MS &&
+        t0 - *last_step < BUSY_STEP_MS)
+        return UPLOAD_QUIET_MS / 4;
+    dash_db db = dash.db;
+    int more = 0;
+    pthread_mutex_lock(&fold_lock);
+    if ((ready_locked(&db) != 0 || dash_refresh_step(&db, STEP_EVENTS, &more) != 0) && tel__cfg.verbose)
+        cli_error("dashboard: %s", db.err);
+    pthread_mutex_unlock(&fold_lock);
+    *last_step = now_ms();
+    /* While catching up, a pause as long as the step leaves the writer
+     * to uploads at least half the time; a second when there is nothing
+     * to fold. */
+    return more ? (long)(*last_step - t0) + 10 : 1000;
+}
+
 static void *refresher(void *arg)
 {
     (void)arg;
+    int64_t last_step = 0;
     pthread_mutex_lock(&stop_lock);
     while (!dash.stopping) {
         pthread_mutex_unlock(&stop_lock);
-        dash_db db = dash.db;
-        int more = 0;
-        int64_t t0 = now_ms();
-        pthread_mutex_lock(&fold_lock);
-        if ((ready_locked(&db) != 0 || dash_refresh_step(&db, STEP_EVENTS, &more) != 0) &&
-            tel__cfg.verbose)
-            cli_error("dashboard: %s", db.err);
-        pthread_mutex_unlock(&fold_lock);
-        /* While catching up, a pause as long as the step leaves the
-         * writer to uploads at least half the time; a second when there
-         * is nothing to fold. */
+        long pause_ms = refresh_round(&last_step);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        long pause_ms = more ? (long)(now_ms() - t0) + 10 : 1000;
         until.tv_nsec += pause_ms * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;

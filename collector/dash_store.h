@@ -21,6 +21,11 @@ void tel__dash_db(dash_db *db, tel_store *s);
  * after printing why.
  */
 int tel__dash_start(tel_store *s, unsigned k);
+/* Tells the refresher that an upload was just stored (any thread, a
+ * relaxed store): it then leaves the store's writer to uploads for a
+ * while. */
+void tel__dash_upload_seen(void);
+
 /* Stops the refresher (before the store is closed); harmless if never
  * started. */
 void tel__dash_stop(void);
