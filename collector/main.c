@@ -279,13 +279,14 @@ static void *retain(void *arg)
     do {
         int64_t before = (int64_t)tel__now_ms() - (int64_t)tel__cfg.retain_days * 86400000;
         uint64_t deleted;
+        int more;
         do {
-            if (store_expire(tel__store, before, RETAIN_STEP, &deleted) != 0) {
+            if (store_expire(tel__store, before, RETAIN_STEP, &deleted, &more) != 0) {
                 if (tel__cfg.verbose)
                     fprintf(stderr, "%s: retention: %s\n", cli_prog, store_error());
                 break;
             }
-        } while (deleted == RETAIN_STEP && !retain_wait(RETAIN_PAUSE_MS));
+        } while (more && !retain_wait(RETAIN_PAUSE_MS));
     } while (!retain_wait(RETAIN_EVERY_MS));
     return NULL;
 }

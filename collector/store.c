@@ -119,6 +119,8 @@ static int write(tel_store *s, store_write *w)
             *w->deleted = 0;
         if (w->known)
             *w->known = 0;
+        if (w->more)
+            *w->more = 0;
     }
     return rc;
 }
@@ -151,11 +153,13 @@ int store_erase(tel_store *s, const char *anon_id, int64_t received_ms,
     return write(s, &w);
 }
 
-int store_expire(tel_store *s, int64_t before_ms, unsigned limit, uint64_t *deleted)
+int store_expire(tel_store *s, int64_t before_ms, unsigned limit, uint64_t *deleted, int *more)
 {
     *deleted = 0;
+    *more = 0;
     if (limit == 0)
         return 0;
-    store_write w = { .kind = STORE_W_EXPIRE, .before_ms = before_ms, .limit = limit, .deleted = deleted };
+    store_write w = { .kind = STORE_W_EXPIRE, .before_ms = before_ms, .limit = limit, .deleted = deleted,
+                      .more = more };
     return write(s, &w);
 }

@@ -43,7 +43,7 @@ typedef enum store_kind {
     " substr(hex(" c "), 21)) END"
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /*
  * Opens the store named by url, creating or migrating its schema:
@@ -151,11 +151,16 @@ int store_erase(tel_store *s, const char *anon_id, int64_t received_ms,
                 uint64_t *deleted, int *known);
 
 /*
- * Deletes at most `limit` events whose time is before before_ms, and at
- * most `limit` batch rows received before it, in one short transaction,
- * so uploads wait at most that long.  *deleted is the number of events
- * removed.  Returns 0 or -1.  Call again while *deleted == limit.
+ * One short step of retention, in one transaction, so uploads wait at most
+ * that long: deletes events whose time is before before_ms and batch rows
+ * received before it, at most `limit` of each.  PostgreSQL finds the
+ * events by an index on their time; SQLite has none (it would be written
+ * at a random place by every commit), so it looks at the next 8 * limit
+ * events in the order they were stored, from where its previous step of
+ * this process stopped.  *deleted is the number of events removed; *more
+ * is 1 when a next step may find more: call again while it is.  Returns
+ * 0 or -1.
  */
-int store_expire(tel_store *s, int64_t before_ms, unsigned limit, uint64_t *deleted);
+int store_expire(tel_store *s, int64_t before_ms, unsigned limit, uint64_t *deleted, int *more);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct store_write {
     int64_t before_ms;            /* EXPIRE */
     unsigned limit;               /* EXPIRE */
     uint64_t *deleted;            /* ERASE, EXPIRE */
+    int *more;                    /* EXPIRE */
 } store_write;
 
 typedef struct store_ops {

@@ -57,6 +57,9 @@ static const char *const migrations[] = {
     /* 2: SQLite's store changed how it keeps the events (store_sqlite.c);
      * the logical tables, and so this engine's, stay as they were. */
     "COMMENT ON TABLE events IS 'one row per distinct event id';",
+    /* 3: SQLite dropped its index on the events' time; this engine keeps
+     * it (its retention looks events up by time). */
+    "COMMENT ON INDEX events_ts IS 'retention';",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -636,10 +639,14 @@ static int expire_locked(PGconn *c, const store_write *w)
         return done(c, r, PGRES_COMMAND_OK, "cannot expire events");
     *w->deleted = strtoull(PQcmdTuples(r), NULL, 10);
     PQclear(r);
-    return done(c, PQexecParams(c, "DELETE FROM batches WHERE ctid = ANY (ARRAY("
-                                   "SELECT ctid FROM batches WHERE received < $1 LIMIT $2))",
-                                2, NULL, pe, NULL, NULL, 0),
-                PGRES_COMMAND_OK, "cannot expire batches");
+    r = PQexecParams(c, "DELETE FROM batches WHERE ctid = ANY (ARRAY("
+                        "SELECT ctid FROM batches WHERE received < $1 LIMIT $2))",
+                     2, NULL, pe, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return done(c, r, PGRES_COMMAND_OK, "cannot expire batches");
+    *w->more = *w->deleted == w->limit || strtoull(PQcmdTuples(r), NULL, 10) == w->limit;
+    PQclear(r);
+    return 0;
 }
 
 /* One write transaction on a writer connection: COMMIT when its work
