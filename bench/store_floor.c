@@ -87,7 +87,7 @@ static int sqlite_floor(const char *path, char *rows)
     sqlite3_stmt *st;
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
-                         " PRAGMA temp_store=MEMORY;", NULL, NULL, NULL) != SQLITE_OK ||
+                         " PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=4096;", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id,"
                            " exec_id, props, context, batch_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                            -1, &st, NULL) != SQLITE_OK) {
