@@ -67,6 +67,8 @@ for run in $(seq "$RUNS"); do
     rm -f "$T"/s.db*
     "$O/store_floor" sqlite "$T/s.db" "$T/load/rows.tsv" | rate sqlite_floor
     rm -f "$T"/s.db*
+    "$O/store_floor" sqlite-nosync "$T/s.db" "$T/load/rows.tsv" | rate sqlite_nosync
+    rm -f "$T"/s.db*
     collector s "sqlite:$T/s.db"
     $PY "$ROOT/bench/collect_load.py" post "$T/load" 8 "$URL" | rate sqlite_collect
     stop_all
@@ -92,7 +94,7 @@ else
 fi
 
 # One table row per measure: median, min-max, ratio to the engine's floor.
-for f in sqlite_floor sqlite_collect pg_floor pg_one pg_two; do
+for f in sqlite_floor sqlite_nosync sqlite_collect pg_floor pg_one pg_two; do
     [ -s "$T/$f" ] && printf '%s %s\n' "$f" "$(sort -n "$T/$f" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[1], v[NR] }')"
 done | awk '
 function th(x,   s) { s = sprintf("%.0f", x); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }
@@ -104,6 +106,9 @@ function verdict(ok) { return ok ? "pass" : "**miss**" }
 END {
     if ("sqlite_floor" in m) {
         row("6. collector: SQLite floor, one transaction of prepared inserts", "sqlite_floor", "", "", "")
+        if ("sqlite_nosync" in m)
+            row("6. collector: the same floor with synchronous=OFF (no wait for the disk)", "sqlite_nosync",
+                sprintf("%.2f× floor", m["sqlite_nosync"] / m["sqlite_floor"]), "", "")
         r = m["sqlite_collect"] / m["sqlite_floor"]
         row("6. collector: tel-collect → SQLite (commit per group of batches, synchronous=FULL)", "sqlite_collect",
             sprintf("%.2f× floor", r), "≥ 100,000 ev/s, ≥ 0.5× floor",

@@ -9,6 +9,9 @@
  *                                  collector keeps them (table event_rows,
  *                                  ids as 16-byte blobs; WAL,
  *                                  synchronous=FULL)
+ *   store_floor sqlite-nosync DB ROWS  the same with synchronous=OFF: the
+ *                                  commit writes but never waits for the
+ *                                  disk, which shows what durability costs
  *   store_floor pg URL ROWS        one COPY into the events table of an
  *                                  empty database (the collector's schema)
  *
@@ -73,7 +76,7 @@ static char *field(char *s)
     return s;
 }
 
-static int sqlite_floor(const char *path, char *rows)
+static int sqlite_floor(const char *path, char *rows, int nosync)
 {
     char err[256], url[512];
     snprintf(url, sizeof url, "sqlite:%s", path);
@@ -88,6 +91,7 @@ static int sqlite_floor(const char *path, char *rows)
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
                          " PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=4096;", NULL, NULL, NULL) != SQLITE_OK ||
+        (nosync && sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK) ||
         sqlite3_prepare_v2(db, "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id,"
                            " exec_id, props, context, batch_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -165,7 +169,7 @@ static int pg_floor(const char *url, const char *rows, size_t len)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: store_floor sqlite DB ROWS | pg URL ROWS\n");
+        fprintf(stderr, "usage: store_floor sqlite|sqlite-nosync DB ROWS | pg URL ROWS\n");
         return 2;
     }
     size_t len;
@@ -174,7 +178,8 @@ int main(int argc, char **argv)
         perror("store_floor");
         return 1;
     }
-    int rc = strcmp(argv[1], "sqlite") == 0 ? sqlite_floor(argv[2], rows) : pg_floor(argv[2], rows, len);
+    int rc = strncmp(argv[1], "sqlite", 6) == 0 ? sqlite_floor(argv[2], rows, strcmp(argv[1], "sqlite-nosync") == 0)
+                                                : pg_floor(argv[2], rows, len);
     free(rows);
     return rc;
 }
