@@ -9,7 +9,11 @@ T_FAILS=0
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tel-test.XXXXXX")
 trap 't_cleanup' EXIT
 t_cleanup() {
-    for p in $(jobs -p 2>/dev/null); do kill "$p" 2>/dev/null; done
+    # Not "$(jobs -p)": that runs in a subshell, which under dash lists no
+    # job, and every server a test left running outlived it.  The list
+    # goes through a file this shell writes.
+    jobs -p >"$T_TMP/.jobs" 2>/dev/null
+    for p in $(cat "$T_TMP/.jobs" 2>/dev/null); do kill "$p" 2>/dev/null; done
     chmod -R u+rwx "$T_TMP" 2>/dev/null
     rm -rf "$T_TMP"
 }
