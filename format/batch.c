@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "columns.h"
 #include "error.h"
 #include "record.h"
 #include "mp.h"
@@ -25,16 +26,14 @@ static int buf_write(void *data, const char *p, size_t n)
 
 #define pack_key(pk, key) msgpack_pack_str_with_body((pk), (key), sizeof(key) - 1)
 
-int tel__batch_begin(tel_buf *out, const tel_batch_head *head)
+int tel__batch_pack_head(tel_buf *out, const tel_batch_head *head, int version, uint32_t nkeys)
 {
-    size_t start = out->len;
     msgpack_packer pk;
     int bad = 0;
-
     msgpack_packer_init(&pk, out, buf_write);
-    bad |= msgpack_pack_map(&pk, 6);
+    bad |= msgpack_pack_map(&pk, nkeys);
     bad |= pack_key(&pk, "v");
-    bad |= msgpack_pack_uint64(&pk, head->version > 0 ? (uint64_t)head->version : TEL_SCHEMA_VERSION_FLAT);
+    bad |= msgpack_pack_uint64(&pk, (uint64_t)version);
     bad |= pack_key(&pk, "b");
     bad |= msgpack_pack_bin_with_body(&pk, head->id, TEL_ID_LEN);
     bad |= pack_key(&pk, "s");
@@ -43,6 +42,16 @@ int tel__batch_begin(tel_buf *out, const tel_batch_head *head)
     bad |= msgpack_pack_uint64(&pk, head->dropped);
     bad |= pack_key(&pk, "a");
     bad |= head->anon ? msgpack_pack_bin_with_body(&pk, head->anon, TEL_ID_LEN) : msgpack_pack_nil(&pk);
+    return bad ? -1 : 0;
+}
+
+int tel__batch_begin(tel_buf *out, const tel_batch_head *head)
+{
+    size_t start = out->len;
+    msgpack_packer pk;
+    int bad = tel__batch_pack_head(out, head, head->version > 0 ? head->version : TEL_SCHEMA_VERSION_FLAT, 6);
+
+    msgpack_packer_init(&pk, out, buf_write);
     bad |= pack_key(&pk, "e");
     bad |= msgpack_pack_array(&pk, head->nevents);
 
@@ -104,115 +113,100 @@ static int same_anon(const uint8_t *a, const uint8_t *b)
     return memcmp(a, b, TEL_ID_LEN) == 0;
 }
 
-enum { B_V = 1, B_B = 2, B_S = 4, B_D = 8, B_A = 16, B_E = 32, B_ALL = 63 };
+enum { B_V = 1, B_B = 2, B_S = 4, B_D = 8, B_A = 16, B_E = 32, B_HEAD = 31 };
 
-int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
-                      tel_record_fn fn, void *ud)
+/* The column of a version 3 batch a key names, or -1. */
+static int column_of(const tel_mp_obj *k)
 {
-    tel_batch_head local;
-    tel_mp r, events = { NULL, NULL };
-    tel_mp_obj o;
-    const uint8_t *id = NULL;
-    unsigned seen = 0;
-    uint64_t version = 0;
+    static const char *const names[TEL_COL_COUNT] = {
+        [TEL_COL_I] = "i", [TEL_COL_T] = "t", [TEL_COL_X] = "x", [TEL_COL_NS] = "ns",
+        [TEL_COL_N] = "n", [TEL_COL_CS] = "cs", [TEL_COL_C] = "c", [TEL_COL_P] = "p",
+    };
+    for (int c = 0; c < TEL_COL_COUNT; c++)
+        if (k->len == strlen(names[c]) && memcmp(k->data, names[c], k->len) == 0)
+            return c;
+    return -1;
+}
 
-    if (!head)
-        head = &local;
-    memset(head, 0, sizeof *head);
-    if (!buf || len == 0)
-        return bad_batch("empty");
+/* Skips a value the batch does not (yet) know the meaning of. */
+static int skip_value(tel_mp *r)
+{
+    int rc = tel__mp_skip(r, TEL_MP_MAX_DEPTH);
+    if (rc == TEL_MP_EDEEP)
+        return bad_batch("an unknown field nests deeper than 32 levels");
+    if (rc)
+        return bad_batch("an unknown field is truncated or malformed");
+    return TEL_OK;
+}
 
-    tel__mp_init(&r, buf, len);
-    if (tel__mp_next(&r, &o) || o.kind != TEL_MP_MAP)
-        return bad_batch("not a map");
-    for (uint32_t i = 0; i < o.v.n; i++) {
-        tel_mp_obj k;
-        unsigned bit = 0;
-        if (tel__mp_next(&r, &k) || k.kind != TEL_MP_STR)
-            return bad_batch("a key is not a string");
-        if (k.len == 1) {
-            switch (k.data[0]) {
-            case 'v': bit = B_V; break;
-            case 'b': bit = B_B; break;
-            case 's': bit = B_S; break;
-            case 'd': bit = B_D; break;
-            case 'a': bit = B_A; break;
-            case 'e': bit = B_E; break;
-            }
-        }
-        if (!bit) {
-            int rc = tel__mp_skip(&r, TEL_MP_MAX_DEPTH);
-            if (rc == TEL_MP_EDEEP)
-                return bad_batch("an unknown field nests deeper than 32 levels");
-            if (rc)
-                return bad_batch("an unknown field is truncated or malformed");
-            continue;
-        }
-        if (seen & bit)
-            return bad_batch("a key appears twice");
-        seen |= bit;
-
-        switch (bit) {
-        case B_V:
-            if (read_uint(&r, &version))
-                return bad_batch("field 'v' is not an unsigned integer");
-            if (version < TEL_SCHEMA_VERSION_FLAT || version > TEL_SCHEMA_VERSION)
-                return tel__fail(TEL_ERR_CORRUPT,
-                                 "batch: schema version %llu is not supported (this reader knows %d to %d)",
-                                 (unsigned long long)version, TEL_SCHEMA_VERSION_FLAT, TEL_SCHEMA_VERSION);
-            head->version = (int)version;
-            break;
-        case B_B:
-            if (read_id(&r, &id, 0))
-                return bad_batch("field 'b' is not 16 bytes of binary");
-            memcpy(head->id, id, TEL_ID_LEN);
-            break;
-        case B_S:
-            if (read_uint(&r, &head->sent_ms))
-                return bad_batch("field 's' is not an unsigned integer");
-            break;
-        case B_D:
-            if (read_uint(&r, &head->dropped))
-                return bad_batch("field 'd' is not an unsigned integer");
-            break;
-        case B_A:
-            if (read_id(&r, &head->anon, 1))
-                return bad_batch("field 'a' is neither nil nor 16 bytes of binary");
-            break;
-        case B_E: {
-            tel_mp_obj a;
-            if (tel__mp_next(&r, &a) || a.kind != TEL_MP_ARRAY)
-                return bad_batch("field 'e' is not an array");
-            if (a.v.n > TEL_BATCH_MAX_EVENTS)
-                return tel__fail(TEL_ERR_LIMIT, "batch: %u events (at most %d)", a.v.n, TEL_BATCH_MAX_EVENTS);
-            head->nevents = a.v.n;
-            /* Remember where the records start and only find where they
-             * end now: the anonymous id they must match may come later. */
-            events = r;
-            for (uint32_t j = 0; j < a.v.n; j++) {
-                const uint8_t *at;
-                size_t rlen;
-                if (next_record(&r, &at, &rlen))
-                    return tel__fail(TEL_ERR_CORRUPT, "batch: event %u is truncated or malformed", j + 1);
-            }
-            if ((size_t)(r.p - events.p) > TEL_BATCH_MAX_BYTES)
-                return tel__fail(TEL_ERR_LIMIT, "batch: %zu bytes of events (at most %u)",
-                                 (size_t)(r.p - events.p), TEL_BATCH_MAX_BYTES);
-            events.end = r.p;
-            break;
-        }
-        }
+/* The version 1 and 2 events array: counts and bounds it, and leaves
+ * *events over its records. */
+static int events_array(tel_mp *r, tel_batch_head *head, tel_mp *events)
+{
+    tel_mp_obj a;
+    if (tel__mp_next(r, &a) || a.kind != TEL_MP_ARRAY)
+        return bad_batch("field 'e' is not an array");
+    if (a.v.n > TEL_BATCH_MAX_EVENTS)
+        return tel__fail(TEL_ERR_LIMIT, "batch: %u events (at most %d)", a.v.n, TEL_BATCH_MAX_EVENTS);
+    head->nevents = a.v.n;
+    /* Remember where the records start and only find where they end now:
+     * the anonymous id they must match may come later. */
+    *events = *r;
+    for (uint32_t j = 0; j < a.v.n; j++) {
+        const uint8_t *at;
+        size_t rlen;
+        if (next_record(r, &at, &rlen))
+            return tel__fail(TEL_ERR_CORRUPT, "batch: event %u is truncated or malformed", j + 1);
     }
-    if ((seen & B_ALL) != B_ALL)
-        return bad_batch("a required field (v, b, s, d, a or e) is missing");
-    if (tel__mp_left(&r) != 0)
-        return tel__fail(TEL_ERR_CORRUPT, "batch: %zu bytes after the end of the map", tel__mp_left(&r));
+    if ((size_t)(r->p - events->p) > TEL_BATCH_MAX_BYTES)
+        return tel__fail(TEL_ERR_LIMIT, "batch: %zu bytes of events (at most %u)",
+                         (size_t)(r->p - events->p), TEL_BATCH_MAX_BYTES);
+    events->end = r->p;
+    return TEL_OK;
+}
 
-    /* Two passes over the records: the first proves every one valid, the
-     * second hands them out, so fn never sees part of a batch that is
-     * then refused. */
+/* Reads one field of the head: the bit it sets, or -1 with the error set. */
+static int head_field(tel_mp *r, unsigned bit, tel_batch_head *head)
+{
+    const uint8_t *id = NULL;
+    uint64_t version = 0;
+    switch (bit) {
+    case B_V:
+        if (read_uint(r, &version))
+            return bad_batch("field 'v' is not an unsigned integer");
+        if (version < TEL_SCHEMA_VERSION_FLAT || version > TEL_SCHEMA_VERSION)
+            return tel__fail(TEL_ERR_CORRUPT,
+                             "batch: schema version %llu is not supported (this reader knows %d to %d)",
+                             (unsigned long long)version, TEL_SCHEMA_VERSION_FLAT, TEL_SCHEMA_VERSION);
+        head->version = (int)version;
+        return TEL_OK;
+    case B_B:
+        if (read_id(r, &id, 0))
+            return bad_batch("field 'b' is not 16 bytes of binary");
+        memcpy(head->id, id, TEL_ID_LEN);
+        return TEL_OK;
+    case B_S:
+        if (read_uint(r, &head->sent_ms))
+            return bad_batch("field 's' is not an unsigned integer");
+        return TEL_OK;
+    case B_D:
+        if (read_uint(r, &head->dropped))
+            return bad_batch("field 'd' is not an unsigned integer");
+        return TEL_OK;
+    default:
+        if (read_id(r, &head->anon, 1))
+            return bad_batch("field 'a' is neither nil nor 16 bytes of binary");
+        return TEL_OK;
+    }
+}
+
+/* Two passes over the records of version 1 or 2: the first proves every
+ * one valid, the second hands them out, so fn never sees part of a batch
+ * that is then refused. */
+static int decode_records(const tel_mp *events, const tel_batch_head *head, tel_record_fn fn, void *ud)
+{
     for (int pass = 0; pass < (fn ? 2 : 1); pass++) {
-        tel_mp cur = events;
+        tel_mp cur = *events;
         for (uint32_t j = 0; j < head->nevents; j++) {
             tel_record rec;
             const uint8_t *at;
@@ -236,6 +230,92 @@ int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
         }
     }
     return TEL_OK;
+}
+
+/* What the key loop found: the head's fields, where the events are (the
+ * array of version 1 and 2, the columns of version 3). */
+typedef struct found {
+    unsigned seen;
+    tel_mp events;
+    tel_mp col[TEL_COL_COUNT];
+    unsigned cols, col_twice;
+} found;
+
+/* Reads one entry of the batch map. */
+static int batch_entry(tel_mp *r, tel_batch_head *head, found *f)
+{
+    tel_mp_obj k;
+    unsigned bit = 0;
+    if (tel__mp_next(r, &k) || k.kind != TEL_MP_STR)
+        return bad_batch("a key is not a string");
+    if (k.len == 1) {
+        switch (k.data[0]) {
+        case 'v': bit = B_V; break;
+        case 'b': bit = B_B; break;
+        case 's': bit = B_S; break;
+        case 'd': bit = B_D; break;
+        case 'a': bit = B_A; break;
+        case 'e': bit = B_E; break;
+        }
+    }
+    if (!bit) {
+        /* A column means nothing to versions 1 and 2, which skip it as
+         * any unknown key; whether it was needed is known at the end. */
+        int c = column_of(&k);
+        if (c >= 0) {
+            f->col_twice |= f->cols & (1u << c);
+            f->cols |= 1u << c;
+            f->col[c] = *r;
+        }
+        return skip_value(r);
+    }
+    if (f->seen & bit)
+        return bad_batch("a key appears twice");
+    f->seen |= bit;
+    return bit == B_E ? events_array(r, head, &f->events) : head_field(r, bit, head);
+}
+
+int tel__batch_decode(const void *buf, size_t len, tel_batch_head *head,
+                      tel_record_fn fn, void *ud)
+{
+    tel_batch_head local;
+    tel_mp r;
+    tel_mp_obj o;
+    found f;
+
+    if (!head)
+        head = &local;
+    memset(head, 0, sizeof *head);
+    memset(&f, 0, sizeof f);
+    if (!buf || len == 0)
+        return bad_batch("empty");
+
+    tel__mp_init(&r, buf, len);
+    if (tel__mp_next(&r, &o) || o.kind != TEL_MP_MAP)
+        return bad_batch("not a map");
+    for (uint32_t i = 0; i < o.v.n; i++) {
+        int rc = batch_entry(&r, head, &f);
+        if (rc != TEL_OK)
+            return rc;
+    }
+    if ((f.seen & B_HEAD) != B_HEAD)
+        return bad_batch(head->version == TEL_SCHEMA_VERSION_COLUMNS
+                             ? "a required field (v, b, s, d or a) is missing"
+                             : "a required field (v, b, s, d, a or e) is missing");
+    if (tel__mp_left(&r) != 0)
+        return tel__fail(TEL_ERR_CORRUPT, "batch: %zu bytes after the end of the map", tel__mp_left(&r));
+    if (head->version < TEL_SCHEMA_VERSION_COLUMNS) {
+        if (!(f.seen & B_E))
+            return bad_batch("a required field (v, b, s, d, a or e) is missing");
+        return decode_records(&f.events, head, fn, ud);
+    }
+    if (f.seen & B_E)
+        return bad_batch("field 'e' has no place in a version 3 batch, whose events are in columns");
+    if (f.col_twice)
+        return bad_batch("a key appears twice");
+    if (f.cols != (1u << TEL_COL_COUNT) - 1)
+        return bad_batch("a required column (i, t, x, ns, n, cs, c or p) is missing");
+    return tel__columns_decode(f.col, head, fn, ud);
 }
 
 /* ------------------------------------------------------------ erasure */
@@ -286,7 +366,7 @@ int tel__erasure_decode(const void *buf, size_t len, uint8_t anon[TEL_ID_LEN])
         if (is_v) {
             if (read_uint(&r, &version))
                 return bad_erasure("field 'v' is not an unsigned integer");
-            if (version < TEL_SCHEMA_VERSION_FLAT || version > TEL_SCHEMA_VERSION)
+            if (version < TEL_SCHEMA_VERSION_FLAT || version > TEL_SCHEMA_VERSION_NESTED)
                 return tel__fail(TEL_ERR_CORRUPT, "erasure request: schema version %llu is not supported",
                                  (unsigned long long)version);
             has_v = 1;

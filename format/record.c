@@ -767,14 +767,18 @@ int tel__record_decode(tel_record *out, const void *buf, size_t len)
             out->ts_ms = x.v.u;
             break;
         case R_N:
+            out->name_at = r.p;
             if (read_str(&r, &out->name, TEL_MAX_NAME) || out->name.len == 0)
                 return corrupt("field 'n' is not a string of 1-64 bytes");
             for (uint32_t j = 0; j < out->name.len; j++)
                 if (!name_char((unsigned char)out->name.p[j]))
                     return corrupt("field 'n' has a byte outside [A-Za-z0-9_.:-]");
+            out->name_size = (uint32_t)(r.p - out->name_at);
             break;
         case R_P:
+            out->props_at = r.p;
             rc = decode_props(&r, out);
+            out->props_size = (uint32_t)(r.p - out->props_at);
             break;
         case R_X:
             if (read_id(&r, &out->exec))
@@ -790,7 +794,9 @@ int tel__record_decode(tel_record *out, const void *buf, size_t len)
             break;
         }
         case R_C:
+            out->ctx_at = r.p;
             rc = decode_context(&r, out);
+            out->ctx_size = (uint32_t)(r.p - out->ctx_at);
             break;
         }
         if (rc)

@@ -31,12 +31,17 @@
 #include "error.h"
 #include "text.h"
 
-/* The newest schema version this code reads and writes, and the version
- * of a batch whose records hold no structured value (SPEC.md, section 8:
- * such a batch is still sent as version 1, so that a collector that only
- * knows version 1 keeps receiving it). */
-#define TEL_SCHEMA_VERSION 2
+/* The newest schema version this code reads, and the version of a batch
+ * whose records hold no structured value (SPEC.md, section 8: such a
+ * batch is still sent as version 1, so that a collector that only knows
+ * version 1 keeps receiving it).  Version 2 is the newest a record or an
+ * erasure request may need; version 3 only changes how a batch lays its
+ * events out (column by column), and is sent only to a collector that
+ * said it reads it. */
+#define TEL_SCHEMA_VERSION 3
 #define TEL_SCHEMA_VERSION_FLAT 1
+#define TEL_SCHEMA_VERSION_NESTED 2
+#define TEL_SCHEMA_VERSION_COLUMNS 3
 
 /* Batch limits of the wire: a batch holds at most this many events and
  * this many bytes of records before compression. */
@@ -111,6 +116,10 @@ typedef struct tel_record {
     tel_str app, app_version, lib_version, os, arch, ci_vendor, project;
     int64_t cpus;
     int ci;
+    /* The encoded name (its str header included), property map and
+     * context map, as they lie in raw; props_at is NULL without "p". */
+    const uint8_t *name_at, *props_at, *ctx_at;
+    uint32_t name_size, props_size, ctx_size;
     const uint8_t *raw;       /* the whole record */
     size_t raw_len;
     int version;              /* the oldest schema version that allows it: 1, or 2
