@@ -390,6 +390,12 @@ static void success_body(const request *rq, char *body, size_t size)
         snprintf(body, size, "{\"accepted\":%zu,\"duplicates\":%zu}\n", v->accepted, v->dups);
 }
 
+/* Every answer to a POST says which schema versions this collector reads,
+ * so that tel-sync sends the column-wise layout (version 3) only to a
+ * collector that reads it (format/SPEC.md 5). */
+#define VERSIONS_READ "1,2,3"
+_Static_assert(TEL_SCHEMA_VERSION == 3, "VERSIONS_READ lists every version tel__batch_decode reads");
+
 static enum MHD_Result answer(struct MHD_Connection *c, request *rq, const char *method, const char *url)
 {
     if (tel__cfg.delay_ms)
@@ -410,6 +416,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, request *rq, const char 
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, "Tel-Versions", VERSIONS_READ);
     if (tel__cfg.retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, tel__cfg.retry_after);
     else if (rq->v.retry)
