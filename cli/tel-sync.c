@@ -191,7 +191,7 @@ static int deliver(tel_queue *q, tel_sync_batch *b, tel_policy *pol, const char 
     if (pol->log_file)
         audit_fd = open(pol->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     tel_sync_io io = { post, up, on_note, NULL, audit_fd >= 0 ? audit_sent : NULL, &audit_fd,
-                       NULL, NULL };
+                       NULL, NULL, pol->endpoint };
     uint64_t t0 = tel__mono_ms();
     bar = (progress){ !opt->quiet && isatty(STDERR_FILENO), 0, app, t0 };
     if (bar.on)

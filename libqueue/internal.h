@@ -403,6 +403,7 @@ TEL_MUST_CHECK int tel__queue_wipe(const char *state_dir);
 #define TEL_META_PENDING "pending"      /* sync: the batch chosen before its first POST */
 #define TEL_META_BACKOFF "backoff"      /* sync: when to try again, and why */
 #define TEL_META_LAST_SYNC "last_sync"  /* sync: the last accepted batch */
+#define TEL_META_COLLECTOR "collector"  /* sync: the versions its collector reads (sync.h) */
 /* What the sync engine keeps about the events: purged with them. */
 #define TEL_META_SYNC_KEYS { TEL_META_PENDING, TEL_META_BACKOFF, TEL_META_LAST_SYNC }
 

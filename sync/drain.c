@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "columns.h"
 #include "sync.h"
 
 /* Records of a batch leave room for the batch's own header under the
@@ -51,6 +52,9 @@ struct tel_sync_batch {
     uint32_t off[TEL_BATCH_MAX_EVENTS];
     uint32_t len[TEL_BATCH_MAX_EVENTS];
     uint8_t version[TEL_BATCH_MAX_EVENTS];   /* the schema version each record needs */
+    uint8_t columnar[TEL_BATCH_MAX_EVENTS];  /* 1: parts[] rebuild the record exactly */
+    tel_record_parts parts[TEL_BATCH_MAX_EVENTS];
+    tel_columns cols;         /* scratch of the column-wise layout */
     uint64_t poison[TEL_BATCH_MAX_EVENTS];
     size_t npoison;
     uint8_t anon[TEL_ID_LEN];
@@ -102,6 +106,7 @@ static int collect_one(void *ud, uint64_t seq, const uint8_t *data, size_t len)
     b->off[b->n] = (uint32_t)(b->recs.len - len);
     b->len[b->n] = (uint32_t)len;
     b->version[b->n] = (uint8_t)r.version;
+    b->columnar[b->n] = (uint8_t)tel__record_parts(&r, &b->parts[b->n]);
     b->n++;
     b->last_seen = seq;
     return 0;
@@ -127,8 +132,22 @@ static int collect(tel_queue *q, tel_sync_batch *b, uint64_t from, size_t max_ev
     return rc;
 }
 
-/* Builds the gzip'd body of b's first p->count records under pending p. */
-static int build_body(const tel_sync_batch *b, const tel_pending *p, tel_buf *head, tel_buf *gz)
+/* Lays b's first p->count records out column by column (version 3) into
+ * head, when every one of them can be: TEL_OK, TEL_ERR_INVALID when the
+ * batch must go in version 1 or 2, or TEL_ERR_NOMEM. */
+static int build_columns(tel_sync_batch *b, const tel_pending *p, const tel_batch_head *h, tel_buf *head)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (!b->columnar[i])
+            return TEL_ERR_INVALID;
+    return tel__batch_columns(head, h, b->recs.p, b->off, b->parts, p->count, &b->cols);
+}
+
+/* Builds the gzip'd body of b's first p->count records under pending p:
+ * column-wise when `columns` (the collector reads version 3) and the
+ * records allow it, else version 1 or 2.  *layout says which was built. */
+static int build_body(tel_sync_batch *b, const tel_pending *p, tel_buf *head, tel_buf *gz, int columns,
+                      int *layout)
 {
     tel_batch_head h = {
         .sent_ms = tel__now_ms(),
@@ -137,14 +156,25 @@ static int build_body(const tel_sync_batch *b, const tel_pending *p, tel_buf *he
         .nevents = p->count,
     };
     memcpy(h.id, p->id, TEL_ID_LEN);
+    tel__buf_clear(head);
+    tel__buf_clear(gz);
+    if (columns && p->count <= b->n) {
+        int rc = build_columns(b, p, &h, head);
+        if (rc == TEL_OK) {
+            *layout = TEL_SCHEMA_VERSION_COLUMNS;
+            tel_iov span = { head->p, head->len };
+            return tel__upload_gzip(gz, &span, 1);
+        }
+        if (rc != TEL_ERR_INVALID)
+            return rc;
+    }
     /* The oldest version that allows every record: a queue without
      * structured values keeps speaking version 1 (format/SPEC.md 8). */
     h.version = TEL_SCHEMA_VERSION_FLAT;
     for (size_t i = 0; i < p->count && i < b->n; i++)
         if (b->version[i] > h.version)
             h.version = b->version[i];
-    tel__buf_clear(head);
-    tel__buf_clear(gz);
+    *layout = h.version;
     int rc = tel__batch_begin(head, &h);
     if (rc != TEL_OK)
         return rc;
@@ -334,6 +364,8 @@ typedef struct prefetch {
     size_t limit;
     uint64_t dropped;
     tel_pending p;
+    int columns;              /* asked for the column-wise layout */
+    int layout;               /* the version built */
     int ready;
 } prefetch;
 
@@ -346,7 +378,7 @@ static void *prefetch_run(void *arg)
     if (collect(f->q, f->b, f->from, f->limit) != TEL_OK || f->b->npoison || f->b->n == 0)
         return NULL;
     if (fresh_pending(f->b, f->b->n, f->dropped, &f->p) != TEL_OK ||
-        build_body(f->b, &f->p, &f->head, &f->gz) != TEL_OK)
+        build_body(f->b, &f->p, &f->head, &f->gz, f->columns, &f->layout) != TEL_OK)
         return NULL;
     f->ready = 1;
     return NULL;
@@ -367,6 +399,10 @@ typedef struct drain {
     int ignore_pending;       /* the stored batch no longer matches the queue */
     int cleared_backoff;
     int carried;              /* b, p and gz were prepared by the prefetch */
+    int columns;              /* gz was built asking for the column-wise layout */
+    int layout;               /* the version gz was built in */
+    unsigned versions;        /* what the collector said it reads (versions.c) */
+    int columns_refused;      /* it refused a column-wise batch in this run */
     uint64_t stop_seq;        /* the last record queued when the drain began */
     uint64_t queued;          /* events queued when the drain began */
     prefetch pf;
@@ -375,6 +411,14 @@ typedef struct drain {
 
 /* What the loop does after a step. */
 enum { STEP_SEND, STEP_AGAIN, STEP_STOP };
+
+/* Whether to lay the next batch out in columns: only for a collector
+ * that said it reads version 3, and not again in a run where it refused
+ * one all the same. */
+static int columns_ok(const drain *d)
+{
+    return (d->versions & (1u << TEL_SCHEMA_VERSION_COLUMNS)) && !d->columns_refused;
+}
 
 /*
  * Chooses the batch to send: the stored one again, when every one of its
@@ -413,7 +457,8 @@ static int pick_batch(drain *d, int *step)
             (rc = new_pending(d->q, b, b->n, st.dropped, p)) != TEL_OK)
             return rc;
     }
-    if ((rc = build_body(b, p, &d->head, &d->gz)) != TEL_OK)
+    d->columns = columns_ok(d);
+    if ((rc = build_body(b, p, &d->head, &d->gz, d->columns, &d->layout)) != TEL_OK)
         return rc;
     *step = STEP_SEND;
     return TEL_OK;
@@ -431,6 +476,7 @@ static int start_prefetch(drain *d, pthread_t *worker)
     d->pf.from = d->p.last_seq + 1;
     d->pf.limit = d->limit;
     d->pf.dropped = st.dropped > d->p.dropped ? st.dropped - d->p.dropped : 0;
+    d->pf.columns = columns_ok(d);
     return pthread_create(worker, NULL, prefetch_run, &d->pf) == 0;
 }
 
@@ -446,6 +492,8 @@ static void take_prefetched(drain *d)
     d->pf.head = th;
     d->pf.gz = tg;
     d->p = d->pf.p;
+    d->columns = d->pf.columns;
+    d->layout = d->pf.layout;
     d->carried = 1;
 }
 
@@ -556,6 +604,18 @@ static int forgotten(tel_queue *q, const tel_pending *p)
            (st.count == 0 || st.first_seq > p->first_seq || st.last_seq < p->last_seq);
 }
 
+/* Every answer says what its collector reads (nothing: versions 1 and 2
+ * only); a change is remembered for the next run.  Best effort: a hint
+ * that cannot be stored costs a batch in version 1 or 2 next time. */
+static void learn_versions(drain *d, unsigned versions)
+{
+    if (versions == d->versions)
+        return;
+    d->versions = versions;
+    if (tel__versions_store(d->q, d->io->endpoint, versions) != TEL_OK)
+        note(d->io, 2, "%s: could not remember the collector's versions: %s", d->app, tel_last_error());
+}
+
 /* Sends the current batch, with the next one prepared meanwhile, and acts
  * on the answer.  Sets *step; returns TEL_OK or an error. */
 static int send_batch(drain *d, int *step)
@@ -585,18 +645,29 @@ static int send_batch(drain *d, int *step)
     char idtxt[37];
     tel__uuid_format(d->p.id, idtxt);
     if (res.status)
-        note(d->io, 2, "%s: batch %s: %" PRIu32 " events, %zu bytes: HTTP %ld", d->app, idtxt,
-             d->p.count, d->gz.len, res.status);
+        note(d->io, 2, "%s: batch %s: %" PRIu32 " events, %zu bytes, version %d: HTTP %ld", d->app,
+             idtxt, d->p.count, d->gz.len, d->layout, res.status);
     else
-        note(d->io, 2, "%s: batch %s: %" PRIu32 " events, %zu bytes: %s", d->app, idtxt,
-             d->p.count, d->gz.len, res.error);
+        note(d->io, 2, "%s: batch %s: %" PRIu32 " events, %zu bytes, version %d: %s", d->app, idtxt,
+             d->p.count, d->gz.len, d->layout, res.error);
 
     long s = res.status;
+    if (s)
+        learn_versions(d, res.versions);
     *step = STEP_AGAIN;
     if (s >= 200 && s < 300)
         return on_accepted(d, prefetching && d->pf.ready);
     if (s == 413)
         return on_too_large(d);
+    if ((s == 400 || s == 422) && d->layout == TEL_SCHEMA_VERSION_COLUMNS) {
+        /* Nothing is lost to the newer layout: a collector that refuses
+         * it (an older one behind the same address, say) gets the same
+         * batch, same id, in version 1 or 2. */
+        d->columns_refused = 1;
+        note(d->io, 1, "%s: collector refused batch %s in version 3 (HTTP %ld); sending it in version 1 or 2",
+             d->app, idtxt, s);
+        return TEL_OK;
+    }
     if (s == 400 || s == 422)
         return on_refused(d, s);
     *step = STEP_STOP;
@@ -619,6 +690,12 @@ static int drain_loop(drain *d)
         if (d->carried) {
             d->carried = 0;
             step = STEP_SEND;
+            /* Prepared before the last answer told what the collector
+             * reads: built again when that changed the layout to ask. */
+            if (d->columns != columns_ok(d)) {
+                d->columns = columns_ok(d);
+                rc = build_body(d->b, &d->p, &d->head, &d->gz, d->columns, &d->layout);
+            }
         } else {
             rc = pick_batch(d, &step);
         }
@@ -648,6 +725,7 @@ int tel__sync_drain(tel_queue *q, tel_sync_batch *b, const tel_sync_io *io, cons
         .pf = { .head = TEL_BUF_INIT, .gz = TEL_BUF_INIT },
     };
     snprintf(d.qdir, sizeof d.qdir, "%s", tel__queue_dir(q));
+    d.versions = tel__versions_load(q, io->endpoint);
     /* Without memory for a second batch there is simply no prefetch. */
     d.spare = d.pf.b = tel__sync_batch_new();
 

@@ -110,6 +110,8 @@ typedef struct tel_sync_io {
     void *sent_ud;
     tel_sync_progress_fn progress; /* NULL: nobody watches */
     void *progress_ud;
+    const char *endpoint;     /* where send posts, to remember what its collector
+                               * reads (versions.c); NULL: remember nothing */
 } tel_sync_io;
 
 typedef struct tel_sync_stats {
@@ -194,6 +196,28 @@ int tel__erase_unsupported(long status);
 int tel__sync_erasures(const char *state_dir, const tel_erase_io *io, const char *app,
                        uint64_t deadline, int force, tel_erase_stats *st)
     __attribute__((warn_unused_result));
+
+/* ----------------------------------------------------------- versions.c */
+
+/*
+ * What a collector reads.  Every answer of tel-collect lists the schema
+ * versions it reads in a Tel-Versions header; the drain sends the
+ * column-wise layout (version 3) only to a collector that listed it, and
+ * versions 1 and 2 exactly as before to any other.  The last list heard
+ * is kept in the queue's meta (TEL_META_COLLECTOR) as
+ *     "1 <16 hex digits: FNV-1a of the endpoint> <versions as bits>"
+ * so that a run of one small batch (a hook after each command) sends it
+ * in version 3 too, and so that a changed endpoint starts over from
+ * versions 1 and 2.
+ */
+
+/* The versions the collector at endpoint was last heard to read, as bits
+ * (bit v for version v); 0 when unknown, stored for another endpoint, or
+ * unreadable.  Never fails. */
+unsigned tel__versions_load(tel_queue *q, const char *endpoint);
+
+/* Remembers them.  Returns TEL_OK or the queue's error. */
+int tel__versions_store(tel_queue *q, const char *endpoint, unsigned versions);
 
 /* The log of upload attempts beside the queue (sent.log; see syncstate.h). */
 #define TEL_SENT_LOG_MAX (64 * 1024)

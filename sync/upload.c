@@ -27,6 +27,7 @@ struct tel_upload {
     tel_buf response;         /* at most TEL_UPLOAD_MAX_RESPONSE bytes */
     int response_capped;      /* the collector sent more than we keep */
     long retry_after;         /* from the final response's headers */
+    unsigned versions;        /* from the final response's Tel-Versions */
     char where[96];           /* "host:port" for network errors; never the path or token */
 };
 
@@ -147,6 +148,32 @@ long tel__upload_retry_after(const char *value, size_t len, time_t now)
     return (long)(when - now);
 }
 
+/* ---------------------------------------------------------- Tel-Versions */
+
+unsigned tel__upload_versions(const char *value, size_t len)
+{
+    unsigned set = 0;
+    size_t i = 0;
+    for (;;) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t'))
+            i++;
+        unsigned long v = 0;
+        size_t digits = 0;
+        for (; i < len && value[i] >= '0' && value[i] <= '9' && digits < 10; i++, digits++)
+            v = v * 10 + (unsigned long)(value[i] - '0');
+        if (digits == 0 || (i < len && value[i] >= '0' && value[i] <= '9'))
+            return 0;
+        if (v >= 1 && v <= 31)
+            set |= 1u << v;
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' || value[i] == '\n'))
+            i++;
+        if (i == len)
+            return set;
+        if (value[i++] != ',')
+            return 0;
+    }
+}
+
 /* ------------------------------------------------------------- transport */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -172,14 +199,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     tel_upload *u = ud;
     size_t n = size * nmemb;
-    static const char name[] = "retry-after:";
+    static const char name[] = "retry-after:", vname[] = "tel-versions:";
     /* Each new status line (an interim 1xx, then the final one) starts a
-     * fresh header block: only the final response's Retry-After counts. */
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+     * fresh header block: only the final response's headers count. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         u->retry_after = -1;
-    else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0)
+        u->versions = 0;
+    } else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
         u->retry_after = tel__upload_retry_after(data + sizeof name - 1,
                                                  n - (sizeof name - 1), time(NULL));
+    } else if (n > sizeof vname - 1 && strncasecmp(data, vname, sizeof vname - 1) == 0) {
+        u->versions = tel__upload_versions(data + sizeof vname - 1, n - (sizeof vname - 1));
+    }
     return n;
 }
 
@@ -300,6 +331,7 @@ static int post(tel_upload *u, const char *type, const uint8_t *batch_id, const 
     tel__buf_clear(&u->response);
     u->response_capped = 0;
     u->retry_after = -1;
+    u->versions = 0;
 
     char id[37];
     char line[96];
@@ -360,6 +392,7 @@ static int post(tel_upload *u, const char *type, const uint8_t *batch_id, const 
     if (cr == CURLE_OK || (cr == CURLE_WRITE_ERROR && u->response_capped && status > 0)) {
         res->status = status;
         res->retry_after = u->retry_after;
+        res->versions = u->versions;
         return TEL_OK;
     }
     /* Any other failure, even after a status line arrived, means we cannot

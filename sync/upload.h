@@ -35,6 +35,9 @@ typedef struct tel_upload_result {
     long status;              /* HTTP status; 0 when no response came */
     long retry_after;         /* seconds from Retry-After, -1 when none or unusable */
     size_t sent_bytes;        /* request body bytes handed to the wire */
+    unsigned versions;        /* bit v set for each schema version v the final
+                               * answer's Tel-Versions header lists; 0 when it
+                               * has none (a collector that predates it) */
     char error[128];          /* curl's one-line reason when status == 0, else "" */
 } tel_upload_result;
 
@@ -89,5 +92,14 @@ TEL_MUST_CHECK int tel__upload_post_erasure(tel_upload *u, const void *gz, size_
  * the value is neither.
  */
 long tel__upload_retry_after(const char *value, size_t len, time_t now);
+
+/*
+ * Parses a Tel-Versions value (len bytes): schema versions as decimal
+ * numbers separated by commas, blanks allowed around each.  Returns the
+ * set as bits (bit v for version v, 1 <= v <= 31); a number outside that
+ * range is skipped, and anything that is not such a list gives 0, which
+ * means "versions 1 and 2 only" to the caller.
+ */
+unsigned tel__upload_versions(const char *value, size_t len);
 
 #endif

@@ -31,6 +31,7 @@ typedef struct call {
     uint8_t id[TEL_ID_LEN];
     uint32_t nevents;
     uint64_t dropped;
+    int version;
     int decoded;
 } call;
 
@@ -39,6 +40,9 @@ typedef struct fake {
     size_t nanswers;
     size_t ncalls;
     call calls[MAX_CALLS];
+    unsigned versions;        /* what every answer says the collector reads */
+    unsigned refuse_versions; /* versions answered 422 whatever the status scripted */
+    const char *endpoint;     /* given to the drain; NULL: none */
 } fake;
 
 static int inflate_all(const void *gz, size_t len, uint8_t *out, size_t cap, size_t *n)
@@ -68,6 +72,7 @@ static int read_body(const void *gz, size_t len, call *c)
     memcpy(c->id, h.id, TEL_ID_LEN);
     c->nevents = h.nevents;
     c->dropped = h.dropped;
+    c->version = h.version;
     c->decoded = 1;
     return 0;
 }
@@ -88,7 +93,10 @@ static int fake_send(void *ud, const uint8_t id[TEL_ID_LEN], const void *gz, siz
         return tel__fail(TEL_ERR_IO, "fake: the process died here");
     memset(res, 0, sizeof *res);
     res->status = a->status;
+    if (c->decoded && (f->refuse_versions & (1u << c->version)))
+        res->status = 422;
     res->retry_after = a->retry_after;
+    res->versions = res->status ? f->versions : 0;
     res->sent_bytes = len;
     if (a->status == 0)
         snprintf(res->error, sizeof res->error, "Could not connect to server");
@@ -150,7 +158,7 @@ static uint64_t queued(tel_queue *q, uint64_t *dropped)
 
 static int run(tel_queue *q, fake *f, tel_sync_stats *st)
 {
-    tel_sync_io io = { fake_send, f, NULL, NULL, NULL, NULL, NULL, NULL };
+    tel_sync_io io = { fake_send, f, NULL, NULL, NULL, NULL, NULL, NULL, f->endpoint };
     memset(st, 0, sizeof *st);
     return tel__sync_drain(q, batch, &io, APP, tel__mono_ms() + 10000, st);
 }
@@ -172,7 +180,7 @@ static void accepted(void)
 {
     CHECK_GROUP("drain: 2xx");
     tel_queue *q = fresh_queue();
-    fake f;
+    fake f = { 0 };
     tel_sync_stats st;
     CHECK("ten events are queued", q && add_events(q, 10) == 0);
     RUN(q, &f, &st, { 200, -1, 0 });
@@ -207,7 +215,7 @@ static void too_large(void)
 {
     CHECK_GROUP("drain: 413");
     tel_queue *q = fresh_queue();
-    fake f;
+    fake f = { 0 };
     tel_sync_stats st;
     CHECK("eight events are queued", q && add_events(q, 8) == 0);
     RUN(q, &f, &st, { 413, -1, 0 }, { 200, -1, 0 }, { 200, -1, 0 });
@@ -237,7 +245,7 @@ static void refused(long status)
 {
     CHECK_GROUP(status == 400 ? "drain: 400" : "drain: 422");
     tel_queue *q = fresh_queue();
-    fake f;
+    fake f = { 0 };
     tel_sync_stats st;
     uint64_t dropped = 0;
     CHECK("five events are queued", q && add_events(q, 5) == 0);
@@ -265,7 +273,7 @@ static void kept(const char *group, long status, long retry_after, uint64_t lo, 
 {
     CHECK_GROUP(group);
     tel_queue *q = fresh_queue();
-    fake f;
+    fake f = { 0 };
     tel_sync_stats st;
     CHECK("four events are queued", q && add_events(q, 4) == 0);
     f.answers = (answer[]){ { status, retry_after, 0 }, { 200, -1, 0 } };
@@ -301,7 +309,7 @@ static void crash(void)
 {
     CHECK_GROUP("drain: a process killed mid-request");
     tel_queue *q = fresh_queue();
-    fake f;
+    fake f = { 0 };
     tel_sync_stats st;
     CHECK("six events are queued", q && add_events(q, 6) == 0);
     RUN(q, &f, &st, { 0, -1, 1 });
@@ -327,7 +335,7 @@ static void network_error(void)
 {
     CHECK_GROUP("drain: no answer");
     tel_queue *q = fresh_queue();
-    fake f;
+    fake f = { 0 };
     tel_sync_stats st;
     CHECK("an event is queued", q && add_events(q, 1) == 0);
     RUN(q, &f, &st, { 0, -1, 0 });
@@ -339,6 +347,88 @@ static void network_error(void)
 }
 
 /* ----------------------------------------------------------- backoff */
+
+/* ---------------------------------------------------------- versions */
+
+#define V12 (1u << 1 | 1u << 2)
+#define V123 (V12 | 1u << 3)
+#define ENDPOINT "http://127.0.0.1:9/v1/batch"
+
+static void negotiated(void)
+{
+    CHECK_GROUP("drain: a collector that reads version 3");
+    tel_queue *q = fresh_queue();
+    fake f = { .versions = V123, .endpoint = ENDPOINT };
+    tel_sync_stats st;
+    CHECK("2,500 events are queued", q && add_events(q, 2500) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 }, { 200, -1, 0 }, { 200, -1, 0 });
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK("every batch decodes", f.ncalls == 3 && f.calls[0].decoded && f.calls[1].decoded &&
+                                     f.calls[2].decoded);
+    CHECK_EQ_INT("the first batch, before it said so, is version 1", f.calls[0].version, 1);
+    CHECK("the next ones are version 3, the one prepared meanwhile included",
+          f.calls[1].version == 3 && f.calls[2].version == 3);
+    CHECK("they hold the rest", f.calls[1].nevents == 1000 && f.calls[2].nevents == 500);
+    CHECK_EQ_INT("the queue is empty", queued(q, NULL), 0);
+    CHECK_EQ_INT("what it reads is remembered", tel__versions_load(q, ENDPOINT), V123);
+    CHECK_EQ_INT("for that endpoint only", tel__versions_load(q, "http://127.0.0.1:10/v1/batch"), 0);
+    CHECK("three events are queued", add_events(q, 3) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 });
+    CHECK_EQ_INT("the next run's first batch is version 3", f.calls[0].version, 3);
+    CHECK("three events are queued", add_events(q, 3) == 0);
+    f.endpoint = "http://127.0.0.1:10/v1/batch";
+    RUN(q, &f, &st, { 200, -1, 0 });
+    CHECK_EQ_INT("another endpoint starts over at version 1", f.calls[0].version, 1);
+    tel__queue_close(q);
+
+    CHECK_GROUP("drain: a collector that no longer reads version 3");
+    q = fresh_queue();
+    f = (fake){ .versions = 0, .refuse_versions = 1u << 3, .endpoint = ENDPOINT };
+    CHECK("it was heard to read it", tel__versions_store(q, ENDPOINT, V123) == TEL_OK);
+    CHECK("five events are queued", q && add_events(q, 5) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 }, { 200, -1, 0 });
+    uint64_t dropped = 1;
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK("the batch goes in version 3 and is refused, then in version 1",
+          f.ncalls == 2 && f.calls[0].version == 3 && f.calls[1].version == 1);
+    CHECK("under the same batch id", memcmp(f.calls[0].id, f.calls[1].id, TEL_ID_LEN) == 0);
+    CHECK_EQ_INT("nothing is dropped", queued(q, &dropped), 0);
+    CHECK_EQ_INT("nothing is counted dropped", dropped, 0);
+    CHECK_EQ_INT("it is remembered to read versions 1 and 2 only", tel__versions_load(q, ENDPOINT), 0);
+    tel__queue_close(q);
+
+    CHECK_GROUP("drain: a collector that says version 3 but refuses it");
+    q = fresh_queue();
+    f = (fake){ .versions = V123, .refuse_versions = 1u << 3, .endpoint = ENDPOINT };
+    CHECK("it was heard to read it", tel__versions_store(q, ENDPOINT, V123) == TEL_OK);
+    CHECK("1,500 events are queued", q && add_events(q, 1500) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 }, { 200, -1, 0 }, { 200, -1, 0 });
+    CHECK_EQ_INT("the drain succeeds", drc, TEL_OK);
+    CHECK("version 3 is tried once; the rest of the run speaks version 1",
+          f.ncalls == 3 && f.calls[0].version == 3 && f.calls[1].version == 1 && f.calls[2].version == 1);
+    CHECK_EQ_INT("nothing is dropped", queued(q, &dropped), 0);
+    CHECK_EQ_INT("nothing is counted dropped", dropped, 0);
+    tel__queue_close(q);
+
+    CHECK_GROUP("drain: a collector that never said anything");
+    q = fresh_queue();
+    f = (fake){ .refuse_versions = 1u << 3, .endpoint = ENDPOINT };
+    CHECK("1,500 events are queued", q && add_events(q, 1500) == 0);
+    RUN(q, &f, &st, { 200, -1, 0 }, { 200, -1, 0 });
+    CHECK("gets version 1 only", f.ncalls == 2 && f.calls[0].version == 1 && f.calls[1].version == 1);
+    CHECK_EQ_INT("the queue is empty", queued(q, NULL), 0);
+    tel__queue_close(q);
+
+    CHECK_GROUP("Tel-Versions header");
+    CHECK_EQ_INT("1,2,3", tel__upload_versions("1,2,3", 5), V123);
+    CHECK_EQ_INT("blanks and a line end", tel__upload_versions(" 1 , 2,3 \r\n", 11), V123);
+    CHECK_EQ_INT("a version past 31 is skipped", tel__upload_versions("99,3", 4), 1u << 3);
+    CHECK_EQ_INT("an empty value", tel__upload_versions(" ", 1), 0);
+    CHECK_EQ_INT("another separator", tel__upload_versions("1;2", 3), 0);
+    CHECK_EQ_INT("a word", tel__upload_versions("all", 3), 0);
+    CHECK_EQ_INT("a trailing comma", tel__upload_versions("1,2,", 4), 0);
+    CHECK_EQ_INT("a huge number", tel__upload_versions("123456789012", 12), 0);
+}
 
 static void schedule(void)
 {
@@ -742,6 +832,7 @@ int main(void)
     kept("drain: 404", 404, -1, 86400, 86400);
     crash();
     network_error();
+    negotiated();
     schedule();
     retry_after();
     codecs();
