@@ -3,7 +3,7 @@
 """tests/collector.py - an independent collector for tel-sync's tests.
 
 It shares no code with tel: it decodes what arrives with Python's gzip and
-msgpack modules, checks it against format/SPEC.md (wire versions 1 and 2), and
+msgpack modules, checks it against format/SPEC.md (wire versions 1 to 3), and
 records every request it saw - duplicates included - in a JSON file, so a
 test can ask what reached the wire and how often.  It can also misbehave
 on purpose, the ways a real collector or the network between does.
@@ -21,6 +21,9 @@ Modes:
   huge            answer 200 with a body of --huge-bytes (default 64 MiB)
   refuse-after    answer the first --first N requests normally, then stop
                   listening: later connections are refused
+
+--versions LIST makes every answer say "Tel-Versions: LIST"; a batch of
+version 3 (the column-wise layout) is a fault unless LIST holds 3.
 
 Every request is recorded as an object of the "requests" list:
   {"n": 1, "status": 200, "key": "<Idempotency-Key>", "batch": "<uuid>",
@@ -139,6 +142,53 @@ def check_event(ev, batch_anon, errs, where, version=1):
     }
 
 
+def announced():
+    return {int(v) for v in args.versions.split(',')} if args.versions else set()
+
+
+def columns(b, errs):
+    """The events of a version 3 batch (format/SPEC.md 4.1), rebuilt as
+    the records they stand for; None when the columns are malformed."""
+    ids = b.get('i')
+    if 'e' in b or not isinstance(ids, bytes) or len(ids) % 16:
+        errs.append('version 3: "e" present or "i" not 16 bytes per event')
+        return None
+    n = len(ids) // 16
+    cols = {k: b.get(k) for k in ('t', 'x', 'n', 'c', 'p')}
+    ns, cs = b.get('ns'), b.get('cs')
+    if (any(not isinstance(v, list) or len(v) != n for v in cols.values())
+            or not isinstance(ns, list) or not isinstance(cs, list) or len(ns) > n or len(cs) > n):
+        errs.append('version 3: a column is not one element per event')
+        return None
+    evs, t, total = [], 0, 0
+    for k in range(n):
+        d, x, ni, ci = cols['t'][k], cols['x'][k], cols['n'][k], cols['c'][k]
+        if not isinstance(d, int) or isinstance(d, bool) or (k == 0 and d < 0):
+            errs.append('version 3: time %d is not an integer' % k)
+            return None
+        t = d if k == 0 else t + d
+        if isinstance(x, int) and not isinstance(x, bool) and 0 <= x < n:
+            x = ids[16 * x:16 * x + 16]
+        if not is_id(x):
+            errs.append('version 3: "x" of event %d is neither an index nor an id' % k)
+            return None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (ni, ci)) or \
+                not 0 <= ni < len(ns) or not 0 <= ci < len(cs):
+            errs.append('version 3: "n" or "c" of event %d is not an index' % k)
+            return None
+        ev = {'i': ids[16 * k:16 * k + 16], 't': t, 'n': ns[ni], 'p': cols['p'][k], 'x': x,
+              'a': b.get('a'), 'c': cs[ci]}
+        size = len(msgpack.packb(ev, use_bin_type=True))
+        nested = isinstance(ev['p'], dict) and any(isinstance(v, (list, dict)) for v in ev['p'].values())
+        if size > (16384 if nested else 4096):
+            errs.append('version 3: event %d stands for a record of %d bytes' % (k, size))
+        total += size
+        evs.append(ev)
+    if total > MAX_BYTES:
+        errs.append('version 3: %d bytes of records' % total)
+    return evs
+
+
 def check_request(headers, body, rec):
     errs = rec['errors']
     names = {k.lower() for k in headers.keys()}
@@ -179,7 +229,7 @@ def check_request(headers, body, rec):
     if not isinstance(b, dict):
         errs.append('batch is not a map')
         return
-    if b.get('v') not in (1, 2):
+    if b.get('v') not in (1, 2, 3) or (b.get('v') == 3 and 3 not in announced()):
         errs.append('schema version is %r' % b.get('v'))
     rec['version'] = b.get('v')
     if not is_id(b.get('b')):
@@ -198,7 +248,7 @@ def check_request(headers, body, rec):
     if not (a is None or is_id(a)):
         errs.append('"a" is not bin 16 or nil')
     rec['anon'] = as_uuid(a) if is_id(a) else None
-    evs = b.get('e')
+    evs = columns(b, errs) if b.get('v') == 3 else b.get('e')
     if not isinstance(evs, list) or not 1 <= len(evs) <= MAX_EVENTS:
         errs.append('"e" is not an array of 1..1000 events')
         return
@@ -222,6 +272,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def answer(self, status, body=b'{}', extra=()):
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')
+        if args.versions:
+            self.send_header('Tel-Versions', args.versions)
         self.send_header('Content-Length', str(len(body)))
         for k, v in extra:
             self.send_header(k, v)
@@ -317,6 +369,7 @@ def main():
     p.add_argument('--max-events', type=int, default=0)
     p.add_argument('--huge-bytes', type=int, default=64 << 20)
     p.add_argument('--token')
+    p.add_argument('--versions')
     args = p.parse_args()
     srv = Server(('127.0.0.1', 0), Handler)
     save()

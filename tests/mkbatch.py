@@ -6,6 +6,7 @@ libtel with python3-msgpack, from format/record.h's layout.
     mkbatch.py -o FILE [--events N] [--anon UUID|none] [--batch-id UUID]
                [--event-id UUID ...] [--name NAME] [--corrupt KIND]
                [--bomb MIB] [--dropped N] [--age-days D] [--metric-label KIND]
+               [--columns]
     mkbatch.py -o FILE --erase UUID|nil
 
 Prints the batch id on the first line of stdout, then one event id per
@@ -19,6 +20,14 @@ Idempotency-Key and look for the events in the collector's output.
   not-msgpack  gzip of bytes that are not a MessagePack map
   gzip         bytes that are not gzip at all
   gzip-cut     a valid gzip stream cut before its end
+--columns lays the batch out column by column (version 3, format/SPEC.md
+4.1), with these further kinds of --corrupt:
+  x-index      an execution id refers to an event past the last
+  time-below   a time difference takes an event below 0
+  short-column the property column has one map fewer than there are events
+  name-index   a name index points past the names
+  with-e       the batch carries an "e" array besides its columns
+  big-record   an event stands for a record of more than 4096 bytes
 --bomb MIB writes a gzip stream of MIB mebibytes of zeros instead of a
 batch: tiny on the wire, huge once inflated.
 --dropped N sets the batch's dropped count; --age-days D dates the events
@@ -82,6 +91,48 @@ def record(event_id, name, anon, index, age_ms=0, metric=None):
     }
 
 
+def columns(batch, corrupt):
+    # The column-wise layout of format/SPEC.md 4.1, written from the same
+    # events; each run's execution id is a reference to its first event.
+    evs = batch.pop("e")
+    for k, ev in enumerate(evs):
+        if k % 2:
+            ev["x"] = evs[k - 1]["i"]
+        else:
+            ev["x"] = ev["i"]
+    names, ctxs = [], []
+    for ev in evs:
+        if ev["n"] not in names:
+            names.append(ev["n"])
+        if ev["c"] not in ctxs:
+            ctxs.append(ev["c"])
+    ids = [ev["i"] for ev in evs]
+    batch.update({
+        "v": 3,
+        "i": b"".join(ids),
+        "t": [ev["t"] - (evs[k - 1]["t"] if k else 0) for k, ev in enumerate(evs)],
+        "x": [ids.index(ev["x"]) if ev["x"] in ids else ev["x"] for ev in evs],
+        "ns": names,
+        "n": [names.index(ev["n"]) for ev in evs],
+        "cs": ctxs,
+        "c": [ctxs.index(ev["c"]) for ev in evs],
+        "p": [ev["p"] for ev in evs],
+    })
+    if corrupt == "x-index":
+        batch["x"][-1] = len(evs)
+    elif corrupt == "time-below":
+        batch["t"][-1] = -batch["t"][0] - 10**9 * len(evs)
+    elif corrupt == "short-column":
+        batch["p"] = batch["p"][:-1]
+    elif corrupt == "name-index":
+        batch["n"][-1] = len(names)
+    elif corrupt == "with-e":
+        batch["e"] = evs
+    elif corrupt == "big-record":
+        batch["p"][-1] = {"k%d" % i: "v" * 200 for i in range(25)}
+    return batch
+
+
 def bomb(path, mib):
     # Streamed, so that making the bomb costs no more memory than opening it
     # should.
@@ -103,7 +154,9 @@ def main():
     ap.add_argument("--name", default="cmd.run")
     ap.add_argument("--corrupt", default=None,
                     choices=["version", "mixed-anon", "truncated", "not-msgpack",
-                             "gzip", "gzip-cut"])
+                             "gzip", "gzip-cut", "x-index", "time-below", "short-column",
+                             "name-index", "with-e", "big-record"])
+    ap.add_argument("--columns", action="store_true")
     ap.add_argument("--bomb", type=int, default=0)
     ap.add_argument("--dropped", type=int, default=0)
     ap.add_argument("--age-days", type=float, default=0)
@@ -150,6 +203,8 @@ def main():
         "a": anon,
         "e": events,
     }
+    if opts.columns:
+        batch = columns(batch, opts.corrupt)
     raw = msgpack.packb(batch, use_bin_type=True)
     if opts.corrupt == "truncated":
         raw = raw[: len(raw) // 2]
