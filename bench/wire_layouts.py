@@ -6,16 +6,20 @@ Reads the records of a real queue (with lmdb-utils' mdb_dump, in hex, so
 no byte is misread) and gzips them in batches of 1000, as tel-sync does,
 in several layouts.  Prints one line per layout: name, bytes per event.
 
-  v1            the batch exactly as tel-sync builds it (head + records)
+  v1            the batch exactly as tel-sync builds it for a collector
+                that reads versions 1 and 2 only (head + records)
   v1-no-ids     the same with every event id zeroed: what is left when the
                 16 random bytes per event are taken away
   v1-no-ids-x   ... and the execution ids zeroed too
-  columns       the same events stored column by column: all event ids
-                together, times as deltas, each run's id as a reference to
-                the event that started it, each distinct context once
+  v3            the column-wise batch of format/SPEC.md 4.1, laid out here
+                from the spec alone (all event ids together, times as
+                differences, each run's id as a reference to the event
+                that started it, names and contexts once each): what
+                tel-sync sends to a collector that reads version 3
+  v3-no-ids     the same with every event id zeroed
 
-It is analysis for bench/README.md's "Known limits", not a format tel
-speaks: the columns layout shows what a future batch version could save.
+It is analysis for bench/README.md's "wire" rows: the v3 line checks the
+measured row from outside tel, the others show where the bytes go.
 """
 import subprocess
 import sys
@@ -69,27 +73,31 @@ def v1(batch, zero_ids=False, zero_exec=False):
     return gz(head(len(out), anon) + b"".join(out))
 
 
-def columns(batch):
+def v3(batch, zero_ids=False):
     ms = [msgpack.unpackb(r, raw=False) for r in batch]
-    index = {m["i"]: k for k, m in enumerate(ms)}
-    ctxs, ctx_of, prev = [], {}, ms[0]["t"]
-    ts, names, props, execs, cidx = [], [], [], [], []
+    first = {}
+    for k, m in enumerate(ms):
+        first.setdefault(m["i"], k)
+    xs = [first.get(m["x"], m["x"]) for m in ms]
+    if zero_ids:
+        # The references stay those of the real ids: only the 16 random
+        # bytes of each event id are taken away.
+        for m in ms:
+            m["i"] = b"\0" * 16
+    names, ctxs, prev, ts = [], [], 0, []
     for m in ms:
-        key = msgpack.packb(m["c"])
-        if key not in ctx_of:
-            ctx_of[key] = len(ctxs)
+        if m["n"] not in names:
+            names.append(m["n"])
+        if m["c"] not in ctxs:
             ctxs.append(m["c"])
-        cidx.append(ctx_of[key])
         ts.append(m["t"] - prev)
         prev = m["t"]
-        names.append(m["n"])
-        props.append(m["p"])
-        x = index.get(m["x"])
-        execs.append(x if x is not None else m["x"])
-    body = msgpack.packb({"v": 2, "b": b"\x01" * 16, "s": 1795300000000, "d": 0,
-                          "a": ms[0]["a"], "c": ctxs, "t0": ms[0]["t"],
-                          "i": b"".join(m["i"] for m in ms), "t": ts, "n": names,
-                          "p": props, "x": execs, "ci": cidx})
+    body = msgpack.packb({"v": 3, "b": b"\x01" * 16, "s": 1795300000000, "d": 0, "a": ms[0]["a"],
+                          "i": b"".join(m["i"] for m in ms), "t": ts,
+                          "x": xs,
+                          "ns": names, "n": [names.index(m["n"]) for m in ms],
+                          "cs": ctxs, "c": [ctxs.index(m["c"]) for m in ms],
+                          "p": [m["p"] for m in ms]})
     return gz(body)
 
 
@@ -99,7 +107,7 @@ def main():
     n = len(recs)
     for name, f in (("v1", v1), ("v1-no-ids", lambda b: v1(b, zero_ids=True)),
                     ("v1-no-ids-x", lambda b: v1(b, zero_ids=True, zero_exec=True)),
-                    ("columns", columns)):
+                    ("v3", v3), ("v3-no-ids", lambda b: v3(b, zero_ids=True))):
         print(name, "%.1f" % (sum(f(b) for b in batches) / n))
 
 
