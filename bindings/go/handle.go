@@ -110,6 +110,12 @@ type Options struct {
 	// Default says nothing: like DefaultOff and Env it is recorded beside
 	// the queue, as not offered, when this run declares any of them.
 	Erasure Switch
+	// ProjectLinkable opts into the unsalted project id: sha256 of the
+	// normalised git origin URL, the same in every product that uses tel.
+	ProjectLinkable bool
+	// ExecID joins this run to one begun by another process (UUID text);
+	// <APP>_TELEMETRY_EXEC_ID in the environment wins.
+	ExecID string
 }
 
 // Tel is a handle on one app's queue.  It is safe for concurrent use by
@@ -133,7 +139,8 @@ func gotelLog(handle C.uintptr_t, line *C.char) {
 
 // configure applies opts to o; on failure the caller frees o.
 func (t *Tel) configure(o *C.tel_options, opts *Options) error {
-	size := uintptr(len(opts.AppVersion)+len(opts.Endpoint)+len(opts.Token)+len(opts.ProjectSalt)+len(opts.Inspect)) + 5
+	size := uintptr(len(opts.AppVersion)+len(opts.Endpoint)+len(opts.Token)+len(opts.ProjectSalt)+len(opts.Inspect)+
+		len(opts.ExecID)) + 6
 	for _, d := range opts.Env {
 		size += uintptr(len(d.Name)+len(d.Word)) + 2
 	}
@@ -185,7 +192,11 @@ func (t *Tel) configure(o *C.tel_options, opts *Options) error {
 		errs = append(errs, codeErr(call(func() C.int { return C.tel_options_set_require_notice(o, 1) })))
 	}
 	errs = append(errs, set("inspect path", opts.Inspect, func(s *C.char) C.int { return C.tel_options_set_inspect(o, s) }),
-		knobs(o, opts, m))
+		knobs(o, opts, m),
+		set("execution id", opts.ExecID, func(s *C.char) C.int { return C.tel_options_set_exec_id(o, s) }))
+	if opts.ProjectLinkable {
+		errs = append(errs, codeErr(call(func() C.int { return C.tel_options_set_project_linkable(o, 1) })))
+	}
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -492,6 +503,21 @@ func errorClass(err error) string {
 func (t *Tel) SpawnSync(minInterval time.Duration) (bool, error) {
 	rc, err := t.do(func(h *C.tel) C.int { return C.tel_spawn_sync(h, C.unsigned(minInterval/time.Second)) })
 	return err == nil && rc == OK, err
+}
+
+// ExecID is the run's execution id (UUID text), to hand to a child
+// process through <APP>_TELEMETRY_EXEC_ID; "" when telemetry is off.
+func (t *Tel) ExecID() string {
+	if t == nil {
+		return ""
+	}
+	var buf [37]C.char
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.h == nil || C.tel_exec_id(t.h, &buf[0]) != 0 {
+		return ""
+	}
+	return C.GoString(&buf[0])
 }
 
 // NoticeDue reports whether the first-run notice should be printed; the

@@ -3,6 +3,8 @@ package tel
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -560,5 +562,60 @@ func TestOfferingErasureMakesForgetLeaveAnErasureRequest(t *testing.T) {
 	_ = Forget(app)
 	if ents, _ := os.ReadDir(filepath.Join(state, "telemetry-erasure")); len(ents) != 1 {
 		t.Fatalf("after the offer was taken back: %d requests", len(ents))
+	}
+}
+
+func TestExecIDHandsTheRunToAChild(t *testing.T) {
+	home(t)
+	tl, _ := Open(app, nil)
+	run := tl.ExecID()
+	_ = tl.Emit("parent", nil)
+	tl.Close()
+	child, err := Open(app, &Options{ExecID: run})
+	if err != nil || len(run) != 36 {
+		t.Fatalf("exec id %q: %v", run, err)
+	}
+	_ = child.Emit("child.option", nil)
+	child.Close()
+	t.Setenv("GOAPP_TELEMETRY_EXEC_ID", run)
+	_ = Emit(app, "child.env", nil)
+	evs := queued(t)
+	if len(evs) != 3 {
+		t.Fatalf("events %s", names(evs))
+	}
+	for _, e := range evs {
+		if e.Exec != run {
+			t.Fatalf("event %s has exec %s, want %s", e.Name, e.Exec, run)
+		}
+	}
+	if _, err := Open(app, &Options{ExecID: "not-a-uuid"}); code(err) != ErrInvalid {
+		t.Fatalf("bad id: %v", err)
+	}
+	off, _ := Open(app, &Options{Enabled: Off})
+	defer off.Close()
+	if id := off.ExecID(); id != "" {
+		t.Fatalf("off: exec id %q", id)
+	}
+}
+
+func TestProjectLinkableRecordsTheUnsaltedOriginHash(t *testing.T) {
+	h := home(t)
+	repo := filepath.Join(h, "repo")
+	for _, args := range [][]string{{"init", "-q", repo}, {"-C", repo, "remote", "add", "origin", "https://github.com/o/r.git"}} {
+		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
+			t.Skipf("git: %v %s", err, out)
+		}
+	}
+	cwd, _ := os.Getwd()
+	if err := os.Chdir(repo); err != nil {
+		t.Fatal(err)
+	}
+	tl, _ := Open(app, &Options{ProjectLinkable: true})
+	_ = tl.Emit("in.repo", nil)
+	tl.Close()
+	_ = os.Chdir(cwd)
+	sum := sha256.Sum256([]byte("github.com/o/r"))
+	if got := queued(t)[0].Context["project"]; got != hex.EncodeToString(sum[:]) {
+		t.Fatalf("project %v", got)
 	}
 }

@@ -64,6 +64,10 @@ export interface TelemetryOptions {
   /** true offers erasure: a forget then leaves a request, sent by tel-sync, that the collector
    * delete what it holds of the old anonymous id; false takes an earlier offer back. */
   erasure?: boolean;
+  /** Opt into the unsalted project id, the same in every product using tel. */
+  projectLinkable?: boolean;
+  /** Join a run begun by another process (UUID text); <APP>_TELEMETRY_EXEC_ID wins. */
+  execId?: string;
   /** Throw on failures of the environment too. */
   strict?: boolean;
 }
@@ -97,6 +101,8 @@ export declare class Telemetry {
   command<T>(name: string, options: CommandOptions, fn: () => T): T;
   /** Starts a detached tel-sync when something is queued; true when one was started. */
   spawnSync(minIntervalSeconds?: number): boolean;
+  /** The run's execution id, for <APP>_TELEMETRY_EXEC_ID of a child process; '' when off. */
+  execId(): string;
   noticeDue(): boolean;
   noticeShown(): boolean;
   close(): void;

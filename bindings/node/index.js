@@ -174,6 +174,10 @@ class Telemetry {
 
   spawnSync(minIntervalSeconds = 0) { return this._call('spawnSync', minIntervalSeconds); }
 
+  // The run's execution id (UUID text), to hand to a child process through
+  // <APP>_TELEMETRY_EXEC_ID; '' when telemetry is off.
+  execId() { return this._h === null ? '' : native.execId(this._h); }
+
   noticeDue() { return this._h !== null && native.noticeDue(this._h); }
 
   noticeShown() { return this._call('noticeShown'); }

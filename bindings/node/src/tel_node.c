@@ -422,7 +422,7 @@ static int declare_env(napi_env env, arena *a, tel_options *o, napi_value list)
 }
 
 /* The host's knobs: declared variables, default, inspect, debug, erasure,
- * error detail. */
+ * the run's ids, error detail. */
 static int configure_knobs(napi_env env, arena *a, tel_options *o, napi_value opts)
 {
     const char *s;
@@ -438,6 +438,12 @@ static int configure_knobs(napi_env env, arena *a, tel_options *o, napi_value op
     if (opt_bool(env, opts, "debug", &b) && b && (rc = tel_options_set_debug(o, 1)) < 0)
         return rc;
     if (opt_bool(env, opts, "erasure", &b) && (rc = tel_options_set_erasure(o, b)) < 0)
+        return rc;
+    if (opt_bool(env, opts, "projectLinkable", &b) && b && (rc = tel_options_set_project_linkable(o, 1)) < 0)
+        return rc;
+    if (opt_string(env, a, opts, "execId", &s, &rc) && (rc = tel_options_set_exec_id(o, s)) < 0)
+        return rc;
+    if (rc < 0)
         return rc;
     int32_t detail = 0;
     if (is_type(env, get(env, opts, "errorDetail"), napi_number)) {
@@ -757,6 +763,19 @@ static napi_value js_spawn_sync(napi_env env, napi_callback_info info)
     return call_end(&c);
 }
 
+/* execId(handle) -> string, "" when telemetry is off */
+static napi_value js_exec_id(napi_env env, napi_callback_info info)
+{
+    jcall c;
+    char id[37] = "";
+    call_begin(&c, env, info, 1);
+    handle *hd = call_handle(&c, 0);
+    if (hd && tel_exec_id(hd->h, id) != TEL_OK)
+        id[0] = '\0';
+    call_done(&c);
+    return string(env, id);
+}
+
 /* ------------------------------------------------------- user controls */
 
 /* setEnabled(app, bool), forget(app) -> code; status(app) -> [code, line] */
@@ -843,7 +862,7 @@ static napi_value init(napi_env env, napi_value exports)
         { "commandStarted", js_command_started }, { "commandExited", js_command_exited },
         { "spawnSync", js_spawn_sync },
         { "setEnabled", js_set_enabled }, { "forget", js_forget }, { "status", js_status },
-        { "sanitize", js_sanitize },
+        { "sanitize", js_sanitize }, { "execId", js_exec_id },
         { "version", js_version }, { "strerror", js_strerror }, { "lastError", js_last_error },
     };
     static const struct {

@@ -330,3 +330,39 @@ test('erasure: true makes forget leave a request to erase the old id; erasure: f
   tel.forget(APP);
   assert.deepStrictEqual(fs.readdirSync(pending), [old]);
 });
+
+test('execId() hands the run to a child through the option or the environment', () => {
+  let t = new tel.Telemetry(APP);
+  const run = t.execId();
+  t.emit('parent');
+  t.close();
+  assert.strictEqual(run.length, 36);
+  t = new tel.Telemetry(APP, { execId: run });
+  t.emit('child.option');
+  t.close();
+  process.env.NODEAPP_TELEMETRY_EXEC_ID = run;
+  tel.emit(APP, 'child.env');
+  delete process.env.NODEAPP_TELEMETRY_EXEC_ID;
+  assert.deepStrictEqual(queued().map((e) => e.exec), [run, run, run]);
+  t = new tel.Telemetry(APP, { enabled: false });
+  assert.strictEqual(t.execId(), '');
+  t.close();
+  assert.throws(() => new tel.Telemetry(APP, { execId: 'not-a-uuid' }), (e) => e.code === tel.codes.ERR_INVALID);
+});
+
+test('projectLinkable records sha256 of the normalised origin URL as the project id', () => {
+  const repo = path.join(home, 'repo');
+  execFileSync('git', ['init', '-q', repo]);
+  execFileSync('git', ['-C', repo, 'remote', 'add', 'origin', 'https://github.com/o/r.git']);
+  const cwd = process.cwd();
+  process.chdir(repo);
+  try {
+    const t = new tel.Telemetry(APP, { projectLinkable: true });
+    t.emit('in.repo');
+    t.close();
+  } finally {
+    process.chdir(cwd);
+  }
+  const want = require('crypto').createHash('sha256').update('github.com/o/r').digest('hex');
+  assert.strictEqual(queued()[0].context.project, want);
+});

@@ -306,7 +306,8 @@ class Telemetry:
                  require_notice: bool = False, default_enabled: Optional[bool] = None,
                  declare_env: Iterable[Tuple[Any, ...]] = (), inspect: Optional[str] = None,
                  debug: bool = False, error_detail: Optional[ErrorDetail] = None,
-                 erasure: Optional[bool] = None, strict: bool = False) -> None:
+                 erasure: Optional[bool] = None, project_linkable: bool = False,
+                 exec_id: Optional[str] = None, strict: bool = False) -> None:
         self.app = app
         self.strict = strict
         self._lock = threading.RLock()
@@ -326,6 +327,7 @@ class Telemetry:
             self._configure(o, version, endpoint, token, enabled, source, logging, log, caps,
                             project_salt, require_notice)
             self._knobs(o, default_enabled, declare_env, inspect, debug, error_detail, erasure)
+            self._run(o, project_linkable, exec_id)
         except BaseException:
             lib.tel_options_free(o)
             raise
@@ -379,6 +381,13 @@ class Telemetry:
             _check(lib.tel_options_set_error_detail(o, int(error_detail)))
         if erasure is not None:
             _check(lib.tel_options_set_erasure(o, int(erasure)))
+
+    def _run(self, o: int, linkable: bool, exec_id: Optional[str]) -> None:
+        lib = self._lib
+        if linkable:
+            _check(lib.tel_options_set_project_linkable(o, 1))
+        if exec_id is not None:
+            _check(lib.tel_options_set_exec_id(o, _text("execution id", exec_id)))
 
     def __enter__(self) -> "Telemetry":
         return self
@@ -466,6 +475,15 @@ class Telemetry:
     def spawn_sync(self, min_interval: int = 0) -> bool:
         """Starts a detached tel-sync when something is queued; True when one was started."""
         return self._call("tel_spawn_sync", int(min_interval))
+
+    def exec_id(self) -> str:
+        """The run's execution id (UUID text), to hand to a child process through
+        <APP>_TELEMETRY_EXEC_ID; '' when telemetry is off."""
+        buf = ctypes.create_string_buffer(37)
+        with self._lock:
+            if self._h is None or self._lib.tel_exec_id(self._h, buf) != OK:
+                return ""
+        return buf.value.decode()
 
     def notice_due(self) -> bool:
         """True when the first-run notice should be printed (then call notice_shown)."""

@@ -8,6 +8,7 @@ libtel is found as the package finds it (TEL_LIBRARY, else the tree's
 build/); `tel show` reads back what was queued (TEL_BIN, else PATH, else
 the tree's build/bin/tel).
 """
+import hashlib
 import json
 import os
 import shutil
@@ -311,6 +312,42 @@ class Handle(Base):
             self.assertTrue(t.emit("two"))
         tel.forget(APP)
         self.assertEqual(os.listdir(pending), [old])
+
+    def test_exec_id(self) -> None:
+        """exec_id() hands the run to a child: the option, or the environment, gives every event that id"""
+        with tel.Telemetry(APP) as t:
+            run = t.exec_id()
+            t.emit("parent")
+        self.assertEqual(len(run), 36)
+        with tel.Telemetry(APP, exec_id=run) as t:
+            t.emit("child.option")
+        os.environ["PYAPP_TELEMETRY_EXEC_ID"] = run
+        tel.emit(APP, "child.env")
+        del os.environ["PYAPP_TELEMETRY_EXEC_ID"]
+        self.assertEqual([e["exec"] for e in self.queued()], [run] * 3)
+        with tel.Telemetry(APP, enabled=False) as t:
+            self.assertEqual(t.exec_id(), "")
+        with self.assertRaises(tel.TelError) as cm:
+            tel.Telemetry(APP, exec_id="not-a-uuid")
+        self.assertEqual(cm.exception.code, tel.ERR_INVALID)
+
+    def test_linkable_project(self) -> None:
+        """project_linkable puts sha256 of the normalised origin URL in every event's context"""
+        repo = os.path.join(self.home, "repo")
+        subprocess.run(["git", "init", "-q", repo], check=True)
+        subprocess.run(["git", "-C", repo, "remote", "add", "origin", "https://github.com/o/r.git"], check=True)
+        cwd = os.getcwd()
+        os.chdir(repo)
+        try:
+            with tel.Telemetry(APP, project_linkable=True) as t:
+                t.emit("in.repo")
+            with tel.Telemetry(APP) as t:
+                t.emit("unlinked")
+        finally:
+            os.chdir(cwd)
+        linked, plain = self.queued()
+        self.assertEqual(linked["context"].get("project"), hashlib.sha256(b"github.com/o/r").hexdigest())
+        self.assertNotIn("project", plain["context"])
 
     def test_threads(self) -> None:
         """one handle shared by 8 threads records every event once"""
