@@ -100,6 +100,13 @@ if command -v go >/dev/null 2>&1; then
         co=$(HOME="$EX" tel show --app werf | sed -n 3p | $PY -c 'import sys,json; print(json.dumps(json.load(sys.stdin)["props"]["commandOptions"], sort_keys=True))')
         check_eq "go werf: commandOptions as the page shows them" "$co" \
             '[{"asCli": false, "asEnv": true, "count": 1, "name": "repo"}, {"asCli": true, "asEnv": false, "count": 1, "name": "env"}]'
+        if command -v git >/dev/null 2>&1; then
+            git init -q "$T_TMP/wrepo" && git -C "$T_TMP/wrepo" remote add origin git@github.com:werf/demo.git
+            prj=$(cd "$T_TMP/wrepo" && HOME="$EX" WERF_TELEMETRY=1 "$T_TMP/werf" build >/dev/null &&
+                HOME="$EX" tel show --app werf | tail -n 1 | $PY -c 'import sys,json; print(json.load(sys.stdin)["context"].get("project"))')
+            check_eq "go werf: projectID is SHA-256 of the origin, unsalted" "$prj" \
+                "$(printf %s github.com/werf/demo | sha256sum | cut -d' ' -f1)"
+        fi
 
         HOME="$EX" WERF_TELEMETRY=0 "$T_TMP/werf" converge >/dev/null
         check_eq "go werf: WERF_TELEMETRY=0 opts out and purges" "$(events werf)" ""

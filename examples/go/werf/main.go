@@ -29,8 +29,9 @@ func openTelemetry() *tel.Tel {
 			{Name: "WERF_TELEMETRY", Meaning: tel.EnvOnOff},
 			{Name: "WERF_TELEMETRY_LOG_FILE", Meaning: tel.EnvLogFile},
 		},
-		// projectID: a checksum of the git origin URL of the project.
-		ProjectSalt: "werf",
+		// projectID: SHA-256 of the git origin URL, unsalted as werf
+		// computes it (so linkable across products, as werf's is).
+		ProjectLinkable: true,
 	})
 	return t // usable even when it could not open: it then records nothing
 }
