@@ -116,6 +116,11 @@ type Options struct {
 	// ExecID joins this run to one begun by another process (UUID text);
 	// <APP>_TELEMETRY_EXEC_ID in the environment wins.
 	ExecID string
+	// StateDir is an absolute state directory, for a daemon without HOME.
+	StateDir string
+	// InstallationID is an id the host keeps (a cluster's UID): the
+	// anonymous id becomes a hash of it and the app name.
+	InstallationID string
 }
 
 // Tel is a handle on one app's queue.  It is safe for concurrent use by
@@ -140,7 +145,7 @@ func gotelLog(handle C.uintptr_t, line *C.char) {
 // configure applies opts to o; on failure the caller frees o.
 func (t *Tel) configure(o *C.tel_options, opts *Options) error {
 	size := uintptr(len(opts.AppVersion)+len(opts.Endpoint)+len(opts.Token)+len(opts.ProjectSalt)+len(opts.Inspect)+
-		len(opts.ExecID)) + 6
+		len(opts.ExecID)+len(opts.StateDir)+len(opts.InstallationID)) + 8
 	for _, d := range opts.Env {
 		size += uintptr(len(d.Name)+len(d.Word)) + 2
 	}
@@ -193,7 +198,9 @@ func (t *Tel) configure(o *C.tel_options, opts *Options) error {
 	}
 	errs = append(errs, set("inspect path", opts.Inspect, func(s *C.char) C.int { return C.tel_options_set_inspect(o, s) }),
 		knobs(o, opts, m),
-		set("execution id", opts.ExecID, func(s *C.char) C.int { return C.tel_options_set_exec_id(o, s) }))
+		set("execution id", opts.ExecID, func(s *C.char) C.int { return C.tel_options_set_exec_id(o, s) }),
+		set("state directory", opts.StateDir, func(s *C.char) C.int { return C.tel_options_set_state_dir(o, s) }),
+		set("installation id", opts.InstallationID, func(s *C.char) C.int { return C.tel_options_set_installation_id(o, s) }))
 	if opts.ProjectLinkable {
 		errs = append(errs, codeErr(call(func() C.int { return C.tel_options_set_project_linkable(o, 1) })))
 	}
@@ -518,6 +525,85 @@ func (t *Tel) ExecID() string {
 		return ""
 	}
 	return C.GoString(&buf[0])
+}
+
+// SetEnabled switches the open handle off (an opt-out: what was queued is
+// deleted) or back on, for a long-running host that learns of its user's
+// choice while running.  It reports whether the handle records afterwards.
+func (t *Tel) SetEnabled(on bool) (bool, error) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	rc, err := t.do(func(h *C.tel) C.int { return C.tel_handle_set_enabled(h, v) })
+	return err == nil && rc == OK, err
+}
+
+// Span is one timed part of an operation, recorded as a "span" event with
+// its duration and parent when it ends.  A nil *Span (telemetry off, or a
+// nil or closed *Tel) does nothing.
+type Span struct {
+	t *Tel
+	s *C.tel_span
+}
+
+// Span starts timing name inside parent (nil: at the top level).  The
+// span belongs to the handle: Close frees the spans still open, unrecorded.
+func (t *Tel) Span(name string, parent *Span) (*Span, error) {
+	if t == nil {
+		return nil, nil
+	}
+	m := newCmem(uintptr(len(name)) + 1)
+	defer m.free()
+	cname, err := m.str("span name", name)
+	if err != nil {
+		return nil, err
+	}
+	var p *C.tel_span
+	if parent != nil {
+		p = parent.s
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.h == nil {
+		return nil, nil
+	}
+	var s *C.tel_span
+	_, err = call(func() C.int {
+		if s = C.tel_span_begin(t.h, cname, p); s == nil && *C.tel_last_error() != 0 {
+			return C.int(ErrInvalid)
+		}
+		return 0
+	})
+	if s == nil {
+		return nil, err
+	}
+	return &Span{t: t, s: s}, nil
+}
+
+// Child starts a span inside this one.
+func (s *Span) Child(name string) (*Span, error) {
+	if s == nil {
+		return nil, nil
+	}
+	return s.t.Span(name, s)
+}
+
+// End records the span with the host's outcome code (0: success); later
+// calls, and calls after the handle was closed, do nothing.
+func (s *Span) End(status int) error {
+	if s == nil || s.s == nil {
+		return nil
+	}
+	s.t.mu.Lock()
+	defer s.t.mu.Unlock()
+	cs := s.s
+	s.s = nil
+	if s.t.h == nil {
+		return nil
+	}
+	_, err := call(func() C.int { return C.tel_span_end(cs, C.int(status)) })
+	return err
 }
 
 // NoticeDue reports whether the first-run notice should be printed; the

@@ -36,6 +36,7 @@ func telBin() string {
 type event struct {
 	Name    string                 `json:"name"`
 	Exec    string                 `json:"exec"`
+	Anon    string                 `json:"anon"`
 	Props   map[string]interface{} `json:"props"`
 	Context map[string]interface{} `json:"context"`
 }
@@ -617,5 +618,65 @@ func TestProjectLinkableRecordsTheUnsaltedOriginHash(t *testing.T) {
 	sum := sha256.Sum256([]byte("github.com/o/r"))
 	if got := queued(t)[0].Context["project"]; got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("project %v", got)
+	}
+}
+
+func TestSpansRecordTheirTree(t *testing.T) {
+	home(t)
+	tl, _ := Open(app, nil)
+	outer, err := tl.Span("sync", nil)
+	if err != nil || outer == nil {
+		t.Fatalf("span: %v", err)
+	}
+	inner, _ := outer.Child("fetch")
+	_ = inner.End(0)
+	_ = inner.End(0)
+	_ = outer.End(3)
+	if _, err := tl.Span("bad name", nil); code(err) != ErrInvalid {
+		t.Fatalf("bad name: %v", err)
+	}
+	dangling, _ := tl.Span("never.ended", nil)
+	tl.Close()
+	if err := dangling.End(0); err != nil {
+		t.Fatal(err)
+	}
+	evs := queued(t)
+	if got := names(evs); got != "span,span" {
+		t.Fatalf("events %s", got)
+	}
+	f, s := evs[0].Props, evs[1].Props
+	if f["name"] != "fetch" || f["parent"] != "sync" || f["parent_id"] != s["span_id"] || s["status"] != json.Number("3") {
+		t.Fatalf("spans %v %v", f, s)
+	}
+}
+
+func TestDaemonKeepsItsIdentityAcrossRestartsAndFlipsOff(t *testing.T) {
+	h := home(t)
+	state := filepath.Join(h, "var")
+	opts := &Options{StateDir: state, InstallationID: "cluster-uid-1"}
+	tl, _ := Open(app, opts)
+	_ = tl.Emit("one", nil)
+	if on, _ := tl.SetEnabled(false); on {
+		t.Fatal("still on")
+	}
+	_ = tl.Emit("off", nil)
+	if on, err := tl.SetEnabled(true); !on || err != nil {
+		t.Fatalf("not back on: %v", err)
+	}
+	_ = tl.Emit("two", nil)
+	tl.Close()
+	tl, _ = Open(app, opts)
+	_ = tl.Emit("three", nil)
+	tl.Close()
+	t.Setenv("GOAPP_TELEMETRY_STATE_DIR", state)
+	evs := queued(t)
+	if got := names(evs); got != "two,three" {
+		t.Fatalf("events %s", got)
+	}
+	if evs[0].Anon == "" || evs[0].Anon != evs[1].Anon {
+		t.Fatalf("a restarted daemon has anonymous ids %q and %q, want one", evs[0].Anon, evs[1].Anon)
+	}
+	if _, err := os.Stat(filepath.Join(h, ".local", "state", app, "telemetry-cookie")); !os.IsNotExist(err) {
+		t.Fatalf("a cookie under HOME: %v", err)
 	}
 }

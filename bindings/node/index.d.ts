@@ -68,6 +68,10 @@ export interface TelemetryOptions {
   projectLinkable?: boolean;
   /** Join a run begun by another process (UUID text); <APP>_TELEMETRY_EXEC_ID wins. */
   execId?: string;
+  /** An absolute state directory, for a daemon without HOME. */
+  stateDir?: string;
+  /** An id the host keeps (a cluster's UID): the anonymous id is a hash of it and the app. */
+  installationId?: string;
   /** Throw on failures of the environment too. */
   strict?: boolean;
 }
@@ -77,6 +81,14 @@ export interface CommandOptions {
   options?: string[];
   /** Names of the options set through the environment. */
   envOptions?: string[];
+}
+
+/** One timed part of an operation. */
+export declare class Span {
+  span(name: string): Span;
+  span<T>(name: string, fn: (s: Span) => T): T;
+  /** Records the span with the host's outcome code (0: success); true when recorded. */
+  end(status?: number): boolean;
 }
 
 /** A handle on one app's queue. */
@@ -103,6 +115,11 @@ export declare class Telemetry {
   spawnSync(minIntervalSeconds?: number): boolean;
   /** The run's execution id, for <APP>_TELEMETRY_EXEC_ID of a child process; '' when off. */
   execId(): string;
+  /** Switches the open handle off (purging) or back on; true when it records afterwards. */
+  setEnabled(on: boolean): boolean;
+  span(name: string, options?: { parent?: Span }): Span;
+  span<T>(name: string, fn: (s: Span) => T): T;
+  span<T>(name: string, options: { parent?: Span; fn: (s: Span) => T }): T;
   noticeDue(): boolean;
   noticeShown(): boolean;
   close(): void;

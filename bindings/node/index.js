@@ -89,6 +89,27 @@ function emit(app, event, props, options) {
   return outcome(native.emit(app, event, props), strict);
 }
 
+// One timed part of an operation: end() records it as a "span" event with
+// its duration and parent.  A span of a handle that is off, or closed,
+// records nothing.
+class Span {
+  constructor(t, s) {
+    this._t = t;
+    this._s = s;
+  }
+
+  // A child span of this one.
+  span(name, fn) { return this._t.span(name, { parent: this, fn }); }
+
+  // Records the span with the host's outcome code (0: success); later calls do nothing.
+  end(status = 0) {
+    const s = this._s;
+    this._s = null;
+    if (s === null || this._t._h === null) return false;
+    return outcome(native.spanEnd(s, status), this._t.strict);
+  }
+}
+
 class Telemetry {
   constructor(app, options = {}) {
     this.app = app;
@@ -178,6 +199,37 @@ class Telemetry {
   // <APP>_TELEMETRY_EXEC_ID; '' when telemetry is off.
   execId() { return this._h === null ? '' : native.execId(this._h); }
 
+  // Switches the open handle off (an opt-out: what was queued is deleted) or
+  // back on, for a long-running host; true when it records afterwards.
+  setEnabled(on) { return this._call('handleSetEnabled', on ? 1 : 0); }
+
+  // Starts timing `name` (inside options.parent); with options.fn, runs it
+  // (sync or async) inside the span and ends the span with status 0, or 1
+  // when it throws or rejects, returning fn's result.  Without fn, returns
+  // the Span to end().
+  span(name, options = {}) {
+    const { parent = null, fn } = typeof options === 'function' ? { fn: options } : options;
+    let span = new Span(this, null);
+    if (this._h !== null) {
+      const [rc, s] = native.spanBegin(this._h, name, parent && parent._s);
+      if (rc < 0) throw new TelError(rc, native.lastError());
+      span = new Span(this, s);
+    }
+    if (!fn) return span;
+    let result;
+    try {
+      result = fn(span);
+    } catch (e) {
+      span.end(1);
+      throw e;
+    }
+    if (result && typeof result.then === 'function') {
+      return result.then((v) => { span.end(0); return v; }, (e) => { span.end(1); throw e; });
+    }
+    span.end(0);
+    return result;
+  }
+
   noticeDue() { return this._h !== null && native.noticeDue(this._h); }
 
   noticeShown() { return this._call('noticeShown'); }
@@ -193,6 +245,7 @@ class Telemetry {
 
 module.exports = {
   codes,
+  Span,
   EnvMeaning,
   ErrorDetail,
   TelError,

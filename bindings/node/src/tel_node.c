@@ -443,6 +443,10 @@ static int configure_knobs(napi_env env, arena *a, tel_options *o, napi_value op
         return rc;
     if (opt_string(env, a, opts, "execId", &s, &rc) && (rc = tel_options_set_exec_id(o, s)) < 0)
         return rc;
+    if (opt_string(env, a, opts, "stateDir", &s, &rc) && (rc = tel_options_set_state_dir(o, s)) < 0)
+        return rc;
+    if (opt_string(env, a, opts, "installationId", &s, &rc) && (rc = tel_options_set_installation_id(o, s)) < 0)
+        return rc;
     if (rc < 0)
         return rc;
     int32_t detail = 0;
@@ -751,15 +755,25 @@ static napi_value js_command_exited(napi_env env, napi_callback_info info)
     return call_end(&c);
 }
 
-static napi_value js_spawn_sync(napi_env env, napi_callback_info info)
+/* The calls that take a handle and a number, told apart by the
+ * function's data: spawnSync(handle, seconds), handleSetEnabled(handle,
+ * 0 or 1) -> code. */
+typedef int (*handle_num_call)(tel *h, uint32_t n);
+
+static int call_spawn_sync(tel *h, uint32_t secs) { return tel_spawn_sync(h, secs); }
+static int call_set_enabled(tel *h, uint32_t on) { return tel_handle_set_enabled(h, on != 0); }
+
+static napi_value js_handle_num_call(napi_env env, napi_callback_info info)
 {
     jcall c;
-    uint32_t secs = 0;
+    void *data;
+    uint32_t n = 0;
+    napi_get_cb_info(env, info, NULL, NULL, NULL, &data);
     call_begin(&c, env, info, 2);
     handle *hd = call_handle(&c, 0);
-    napi_get_value_uint32(env, c.argv[1], &secs);
+    napi_get_value_uint32(env, c.argv[1], &n);
     if (hd)
-        c.rc = tel_spawn_sync(hd->h, secs);
+        c.rc = (*(handle_num_call *)data)(hd->h, n);
     return call_end(&c);
 }
 
@@ -774,6 +788,41 @@ static napi_value js_exec_id(napi_env env, napi_callback_info info)
         id[0] = '\0';
     call_done(&c);
     return string(env, id);
+}
+
+/* spanBegin(handle, name, parent span or null) -> [code, span or null].
+ * The span is the library's until spanEnd or tel_close; index.js never
+ * passes one on after its handle was closed. */
+static napi_value js_span_begin(napi_env env, napi_callback_info info)
+{
+    jcall c;
+    void *parent = NULL;
+    tel_span *span = NULL;
+    napi_value sp;
+    call_begin(&c, env, info, 3);
+    handle *hd = call_handle(&c, 0);
+    if (is_type(env, c.argv[2], napi_external))
+        napi_get_value_external(env, c.argv[2], &parent);
+    const char *name = call_str(&c, 1, "span name");
+    if (name && !(span = tel_span_begin(hd->h, name, parent)) && tel_last_error()[0])
+        c.rc = TEL_ERR_INVALID;
+    if (span)
+        napi_create_external(env, span, NULL, NULL, &sp);
+    return pair(env, call_done(&c), span ? sp : null(env));
+}
+
+/* spanEnd(span, status) -> code */
+static napi_value js_span_end(napi_env env, napi_callback_info info)
+{
+    jcall c;
+    void *span = NULL;
+    int32_t status = 0;
+    call_begin(&c, env, info, 2);
+    if (is_type(env, c.argv[0], napi_external))
+        napi_get_value_external(env, c.argv[0], &span);
+    napi_get_value_int32(env, c.argv[1], &status);
+    c.rc = tel_span_end(span, status);
+    return call_end(&c);
 }
 
 /* ------------------------------------------------------- user controls */
@@ -860,9 +909,9 @@ static napi_value init(napi_env env, napi_value exports)
         { "emit", js_emit }, { "open", js_open }, { "close", js_close },
         { "emitEvent", js_emit_event }, { "metric", js_metric }, { "prometheus", js_prometheus },
         { "commandStarted", js_command_started }, { "commandExited", js_command_exited },
-        { "spawnSync", js_spawn_sync },
         { "setEnabled", js_set_enabled }, { "forget", js_forget }, { "status", js_status },
         { "sanitize", js_sanitize }, { "execId", js_exec_id },
+        { "spanBegin", js_span_begin }, { "spanEnd", js_span_end },
         { "version", js_version }, { "strerror", js_strerror }, { "lastError", js_last_error },
     };
     static const struct {
@@ -872,6 +921,12 @@ static napi_value init(napi_env env, napi_value exports)
         { "batchBegin", tel_batch_begin }, { "batchCommit", tel_batch_commit },
         { "noticeShown", tel_notice_shown }, { "enabled", call_enabled }, { "noticeDue", call_notice_due },
     };
+    static const struct {
+        const char *name;
+        handle_num_call fn;
+    } num_calls[] = {
+        { "spawnSync", call_spawn_sync }, { "handleSetEnabled", call_set_enabled },
+    };
     napi_value f;
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
@@ -880,6 +935,11 @@ static napi_value init(napi_env env, napi_value exports)
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
         napi_create_function(env, calls[i].name, NAPI_AUTO_LENGTH, js_handle_call, (void *)&calls[i].fn, &f);
         napi_set_named_property(env, exports, calls[i].name, f);
+    }
+    for (size_t i = 0; i < sizeof num_calls / sizeof num_calls[0]; i++) {
+        napi_create_function(env, num_calls[i].name, NAPI_AUTO_LENGTH, js_handle_num_call, (void *)&num_calls[i].fn,
+                             &f);
+        napi_set_named_property(env, exports, num_calls[i].name, f);
     }
     return exports;
 }

@@ -366,3 +366,44 @@ test('projectLinkable records sha256 of the normalised origin URL as the project
   const want = require('crypto').createHash('sha256').update('github.com/o/r').digest('hex');
   assert.strictEqual(queued()[0].context.project, want);
 });
+
+test('spans record their name, parent, duration and status; a throwing function ends one with status 1', async () => {
+  const t = new tel.Telemetry(APP);
+  await t.span('sync', async (outer) => {
+    outer.span('fetch', () => {});
+    assert.throws(() => outer.span('parse', () => { throw new Error('x'); }), /x/);
+  });
+  const manual = t.span('manual');
+  assert.strictEqual(manual.end(7), true);
+  assert.strictEqual(manual.end(7), false);
+  assert.throws(() => t.span('bad name'), (e) => e.code === tel.codes.ERR_INVALID);
+  const dangling = t.span('never.ended');
+  t.close();
+  assert.strictEqual(dangling.end(), false);
+  const spans = Object.fromEntries(queued().filter((e) => e.name === 'span').map((e) => [e.props.name, e.props]));
+  assert.deepStrictEqual(Object.keys(spans).sort(), ['fetch', 'manual', 'parse', 'sync']);
+  assert.strictEqual(spans.fetch.parent_id, spans.sync.span_id);
+  assert.strictEqual(spans.parse.status, 1);
+  assert.strictEqual(spans.manual.status, 7);
+  assert.strictEqual(spans.sync.parent, undefined);
+});
+
+test('a daemon keeps its identity across restarts; setEnabled(false) flips the open handle off and purges', () => {
+  const stateDir = path.join(home, 'var');
+  const opts = { stateDir, installationId: 'cluster-uid-1' };
+  let t = new tel.Telemetry(APP, opts);
+  assert.strictEqual(t.emit('one'), true);
+  assert.strictEqual(t.setEnabled(false), false);
+  assert.strictEqual(t.emit('off'), false);
+  assert.strictEqual(t.setEnabled(true), true);
+  t.emit('two');
+  t.close();
+  t = new tel.Telemetry(APP, opts);
+  t.emit('three');
+  t.close();
+  process.env.NODEAPP_TELEMETRY_STATE_DIR = stateDir;
+  const evs = queued();
+  delete process.env.NODEAPP_TELEMETRY_STATE_DIR;
+  assert.deepStrictEqual(evs.map((e) => e.name), ['two', 'three']);
+  assert.strictEqual(new Set(evs.map((e) => e.anon)).size, 1);
+});

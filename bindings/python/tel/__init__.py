@@ -36,7 +36,7 @@ from . import _lib
 __all__ = [
     "OK", "DISABLED", "ERR_INVALID", "ERR_LIMIT", "ERR_NOSTATE", "ERR_IO", "ERR_NOMEM",
     "ERR_CORRUPT", "ERR_BUSY", "ERR_CONFIG", "ERR_STATE", "ERR_NOTFOUND",
-    "Source", "EnvMeaning", "ErrorDetail", "TelError", "Telemetry", "Command", "emit", "enable", "disable",
+    "Source", "EnvMeaning", "ErrorDetail", "TelError", "Telemetry", "Command", "Span", "emit", "enable", "disable",
     "forget", "status", "sanitize", "version", "strerror", "last_error",
 ]
 
@@ -290,6 +290,34 @@ class Command(contextlib.ContextDecorator):
         self._tel.command_exited(code, cls, msg)
 
 
+class Span:
+    """One timed part of an operation (tel_span_begin/tel_span_end); a context manager.
+    Leaving the block by an exception records status 1."""
+
+    def __init__(self, tel: "Telemetry", s: Optional[int]) -> None:
+        self._tel, self._s = tel, s
+
+    def span(self, name: str) -> "Span":
+        """A child span of this one."""
+        return self._tel.span(name, parent=self)
+
+    def end(self, status: int = 0) -> bool:
+        """Records the span with the host's outcome code (0: success); later calls do nothing."""
+        t = self._tel
+        with t._lock:
+            s, self._s = self._s, None
+            if s is None or t._h is None:
+                return False
+            t._spans.discard(self)
+            return _outcome(t._lib.tel_span_end(s, int(status)), t.strict)
+
+    def __enter__(self) -> "Span":
+        return self
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> None:
+        self.end(0 if exc is None else 1)
+
+
 class Telemetry:
     """A handle on one app's queue (tel_open/tel_close); a context manager.
 
@@ -307,12 +335,14 @@ class Telemetry:
                  declare_env: Iterable[Tuple[Any, ...]] = (), inspect: Optional[str] = None,
                  debug: bool = False, error_detail: Optional[ErrorDetail] = None,
                  erasure: Optional[bool] = None, project_linkable: bool = False,
-                 exec_id: Optional[str] = None, strict: bool = False) -> None:
+                 exec_id: Optional[str] = None, state_dir: Optional[str] = None,
+                 installation_id: Optional[str] = None, strict: bool = False) -> None:
         self.app = app
         self.strict = strict
         self._lock = threading.RLock()
         self._h: Optional[int] = None
         self._log_cb: Any = None
+        self._spans: set = set()
         try:
             lib = _lib.lib()
         except OSError as ex:
@@ -328,6 +358,7 @@ class Telemetry:
                             project_salt, require_notice)
             self._knobs(o, default_enabled, declare_env, inspect, debug, error_detail, erasure)
             self._run(o, project_linkable, exec_id)
+            self._daemon(o, state_dir, installation_id)
         except BaseException:
             lib.tel_options_free(o)
             raise
@@ -389,6 +420,13 @@ class Telemetry:
         if exec_id is not None:
             _check(lib.tel_options_set_exec_id(o, _text("execution id", exec_id)))
 
+    def _daemon(self, o: int, state_dir: Optional[str], installation_id: Optional[str]) -> None:
+        lib = self._lib
+        if state_dir is not None:
+            _check(lib.tel_options_set_state_dir(o, _text("state directory", state_dir)))
+        if installation_id is not None:
+            _check(lib.tel_options_set_installation_id(o, _text("installation id", installation_id)))
+
     def __enter__(self) -> "Telemetry":
         return self
 
@@ -407,6 +445,9 @@ class Telemetry:
             if self._h is not None:
                 self._lib.tel_close(self._h)
                 self._h = None
+            for span in self._spans:
+                span._s = None  # freed, unrecorded, by tel_close
+            self._spans.clear()
 
     def _call(self, fn: str, *args: Any) -> bool:
         with self._lock:
@@ -484,6 +525,27 @@ class Telemetry:
             if self._h is None or self._lib.tel_exec_id(self._h, buf) != OK:
                 return ""
         return buf.value.decode()
+
+    def set_enabled(self, on: bool) -> bool:
+        """Switches the open handle off (an opt-out: what was queued is deleted) or back
+        on, for a long-running host; True when it records afterwards."""
+        return self._call("tel_handle_set_enabled", int(on))
+
+    def span(self, name: str, parent: Optional["Span"] = None) -> "Span":
+        """Starts timing one part of an operation; end() or the end of a `with` block
+        records it as a 'span' event with its duration and its parent."""
+        n = _text("span name", name)
+        with self._lock:
+            if self._h is None:
+                return Span(self, None)
+            p = parent._s if parent is not None else None
+            s = self._lib.tel_span_begin(self._h, n, p)
+            if not s and last_error():
+                raise _error(ERR_INVALID)
+            span = Span(self, s)
+            if s:
+                self._spans.add(span)
+            return span
 
     def notice_due(self) -> bool:
         """True when the first-run notice should be printed (then call notice_shown)."""

@@ -349,6 +349,49 @@ class Handle(Base):
         self.assertEqual(linked["context"].get("project"), hashlib.sha256(b"github.com/o/r").hexdigest())
         self.assertNotIn("project", plain["context"])
 
+    def test_spans(self) -> None:
+        """spans record their name, parent, duration and status; an exception ends one with status 1"""
+        with tel.Telemetry(APP) as t:
+            with t.span("sync") as outer:
+                with outer.span("fetch"):
+                    pass
+                with self.assertRaises(ValueError):
+                    with outer.span("parse"):
+                        raise ValueError("x")
+            dangling = t.span("never.ended")
+            with self.assertRaises(tel.TelError):
+                t.span("bad name")
+        self.assertFalse(dangling.end())  # freed with the handle, unrecorded
+        spans = {e["props"]["name"]: e["props"] for e in self.queued() if e["name"] == "span"}
+        self.assertEqual(sorted(spans), ["fetch", "parse", "sync"])
+        self.assertEqual(spans["fetch"]["parent"], "sync")
+        self.assertEqual(spans["fetch"]["parent_id"], spans["sync"]["span_id"])
+        self.assertEqual(spans["parse"]["status"], 1)
+        self.assertNotIn("parent", spans["sync"])
+        self.assertIsInstance(spans["sync"]["duration_ms"], int)
+
+    def test_daemon(self) -> None:
+        """a daemon's state directory and installation id; set_enabled(False) flips the open handle off and purges"""
+        state = os.path.join(self.home, "var")
+        with tel.Telemetry(APP, state_dir=state, installation_id="cluster-uid-1") as t:
+            self.assertTrue(t.emit("one"))
+            self.assertTrue(os.path.isdir(state))
+            self.assertFalse(t.set_enabled(False))
+            self.assertFalse(t.emit("off"))
+            self.assertTrue(t.set_enabled(True))
+            self.assertTrue(t.emit("two"))
+        os.environ["PYAPP_TELEMETRY_STATE_DIR"] = state
+        evs = self.queued()
+        del os.environ["PYAPP_TELEMETRY_STATE_DIR"]
+        self.assertEqual([e["name"] for e in evs], ["two"])
+        self.assertFalse(os.path.exists(os.path.join(self.state(), "telemetry-cookie")))
+        with tel.Telemetry(APP, state_dir=state, installation_id="cluster-uid-1") as t:
+            t.emit("three")
+        os.environ["PYAPP_TELEMETRY_STATE_DIR"] = state
+        evs = self.queued()
+        del os.environ["PYAPP_TELEMETRY_STATE_DIR"]
+        self.assertEqual(len({e["anon"] for e in evs}), 1)  # a restarted daemon keeps its identity
+
     def test_threads(self) -> None:
         """one handle shared by 8 threads records every event once"""
         t = tel.Telemetry(APP)
