@@ -211,18 +211,10 @@ static int flatten_entries(napi_env env, arena *a, pvec *v, const char *name, na
     return TEL_OK;
 }
 
-/* Appends one value: null, boolean, number (an integral number within 64
- * bits is an integer, any other a float), bigint, string, array (as an
- * array) or object (as a map), and the children of the last two. */
-static int flatten(napi_env env, arena *a, pvec *v, const char *key, const char *name, napi_value val, int depth)
+/* A scalar into p: null, boolean, number (an integral number within 64
+ * bits is an integer, any other a float), bigint or string. */
+static int scalar_of(napi_env env, arena *a, const char *name, napi_value val, napi_valuetype t, tel_prop *p)
 {
-    napi_valuetype t;
-    napi_typeof(env, val, &t);
-    tel_prop *p = pvec_push(v);
-    if (!p)
-        return TEL_ERR_NOMEM;
-    size_t at = v->n - 1;
-    p->key = key;
     switch (t) {
     case napi_null:
         p->type = TEL_T_NIL;
@@ -249,10 +241,8 @@ static int flatten(napi_env env, arena *a, pvec *v, const char *key, const char 
     case napi_bigint: {
         bool lossless;
         napi_get_value_bigint_int64(env, val, &p->v.i, &lossless);
-        if (!lossless)
-            return conv_fail("property '%s' holds a bigint outside 64 bits", name);
         p->type = TEL_T_INT;
-        return TEL_OK;
+        return lossless ? TEL_OK : conv_fail("property '%s' holds a bigint outside 64 bits", name);
     }
     case napi_string: {
         int rc = TEL_OK;
@@ -262,20 +252,50 @@ static int flatten(napi_env env, arena *a, pvec *v, const char *key, const char 
         p->v.s = str_of(env, a, val, what, &rc);
         return rc;
     }
-    case napi_object:
-        break;
     default:
         return conv_fail("property '%s' holds a %s; tel records null, booleans, numbers, bigints, strings, "
-                         "and arrays and objects of them", name, t == napi_function ? "function" : "symbol or undefined");
+                         "and arrays and plain objects of them", name,
+                         t == napi_function ? "function" : t == napi_object ? "non-plain object" : "symbol or undefined");
     }
+}
+
+/* Whether obj is an object literal (its prototype Object.prototype, or
+ * null): a Date, a Map or a class instance would become an empty or a
+ * partial map, so they are refused instead. */
+static int is_plain(napi_env env, napi_value obj)
+{
+    napi_value proto, lit, lit_proto, nul;
+    bool same = false;
+    if (napi_get_prototype(env, obj, &proto) != napi_ok || napi_get_null(env, &nul) != napi_ok)
+        return 0;
+    if (napi_strict_equals(env, proto, nul, &same) == napi_ok && same)
+        return 1;
+    return napi_create_object(env, &lit) == napi_ok && napi_get_prototype(env, lit, &lit_proto) == napi_ok &&
+           napi_strict_equals(env, proto, lit_proto, &same) == napi_ok && same;
+}
+
+/* Appends one value: a scalar, or an array (as an array) or a plain object
+ * (as a map) followed by its children. */
+static int flatten(napi_env env, arena *a, pvec *v, const char *key, const char *name, napi_value val, int depth)
+{
+    napi_valuetype t;
+    bool array = false;
+    napi_typeof(env, val, &t);
+    tel_prop *p = pvec_push(v);
+    if (!p)
+        return TEL_ERR_NOMEM;
+    size_t at = v->n - 1;
+    p->key = key;
+    if (t == napi_object)
+        napi_is_array(env, val, &array);
+    if (t != napi_object || (!array && !is_plain(env, val)))
+        return scalar_of(env, a, name, val, t, p);
     if (depth >= MAX_WALK)
         return conv_fail_code(TEL_ERR_LIMIT, "property '%s' nests deeper than tel allows", name);
-    bool array = false;
-    napi_is_array(env, val, &array);
     if (!array) {
         int64_t count;
         int rc = flatten_entries(env, a, v, name, val, depth + 1, &count);
-        v->p[at].type = TEL_T_MAP;
+        v->p[at].type = TEL_T_MAP; /* p may have moved with the children */
         v->p[at].v.i = count;
         return rc;
     }

@@ -295,7 +295,7 @@ test('ErrorDetail.SANITIZED records the error message without its path; sanitize
   assert.ok(!tel.sanitize('cannot open /home/alice/secret.txt').includes('alice'));
 });
 
-test('arrays and objects are recorded as structured values, in their shape', () => {
+test('arrays and plain objects are recorded as structured values, in their shape; a Date, a Map or a class instance is refused', () => {
   assert.strictEqual(tel.emit(APP, 'build', {
     config: { adapter: '@astrojs/vercel', integrations: ['@astrojs/mdx', '@astrojs/rss'], markdown: { syntaxHighlight: 'shiki' } },
     commandOptions: [{ name: 'env', asCli: true, asEnv: false, count: 2, skipped: undefined }],
@@ -311,7 +311,12 @@ test('arrays and objects are recorded as structured values, in their shape', () 
   self.push(self);
   assert.throws(() => tel.emit(APP, 'self', { d: self }), (e) => e.code === tel.codes.ERR_LIMIT);
   assert.throws(() => tel.emit(APP, 'fn', { d: [() => 1] }), (e) => e.code === tel.codes.ERR_INVALID && e.detail.includes("'d'"));
-  assert.strictEqual(queued().length, 1);
+  for (const odd of [new Date(0), new Map([['a', 1]]), new (class Opts { constructor() { this.a = 1; } })()]) {
+    assert.throws(() => tel.emit(APP, 'odd', { d: { inner: odd } }),
+      (e) => e.code === tel.codes.ERR_INVALID && e.detail.includes('non-plain object'), String(odd));
+  }
+  assert.strictEqual(tel.emit(APP, 'bare', { d: Object.assign(Object.create(null), { a: 1 }) }), true);
+  assert.deepStrictEqual(queued().map((e) => e.props.d), [undefined, { a: 1 }]);
 });
 
 test('erasure: true makes forget leave a request to erase the old id; erasure: false takes the offer back', () => {
