@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # tests/t_seeds.sh - every knob of the telemetry pages of Atmos, Astro,
-# CloudQuery and werf, driven through the example hosts of examples/<product>/
+# CloudQuery, werf and Cozystack, driven through the example hosts of
+# examples/<product>/
 # against tel-collect.  For each knob: what is recorded (tel show), what
 # arrives at the collector, what tel status says, and what a tel-sync run
 # the way cron runs it (env -i, HOME and nothing else unless the crontab
@@ -308,5 +309,100 @@ cron atmos ATMOS_TELEMETRY_ENABLED=false ATMOS_TELEMETRY_ENDPOINT="$URL"
 check_eq "atmos: ATMOS_TELEMETRY_ENABLED=false in CI (a tel-sync run that way): nothing sent, purged" \
     "$(arrived atmos 'len(E)' "$id"):$(queued atmos)" "0:0"
 
-kill $TC_PID 2>/dev/null
+# ============================================================= Cozystack
+# The operator and the controller are daemons in pods: no HOME, the state
+# directory the component was given, an identity derived from the
+# cluster's UID.  "As in the pod" means env -i with PATH and that
+# directory's variable, which is also how a cron-style tel-sync finds it.
+COZY="$TEL_BUILD/bin/cozystack"
+CLUSTER=5b8f2a9e-3c1d-4e7f-9a0b-1c2d3e4f5a6b
+# pod COMPONENT STATE CMD...: CMD run as in the component's pod.
+pod() {
+    _c=$1 _s=$2; shift 2
+    env -i PATH="$PATH" TEL_SYNC_PATH=/bin/true "COZYSTACK_$(echo "$_c" | tr a-z A-Z)_TELEMETRY_STATE_DIR=$_s" "$@"
+}
+cozy() { _c=$1 _s=$2; shift 2; pod "$_c" "$_s" "$COZY" --component "$_c" --state-dir "$_s" --cluster-uid "$CLUSTER" "$@"; }
+pod_queued() { pod "$1" "$2" tel show --app "cozystack-$1" | wc -l; }
+pod_sync() { pod "$1" "$2" "$SYNC" --app "cozystack-$1" >"$T_TMP/cron.out" 2>&1; }
+# got COMPONENT EXPR: a Python expression over E, what tel-collect stored
+# of the component.
+got() {
+    $PY -c 'import json,sys
+E=[e for e in map(json.loads, open(sys.argv[1])) if e["context"]["app"] == "cozystack-" + sys.argv[2]]
+print(eval(sys.argv[3]))' "$TC_OUT" "$1" "$2" 2>&1
+}
+# The components' own collector: the one above now asks for Atmos' token.
+ATMOS_TC=$TC_PID
+tc_start cozystack
+
+P1="$T_TMP/pod-operator" P2="$T_TMP/pod-controller" P3="$T_TMP/pod-operator-restarted"
+printf 'data:\n  telemetry-enabled: "true"\n' >"$T_TMP/cm.yaml"
+# Started without a shell function between, so that $! is the daemon
+# itself, whose children are watched.
+env -i PATH="$PATH" TEL_SYNC_PATH=/bin/true COZYSTACK_OPERATOR_TELEMETRY_STATE_DIR="$P1" "$COZY" --component operator --state-dir "$P1" --cluster-uid "$CLUSTER" \
+    --config-map "$T_TMP/cm.yaml" --interval 1 --iterations 3 --endpoint "$TC_URL" &
+dpid=$!
+maxz=0 i=0
+while kill -0 $dpid 2>/dev/null && [ $i -lt 300 ]; do
+    z=$(ps --ppid $dpid -o stat= 2>/dev/null | grep -c '^Z')
+    [ "$z" -gt "$maxz" ] && maxz=$z
+    sleep 0.1; i=$((i + 1))
+done
+wait $dpid
+rc=$?
+cozy controller "$P2" --iterations 1 --endpoint "$TC_URL"
+check_eq "cozystack: telemetry is collected by two components, cozystack-operator and cozystack-controller (a queue each)" \
+    "$rc:$(pod_queued operator "$P1"):$(pod_queued controller "$P2")" "0:33:5"
+check_eq "cozystack: components periodically gather usage statistics, leaving no zombie between rounds" \
+    "$([ "$maxz" -le 1 ] && echo yes)" yes
+pod operator "$P1" tel status --app cozystack-operator >"$T_TMP/cozy.status"
+check "cozystack: tel status, run in the pod, finds the component's queue and says telemetry is on" \
+    grep -q '^telemetry: *on' "$T_TMP/cozy.status"
+pod_sync operator "$P1" && pod_sync controller "$P2"
+check_eq "cozystack: ... and transmit them (a cron-style tel-sync in the pod empties both queues)" \
+    "$(pod_queued operator "$P1"):$(pod_queued controller "$P2")" "0:0"
+check_eq "cozystack-operator collects cluster-level metrics (nodes, storage, packages)" \
+    "$(got operator 'sorted(set(e["props"]["name"] for e in E))')" \
+    "['cozy_cluster_capacity', 'cozy_cluster_info', 'cozy_loadbalancers_count', 'cozy_nodes_count', 'cozy_package_info', 'cozy_pvs_count']"
+check_eq "cozystack: every sample of the operator's three rounds arrives, with its labels" \
+    "$(got operator 'len(E)'):$(got operator 'sorted(set(e["props"].get("label.resource", "") for e in E))')" \
+    "33:['', 'cpu', 'memory', 'nvidia.com/TU104GL_TESLA_T4']"
+check_eq "cozystack-controller collects application-level metrics (deployed application instances)" \
+    "$(got controller 'sorted((e["props"]["label.kind"], e["props"]["value"]) for e in E)')" \
+    "[('Kubernetes', 2), ('Postgres', 5), ('Redis', 3), ('Tenant', 2), ('VirtualMachine', 0)]"
+cozy operator "$P3" --iterations 1 --endpoint "$TC_URL"
+pod_sync operator "$P3"
+check_eq "cozystack: data is anonymized: a restarted pod keeps the operator's one identity" \
+    "$(got operator 'len(set(e["anon"] for e in E))')" 1
+check_eq "cozystack: ... and the controller of the same cluster has another" \
+    "$(got operator 'E[0]["anon"]' | grep -c "$(got controller 'E[0]["anon"]')")" 0
+check_eq "cozystack: the cluster's UID is stored and sent nowhere, and the pod holds no cookie file" \
+    "$(cat "$TC_OUT" "$OUT" | grep -c "$CLUSTER"):$(ls "$P1" "$P3" | grep -c cookie)" "0:0"
+
+# kubectl patch ... '{"data":{"telemetry-enabled": "false"}}' while the
+# operator runs; nothing leaves this one on its own (TEL_SYNC_PATH).
+P4="$T_TMP/pod-operator-patched"
+env -i PATH="$PATH" TEL_SYNC_PATH=/bin/true COZYSTACK_OPERATOR_TELEMETRY_STATE_DIR="$P4" "$COZY" --component operator --state-dir "$P4" --cluster-uid "$CLUSTER" \
+    --config-map "$T_TMP/cm.yaml" --interval 1 --iterations 60 --endpoint "$TC_URL" &
+dpid=$!
+wait_until() { i=0; while ! eval "$1" && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done; }
+wait_until '[ "$(pod_queued operator "$P4")" -ge 11 ]'
+sent_before=$(got operator 'len(E)')
+printf 'data:\n  telemetry-enabled: "false"\n' >"$T_TMP/cm.yaml"
+wait_until '[ "$(pod_queued operator "$P4")" -eq 0 ]'
+sleep 2.5
+check_eq "cozystack: telemetry-enabled: \"false\" disables telemetry reporting: the queue is purged, nothing more recorded" \
+    "$(pod_queued operator "$P4")" 0
+pod_sync operator "$P4"
+check_eq "cozystack: ... and a cron-style tel-sync in the pod sends nothing" "$(got operator 'len(E)')" "$sent_before"
+printf 'data:\n  telemetry-enabled: "true"\n' >"$T_TMP/cm.yaml"
+wait_until '[ "$(pod_queued operator "$P4")" -ge 11 ]'
+check_eq "cozystack: setting telemetry-enabled back to true re-enables it" \
+    "$([ "$(pod_queued operator "$P4")" -ge 11 ] && echo yes)" yes
+kill -TERM $dpid 2>/dev/null
+wait $dpid
+check_eq "cozystack: the operator stops cleanly on SIGTERM" "$?" 0
+
+tc_stop
+kill $ATMOS_TC 2>/dev/null
 t_done
