@@ -29,7 +29,8 @@ extern char **environ;
 static char **env_with(const char *name, const char *value)
 {
     size_t n = 0, nlen = strlen(name);
-    while (environ[n])
+    /* A host that called clearenv() has no environment block at all. */
+    while (environ && environ[n])
         n++;
     char **env = calloc(n + 2, sizeof *env);
     char *entry = malloc(nlen + strlen(value) + 2);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -262,6 +263,37 @@ static void test_spawn(void)
     unsetenv("TEL_SYNC_PATH");
 }
 
+/*
+ * A host that cleared its whole environment (clearenv() leaves environ
+ * NULL) still gets its sync started, with the state directory passed on,
+ * and is not crashed by it.  Run in a child, so the environment of the
+ * other tests stays.  Whether a tel-sync is found does not matter here.
+ */
+static void test_spawn_without_environment(void)
+{
+    CHECK_GROUP("spawn without an environment");
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/noenv", root);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        clearenv();
+        tel_options *o = tel_options_new("cozy-noenv");
+        tel_options_set_state_dir(o, dir);
+        tel_options_set_endpoint(o, "http://127.0.0.1:1/v1/batch");
+        tel *h = NULL;
+        tel_open(&h, o);
+        tel_emit_event(h, "tick", NULL, 0);
+        tel_spawn_sync(h, 0);
+        tel_close(h);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK("the child ran", pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK("tel_spawn_sync with environ NULL returns instead of crashing",
+          WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/tel-daemon.XXXXXX");
@@ -278,6 +310,7 @@ int main(void)
     test_identity();
     test_flip();
     test_spawn();
+    test_spawn_without_environment();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
