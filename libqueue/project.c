@@ -200,6 +200,11 @@ static void normalise(const char *url, char *out, size_t size)
 
 /* git stops following include.path at 10 levels; so do we. */
 #define INCLUDE_DEPTH 10
+/* The depth alone does not bound the work: a file that includes itself
+ * k times is read k^10 times.  No real setup includes this many files;
+ * past it the rest are skipped, as a loop's are, and the system, user and
+ * repository files themselves are still read. */
+#define MAX_INCLUDES 64
 #define MAX_RULES 64
 #define URL_MAX 2048
 
@@ -213,6 +218,7 @@ typedef struct git_cfg {
     char url[URL_MAX];        /* remote.origin.url, the first one read */
     insteadof rules[MAX_RULES];
     size_t nrules;
+    unsigned includes;        /* included files read so far (MAX_INCLUDES) */
 } git_cfg;
 
 /*
@@ -337,7 +343,7 @@ static int cfg_section(char *line, char *sect, size_t ssize, char *sub, size_t b
 /* Reads one config file (a missing or unreadable one is simply skipped). */
 static void cfg_file(git_cfg *c, const char *path, int depth)
 {
-    if (depth > INCLUDE_DEPTH)
+    if (depth > INCLUDE_DEPTH || (depth > 0 && c->includes++ >= MAX_INCLUDES))
         return;
     char *txt = slurp(path, GIT_FILE_MAX);
     if (!txt)

@@ -406,6 +406,17 @@ static void test_project_git_rules(void)
     put("ghome/.gitconfig", "[include]\n\tpath = ~/.gitconfig\n");
     id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
     CHECK("an include loop ends", id[0] && strcmp(id, want) != 0);
+    /* Ten includes of itself per level, ten levels deep, would be 10^10
+     * reads; a hang guard (not a speed test): killed by SIGALRM when the
+     * fan-out is not bounded. */
+    put("ghome/.gitconfig", "[include]\n\tpath = ~/.gitconfig\n\tpath = ~/.gitconfig\n"
+                            "\tpath = ~/.gitconfig\n\tpath = ~/.gitconfig\n\tpath = ~/.gitconfig\n"
+                            "\tpath = ~/.gitconfig\n\tpath = ~/.gitconfig\n\tpath = ~/.gitconfig\n"
+                            "\tpath = ~/.gitconfig\n\tpath = ~/.gitconfig\n");
+    alarm(120);
+    id_of("short", NULL, "[remote \"origin\"]\n\turl = gh:o/r\n", id);
+    alarm(0);
+    CHECK("a config including itself ten times a level ends, with an id", id[0] != '\0');
     put("ghome/.gitconfig", "");
 
     put("origin.inc", "[remote \"origin\"]\n\turl = https://github.com/o/r\n");
