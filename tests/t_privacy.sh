@@ -117,13 +117,40 @@ priv env COZYSTACK_CONTROLLER_TELEMETRY_STATE_DIR="$POD" COZYSTACK_CONTROLLER_TE
 check_eq "the daemon's 5 samples reached tel-collect too" \
     "$(grep -c '"app":"cozystack-controller"' "$T_TMP/tc.jsonl")" 5
 
+# ------------------------------- run ids, erasure: what forget leaves behind
+# A marked (malformed) execution id in the environment is ignored, never
+# stored or sent; tel exec-id prints a fresh UUID, not the marked value.
+# A forget with erasure offered leaves a request file (under the marked
+# HOME, so the search covers it; a copy is kept, because tel-sync sends it
+# to the sink and removes it), and tel status shows no id of it.
+priv env ERASECLI_TELEMETRY_EXEC_ID="${M}env" tel emit --app erasecli --offer-erasure run.one \
+    2>>"$T_TMP/host.err"
+xid=$(priv env ERASECLI_TELEMETRY_EXEC_ID="${M}env" tel exec-id --app erasecli 2>&1)
+check "tel exec-id ignores a marked value and prints a UUID" \
+    sh -c 'echo "$1" | grep -Eqx "[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}"' sh "$xid"
+priv env ERASECLI_TELEMETRY_EXEC_ID="$xid" tel emit --app erasecli --exec-id "$xid" run.two \
+    2>>"$T_TMP/host.err"
+priv tel-sync --app erasecli --endpoint "$SINK_URL" -v -v >>"$T_TMP/sync.out" 2>&1
+priv tel forget --app erasecli >>"$T_TMP/host.err" 2>&1
+REQ=$(ls "$PHOME/.local/state/erasecli/telemetry-erasure/" 2>/dev/null | head -n 1)
+check "forget left an erasure request (so it is searched)" test -n "$REQ"
+cp "$PHOME/.local/state/erasecli/telemetry-erasure/$REQ" "$T_TMP/erasure.req" 2>/dev/null
+priv tel status --app erasecli >"$T_TMP/status-erasure.txt" 2>&1
+priv tel status --app erasecli --json >>"$T_TMP/status-erasure.txt" 2>&1
+check "tel status names the waiting request" grep -q "1 request to send" "$T_TMP/status-erasure.txt"
+check "tel status shows no id of it" sh -c '! grep -qF -- "$1" "$2"' sh "${REQ:-none}" \
+    "$T_TMP/status-erasure.txt"
+priv tel-sync --app erasecli --endpoint "$SINK_URL" -v -v >>"$T_TMP/sync.out" 2>&1
+check "tel-sync sent the request and removed it" \
+    test ! -e "$PHOME/.local/state/erasecli/telemetry-erasure/$REQ"
+
 # ------------------------------------------------------------- the search
 # Everything under the state directory, whatever its name: data.mdb,
 # lock.mdb, the cookie, sent.log, the notice, the stamps and locks.
 STORED=$(find "$PHOME" -type f | sort)
 check "sent.log exists (so it is searched)" test -s "$PSTATE/telemetry/sent.log"
 UPLOADED=$(ls "$SINK"/req-* 2>/dev/null | grep -v '\.port$')
-SEEN="$T_TMP/inspect.out $T_TMP/tc.jsonl"
+SEEN="$T_TMP/inspect.out $T_TMP/tc.jsonl $T_TMP/erasure.req"
 markers="${M}user ${M}home ${M}cwd ${M}sec ${M}env ${M}cluster $PHOME $PCWD $SECRET"
 [ -n "$HOSTWRAP" ] && markers="$markers ${M}host"
 for m in $markers $M; do
