@@ -615,7 +615,8 @@ typedef struct tel_span tel_span;
  * [A-Za-z0-9_.:-]) inside `parent` (NULL: at the top level; a parent must
  * belong to the same handle).  Returns a span owned by the library until
  * tel_span_end(), or NULL -- when telemetry is off (tel_last_error() is
- * then "") or on a bad name or parent (reason in tel_last_error()).
+ * then "") or on a bad name or parent, or when 1024 spans of the handle
+ * are open already (reason in tel_last_error()).
  * NULL is a valid argument to tel_span_end() and as a parent, so a host
  * need not test it.  Spans still open at tel_close() are freed there,
  * unrecorded; a span must not be used after its handle is closed.

@@ -95,6 +95,7 @@ struct tel {
     uint64_t command_start_ms;
     uint64_t open_mono_ms;    /* spans' start offsets count from here */
     struct tel_span *spans;   /* open spans, freed by tel_close */
+    size_t nspans;            /* how many (SPANS_OPEN_MAX) */
 
     int in_batch;
     tel_buf batch;
@@ -1288,8 +1289,13 @@ struct tel_span {
     uint64_t start_ms;               /* monotonic */
 };
 
+/* A host that begins spans in a loop and never ends them (a daemon's
+ * forgotten error path) would otherwise grow until tel_close. */
+#define SPANS_OPEN_MAX 1024
+
 static void span_unlink(tel_span *s)
 {
+    s->h->nspans--;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -1312,6 +1318,11 @@ tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent)
     }
     if (!tel_enabled(h)) {
         tel__clear_error();
+        return NULL;
+    }
+    if (h->nspans >= SPANS_OPEN_MAX) {
+        tel__fail(TEL_ERR_LIMIT, "too many open spans (%d): some are begun and never ended",
+                  SPANS_OPEN_MAX);
         return NULL;
     }
     tel_span *s = calloc(1, sizeof *s);
@@ -1339,6 +1350,7 @@ tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent)
     if (h->spans)
         h->spans->prev = s;
     h->spans = s;
+    h->nspans++;
     return s;
 }
 

@@ -152,6 +152,21 @@ static void test_edges(void)
     read_spans("tspan2");
     CHECK_EQ_INT("spans left open at close record nothing (and leak nothing)", nevs, 0);
 
+    /* A long-running host that begins spans and never ends them must not
+     * grow without bound. */
+    tel_open(&h, tel_options_new("tspan5"));
+    int opened = 0;
+    tel_span *last = NULL, *s;
+    while (opened < 100000 && (s = tel_span_begin(h, "leak", NULL)) != NULL) {
+        last = s;
+        opened++;
+    }
+    CHECK_EQ_INT("at most 1024 spans are open at once", opened, 1024);
+    CHECK("the next is refused, saying why", strstr(tel_last_error(), "open spans") != NULL);
+    tel_span_end(last, 0);
+    CHECK("one ended makes room for another", tel_span_begin(h, "again", NULL) != NULL);
+    tel_close(h);
+
     setenv("DO_NOT_TRACK", "1", 1);
     tel_open(&h, tel_options_new("tspan4"));
     tel_span *off = tel_span_begin(h, "x", NULL);
