@@ -34,7 +34,9 @@ beforeEach(() => {
 afterEach(() => {
   for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
   Object.assign(process.env, saved);
-  fs.rmSync(home, { recursive: true, force: true });
+  // A tel-sync a test started detached may still be writing its state
+  // here: removal retries (ENOTEMPTY) rather than failing the test.
+  fs.rmSync(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 function queued(app = APP) {
