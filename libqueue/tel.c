@@ -333,9 +333,20 @@ int tel_options_set_installation_id(tel_options *o, const char *id)
         return tel__fail(TEL_ERR_INVALID, "no options");
     if (id && !*id)
         return tel__fail(TEL_ERR_INVALID, "installation id is empty");
-    if (o->install_id)
+    if (id && strlen(id) > 256)
+        return tel__fail(TEL_ERR_INVALID, "installation id is longer than 256 bytes");
+    char *c = NULL;
+    if (id && !(c = strdup(id)))
+        return tel__fail(TEL_ERR_NOMEM, "out of memory");
+    /* The old id is wiped only once the call cannot fail any more: a
+     * refused id must leave the one set before, not an empty one that
+     * every such host would share. */
+    if (o->install_id) {
         explicit_bzero(o->install_id, strlen(o->install_id));
-    return copy_str(&o->install_id, id, 256, "installation id");
+        free(o->install_id);
+    }
+    o->install_id = c;
+    return TEL_OK;
 }
 
 int tel_options_set_require_notice(tel_options *o, int on)

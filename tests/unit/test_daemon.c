@@ -130,6 +130,23 @@ static void test_identity(void)
     tel_options *o = tel_options_new("x");
     CHECK_EQ_INT("an empty installation id is refused", tel_options_set_installation_id(o, ""), TEL_ERR_INVALID);
     tel_options_free(o);
+
+    /* A refused id leaves the one set before, not an empty one. */
+    char d4[128], a4[37], huge[300];
+    snprintf(d4, sizeof d4, "%s/op-4", root);
+    memset(huge, 'u', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    o = tel_options_new("cozystack-operator");
+    tel_options_set_state_dir(o, d4);
+    tel_options_set_installation_id(o, CLUSTER);
+    CHECK_EQ_INT("an installation id over 256 bytes is refused",
+                 tel_options_set_installation_id(o, huge), TEL_ERR_INVALID);
+    h = NULL;
+    tel_open(&h, o);
+    tel_emit_event(h, "tick", NULL, 0);
+    tel_close(h);
+    first_anon(d4, a4);
+    CHECK("and the id set before it still decides the identity", a4[0] && strcmp(a4, a1) == 0);
 }
 
 static void test_flip(void)
