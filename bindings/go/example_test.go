@@ -70,3 +70,43 @@ func ExampleError() {
 	}
 	// Output: true event name has a space at byte 3
 }
+
+// Structured values: slices and string-keyed maps become tel's arrays and
+// maps, as a product's telemetry page shows them.
+func ExampleEmit_structured() {
+	_ = tel.Emit("astro", "config", map[string]any{"config": map[string]any{
+		"adapter":      "@astrojs/vercel",
+		"integrations": []string{"@astrojs/mdx", "@astrojs/rss"},
+		"markdown":     map[string]string{"syntaxHighlight": "shiki"},
+	}})
+}
+
+// Spans time the parts of an operation; each End records one "span"
+// event with its duration, its parent and the status.
+func ExampleTel_Span() {
+	t, _ := tel.Open("mycli", nil)
+	defer t.Close()
+	sync, _ := t.Span("sync", nil) // nil when telemetry is off: its methods do nothing
+	fetch, _ := sync.Child("fetch")
+	_ = fetch.End(0)
+	_ = sync.End(0)
+}
+
+// A run across processes: the child joins the parent's run through the
+// environment.
+func ExampleTel_ExecID() {
+	t, _ := tel.Open("mycli", nil)
+	defer t.Close()
+	if id := t.ExecID(); id != "" {
+		_ = os.Setenv("MYCLI_TELEMETRY_EXEC_ID", id) // before starting the child
+	}
+}
+
+// A daemon without HOME: its own state directory, a lasting identity from
+// the cluster's UID, and the config map's switch applied to the open handle.
+func ExampleTel_SetEnabled() {
+	t, _ := tel.Open("operator", &tel.Options{StateDir: "/var/lib/operator/telemetry", InstallationID: "cluster-uid"})
+	defer t.Close()
+	configMapSaysOn := false
+	_, _ = t.SetEnabled(configMapSaysOn) // off purges what was queued
+}
