@@ -639,7 +639,9 @@ TEL_API int tel_span_end(tel_span *span, int status);
  * Starts a detached tel-sync for this app (own session, stdio on
  * /dev/null, no inherited descriptors) if telemetry is on, something is
  * queued, no backoff is pending and none was started in the last
- * `min_interval_s` seconds (0: 600).  Does not wait for it.  Returns TEL_OK
+ * `min_interval_s` seconds (0: 600).  While telemetry is off it starts
+ * one only for erasure requests a forget left (turning telemetry off does
+ * not cancel them), as often.  Does not wait for it.  Returns TEL_OK
  * when one was started, TEL_DISABLED when there was nothing to do.
  * @note The child is its own session and is never waited for.  A handle
  *       has at most one: while the one it started is still running, this

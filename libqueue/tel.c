@@ -1409,21 +1409,52 @@ static void reap_child(tel *h)
         h->child = 0;
 }
 
+static int stamp_and_spawn(tel *h, const char *stamp, unsigned min_interval_s);
+
+static int any_request(void *ud, tel_erasure_req *r)
+{
+    (void)r;   /* the walk's callback shape: that one exists is enough */
+    *(int *)ud = 1;
+    return 1;
+}
+
+/*
+ * A handle that records nothing (the user's opt-out, the host's off)
+ * still starts a tel-sync while a forget's erasure requests wait: turning
+ * telemetry off does not cancel one (README, "Erasure"), and no one else
+ * may ever run tel-sync for this app.  Stamped in the requests' own
+ * directory, where the queue may be gone; not in a debug run.
+ */
+static int spawn_for_erasure(tel *h, unsigned min_interval_s)
+{
+    char stamp[TEL_PATH_MAX + 64];
+    int waiting = 0;
+    if (h->dir_rc != TEL_OK || h->debug ||
+        tel__erasure_each(h->state_dir, any_request, &waiting, NULL) != TEL_OK || !waiting ||
+        (size_t)snprintf(stamp, sizeof stamp, "%s/" TEL_ERASURE_DIR "/.spawn.stamp", h->state_dir) >=
+            sizeof stamp)
+        return TEL_DISABLED;
+    return stamp_and_spawn(h, stamp, min_interval_s);
+}
+
 int tel_spawn_sync(tel *h, unsigned min_interval_s)
 {
     if (!h)
         return tel__fail(TEL_ERR_INVALID, "no handle");
-    if (!h->enabled || h->waiting_notice || h->debug || !h->q)
+    /* One sync at a time per handle: a second would only find the queue
+     * locked, and a long-running host keeps at most one child.  Reaped
+     * first, so that a handle switched off keeps no finished one either. */
+    reap_child(h);
+    if (h->child > 0)
+        return TEL_DISABLED;
+    if (!h->enabled)
+        return spawn_for_erasure(h, min_interval_s);
+    if (h->waiting_notice || h->debug || !h->q)
         return TEL_DISABLED;
     if (h->in_batch && tel_batch_commit(h) != TEL_OK) {
         /* Those events are lost; what is queued already still deserves
          * its delivery, so the spawn goes on. */
     }
-    /* One sync at a time per handle: a second would only find the queue
-     * locked, and a long-running host keeps at most one child. */
-    reap_child(h);
-    if (h->child > 0)
-        return TEL_DISABLED;
     tel_queue_stats s;
     if (tel__queue_stats(h->q, &s) != TEL_OK || s.count == 0)
         return TEL_DISABLED;
@@ -1431,12 +1462,20 @@ int tel_spawn_sync(tel *h, unsigned min_interval_s)
     tel_backoff b;
     if (tel__backoff_load(h->q, &b) == TEL_OK && b.until_ms > tel__now_ms())
         return TEL_DISABLED;
-    if (min_interval_s == 0)
-        min_interval_s = 600;
-    /* The stamp's mtime says when a sync was last started; a stat is all
-     * a typical run pays. */
     char stamp[TEL_PATH_MAX + 32];
     snprintf(stamp, sizeof stamp, "%s/spawn.stamp", tel__queue_dir(h->q));
+    return stamp_and_spawn(h, stamp, min_interval_s);
+}
+
+/*
+ * Starts a tel-sync unless the stamp says one was started less than
+ * min_interval_s (0: 600) ago.  The stamp's mtime is that time; a stat is
+ * all a typical run pays.
+ */
+static int stamp_and_spawn(tel *h, const char *stamp, unsigned min_interval_s)
+{
+    if (min_interval_s == 0)
+        min_interval_s = 600;
     struct stat st;
     time_t now = time(NULL);
     if (lstat(stamp, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime <= now &&

@@ -281,6 +281,55 @@ static void test_spawn(void)
 }
 
 /*
+ * A forget's erasure request is sent even after the user opted out: the
+ * host's tel_spawn_sync still starts a tel-sync for it (here a script
+ * that leaves a mark), and reaps it while the handle records nothing.
+ */
+static void test_erasure_when_off(void)
+{
+    CHECK_GROUP("erasure request while off");
+    /* The slow sync test_spawn's handle left running is waited for here,
+     * so the zombie count below is this test's own. */
+    while (waitpid(-1, NULL, 0) > 0)
+        ;
+    char dir[128], mark[160], script[160];
+    snprintf(dir, sizeof dir, "%s/erase", root);
+    snprintf(mark, sizeof mark, "%s/erase-sync-ran", root);
+    snprintf(script, sizeof script, "%s/erase-sync", root);
+    FILE *f = fopen(script, "w");
+    if (f) {
+        fprintf(f, "#!/bin/sh\ntouch '%s'\n", mark);
+        fclose(f);
+        chmod(script, 0700);
+    }
+    setenv("TEL_SYNC_PATH", script, 1);
+    setenv("COZY_ERASE_TELEMETRY_STATE_DIR", dir, 1);
+    tel_options *o = tel_options_new("cozy-erase");
+    tel_options_set_erasure(o, 1);
+    tel *h = NULL;
+    tel_open(&h, o);
+    tel_emit_event(h, "tick", NULL, 0);
+    tel_close(h);
+    CHECK_EQ_INT("forget leaves an erasure request", tel_forget("cozy-erase"), TEL_OK);
+
+    setenv("DO_NOT_TRACK", "1", 1);
+    h = NULL;
+    CHECK_EQ_INT("the user opted out", tel_open(&h, tel_options_new("cozy-erase")), TEL_DISABLED);
+    CHECK_EQ_INT("a sync is still started for the request", tel_spawn_sync(h, 60), TEL_OK);
+    for (int i = 0; i < 200 && access(mark, F_OK) != 0; i++)
+        nap(50);
+    CHECK("and it ran", access(mark, F_OK) == 0);
+    for (int i = 0; i < 200 && zombies() == 0; i++)
+        nap(50);
+    CHECK_EQ_INT("not a second one within the interval", tel_spawn_sync(h, 60), TEL_DISABLED);
+    CHECK_EQ_INT("and the finished one is reaped though the handle is off", zombies(), 0);
+    tel_close(h);
+    unsetenv("DO_NOT_TRACK");
+    unsetenv("COZY_ERASE_TELEMETRY_STATE_DIR");
+    unsetenv("TEL_SYNC_PATH");
+}
+
+/*
  * A host that cleared its whole environment (clearenv() leaves environ
  * NULL) still gets its sync started, with the state directory passed on,
  * and is not crashed by it.  Run in a child, so the environment of the
@@ -327,6 +376,7 @@ int main(void)
     test_identity();
     test_flip();
     test_spawn();
+    test_erasure_when_off();
     test_spawn_without_environment();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
