@@ -41,6 +41,19 @@ typedef struct tel_queue tel_queue;
 int tel__random(void *buf, size_t n);
 /* A random UUIDv4 (version and variant bits set). */
 int tel__uuid4(uint8_t out[TEL_ID_LEN]);
+/*
+ * A pool of random bytes for many ids, refilled a page at a time: one
+ * getrandom() call per 255 ids.  A forked child never hands out what its
+ * parent may (see random.c).  Not thread-safe: one per handle.
+ * tel__idpool_new returns NULL when no pool can be made fork-safe here;
+ * tel__idpool_uuid4 then draws each id by itself, so NULL is a valid
+ * pool.  tel__idpool_uuid4 returns 0 or -1 (no random numbers);
+ * tel__idpool_free accepts NULL.
+ */
+typedef struct tel_idpool tel_idpool;
+tel_idpool *tel__idpool_new(void);
+void tel__idpool_free(tel_idpool *pool);
+int tel__idpool_uuid4(tel_idpool *pool, uint8_t out[TEL_ID_LEN]);
 /* Wall clock in ms since the epoch; monotonic clock in ms. */
 uint64_t tel__now_ms(void);
 uint64_t tel__mono_ms(void);

@@ -87,6 +87,9 @@ struct tel {
     uint8_t anon[TEL_ID_LEN];
     uint8_t exec[TEL_ID_LEN];
     int exec_shared;          /* the id came from the host or the environment */
+    pid_t exec_pid;           /* the process that drew exec (see emit) */
+    tel_idpool *ids;          /* event ids; made at the first one drawn */
+    int ids_tried;            /* tel__idpool_new was called (it may give NULL) */
     int events_recorded;
     tel_ctx ctx;
 
@@ -572,6 +575,7 @@ static int exec_id_resolve(tel *h, const tel_options *o)
         h->exec_shared = 1;
         return 0;
     }
+    h->exec_pid = getpid();
     return tel__uuid4(h->exec);
 }
 
@@ -763,6 +767,7 @@ void tel_close(tel *h)
         close(h->log_fd);
     tel__buf_free(&h->batch);
     free(h->brecs);
+    tel__idpool_free(h->ids);
     explicit_bzero(h->policy.token, sizeof h->policy.token);
     free(h->host_endpoint);
     free(h->decls);
@@ -841,6 +846,7 @@ static int reopen(tel *h)
         return rc;
     if (tel__uuid4(h->exec) != 0)
         return tel__fail(TEL_ERR_IO, "no random numbers available");
+    h->exec_pid = getpid();
     h->exec_shared = 0;
     h->events_recorded = 0;
     record_host_settings(h, h->host_endpoint, h->host_token);
@@ -854,6 +860,17 @@ static int check_queue(tel *h)
     if (h->q && !tel__queue_stale(h->q))
         return TEL_OK;
     return reopen(h);
+}
+
+/* A fresh event id from the handle's pool, made at the first id drawn: a
+ * run of one event draws none, it takes the execution id. */
+static int draw_id(tel *h, uint8_t out[TEL_ID_LEN])
+{
+    if (!h->ids_tried) {
+        h->ids = tel__idpool_new();
+        h->ids_tried = 1;
+    }
+    return tel__idpool_uuid4(h->ids, out);
 }
 
 static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
@@ -873,10 +890,12 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
     memset(&ev, 0, sizeof ev);
     /* The execution id is the id of the run's first event, so the events
      * of one run are linked without a second random number per event; an
-     * id shared with other processes cannot be: each would reuse it. */
-    if (h->events_recorded == 0 && !h->exec_shared)
+     * id shared with other processes cannot be: each would reuse it.  Nor
+     * can a child forked before that first event, which would record it
+     * again beside its parent. */
+    if (h->events_recorded == 0 && !h->exec_shared && h->exec_pid == getpid())
         memcpy(ev.id, h->exec, TEL_ID_LEN);
-    else if (tel__uuid4(ev.id) != 0)
+    else if (draw_id(h, ev.id) != 0)
         return tel__fail(TEL_ERR_IO, "no random numbers available");
     memcpy(ev.exec, h->exec, TEL_ID_LEN);
     ev.ts_ms = tel__now_ms();
