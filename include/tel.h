@@ -492,11 +492,12 @@ TEL_API int tel_exec_id(const tel *h, char out[37]);
  * Switches an open handle off or back on, for a long-running host that
  * learns of its user's choice while running (a config map flipped).  Off
  * is an opt-out like tel_set_enabled(app, 0): what was queued, and a
- * batch still open, are deleted, and nothing more is recorded.  On records
- * again unless another opt-out of the user's still holds (DO_NOT_TRACK,
- * the environment, telemetry.conf).  Returns TEL_OK when the handle
- * records, TEL_DISABLED when it does not, or an error from opening the
- * queue.
+ * batch still open, are deleted, the spans still open are dropped
+ * unrecorded, and nothing more is recorded.  On records again, as a new
+ * run (spans' start offsets count from it), unless another opt-out of the
+ * user's still holds (DO_NOT_TRACK, the environment, telemetry.conf).
+ * Returns TEL_OK when the handle records, TEL_DISABLED when it does not,
+ * or an error from opening the queue.
  */
 TEL_API int tel_handle_set_enabled(tel *h, int enabled);
 
@@ -600,12 +601,13 @@ TEL_API int tel_command_exited(tel *h, int exit_code,
  *
  * A span is recorded as one ordinary event named "span" when it ends
  * (format/SPEC.md, "Span events"), with the properties "name",
- * "duration_ms", "start_ms" (ms from tel_open() to the span's start),
- * "span_id" (16 hex digits, random), "parent" and "parent_id" (the
- * enclosing span's name and id; absent at the top level), "command" (the
- * command of tel_command_started(), if any) and "status".  With the
- * execution id every event carries, a collector rebuilds each run's tree.
- * A span that never ends records nothing.
+ * "duration_ms", "start_ms" (ms from the start of the run to the span's
+ * start: tel_open(), or the tel_handle_set_enabled() that switched the
+ * handle back on), "span_id" (16 hex digits, random), "parent" and
+ * "parent_id" (the enclosing span's name and id; absent at the top level),
+ * "command" (the command of tel_command_started(), if any) and "status".
+ * With the execution id every event carries, a collector rebuilds each
+ * run's tree.  A span that never ends records nothing.
  * ------------------------------------------------------------------ */
 
 typedef struct tel_span tel_span;
@@ -613,21 +615,41 @@ typedef struct tel_span tel_span;
 /*
  * Starts timing `name` (an identifier like an event name: 1-64 of
  * [A-Za-z0-9_.:-]) inside `parent` (NULL: at the top level; a parent must
- * belong to the same handle).  Returns a span owned by the library until
- * tel_span_end(), or NULL -- when telemetry is off (tel_last_error() is
- * then "") or on a bad name or parent, or when 1024 spans of the handle
- * are open already (reason in tel_last_error()).
- * NULL is a valid argument to tel_span_end() and as a parent, so a host
- * need not test it.  Spans still open at tel_close() are freed there,
- * unrecorded; a span must not be used after its handle is closed.
+ * be an open span of the same handle).  Returns TEL_OK with the span in
+ * *out; TEL_DISABLED with *out NULL when telemetry is off or the parent's
+ * run ended (the handle was switched off since); or, with *out NULL:
+ *   TEL_ERR_INVALID  a bad name, no handle, a parent of another handle or
+ *                    one already ended;
+ *   TEL_ERR_LIMIT    1024 spans of the handle are open already (begun and
+ *                    never ended);
+ *   TEL_ERR_NOMEM    no memory; TEL_ERR_IO no random numbers for the id.
+ * The reason is in tel_last_error().  The span is the handle's: it stays
+ * valid until tel_close(), and NULL is a valid argument to tel_span_end()
+ * and as a parent, so a host need not test what it got.
+ */
+TEL_API int tel_span_start(tel_span **out, tel *h, const char *name, tel_span *parent);
+
+/*
+ * tel_span_start() for a host that does not want the reason: the span, or
+ * NULL in every case where tel_span_start() gives none (tel_last_error()
+ * is "" when telemetry is off, the reason otherwise).
  */
 TEL_API tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent);
 
 /*
- * Ends the span, records its event and frees it.  `status` is the host's
- * outcome code (0: success).  Returns what tel_emit_event() returns, or
- * TEL_DISABLED for a NULL span.  Children may end after their parent:
- * each span keeps a copy of its parent's name and id.
+ * Ends the span and records its event.  `status` is the host's outcome
+ * code (0: success).  Returns what tel_emit_event() returns; TEL_DISABLED
+ * for a NULL span or one whose run ended (the handle was switched off
+ * since: nothing recorded); TEL_ERR_STATE for a span already ended, which
+ * is refused without touching anything.  Children may end after their
+ * parent: each span keeps a copy of its parent's name and id.
+ * @note An ended span's memory stays the handle's until tel_close() and is
+ *       reused for a new span only once more than 64 others have ended
+ *       after it: a span ended twice is refused as long as fewer did (a
+ *       pointer kept longer may by then name a newer span).  Spans still
+ *       open at tel_close() are freed there, unrecorded; after tel_close()
+ *       no span of the handle may be passed to tel again (the bindings
+ *       refuse it themselves).
  */
 TEL_API int tel_span_end(tel_span *span, int status);
 

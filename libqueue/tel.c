@@ -96,9 +96,13 @@ struct tel {
     char command[TEL_MAX_STRING + 1];
     int command_started;
     uint64_t command_start_ms;
-    uint64_t open_mono_ms;    /* spans' start offsets count from here */
+    uint64_t run_mono_ms;     /* when this run began (activate): spans'
+                               * start offsets count from here */
     struct tel_span *spans;   /* open spans, freed by tel_close */
     size_t nspans;            /* how many (SPANS_OPEN_MAX) */
+    struct tel_span *ended, *ended_last;   /* ended spans, oldest first, freed
+                                            * by tel_close or reused */
+    size_t nended;
 
     int in_batch;
     tel_buf batch;
@@ -608,6 +612,7 @@ static int activate(tel *h)
     if (rc != TEL_OK)
         return rc;
     h->events_recorded = 0;
+    h->run_mono_ms = tel__mono_ms();
     if (!h->ctx.app) {
         tel__context_detect(&h->ctx);
         h->ctx.app = h->app;
@@ -663,7 +668,6 @@ int tel_open(tel **out, tel_options *o)
     h->log_ud = o->log_ud;
     h->inspect_fd = -1;
     h->log_fd = -1;
-    h->open_mono_ms = tel__mono_ms();
 
     /* The handle keeps the options (tel_close frees them), with its own
      * copies of what resolves the policy again after another process's
@@ -708,6 +712,8 @@ int tel_open(tel **out, tel_options *o)
     return TEL_OK;
 }
 
+static void spans_drop(tel *h);
+
 int tel_handle_set_enabled(tel *h, int enabled)
 {
     if (!h)
@@ -723,6 +729,7 @@ int tel_handle_set_enabled(tel *h, int enabled)
         h->in_batch = 0;
         h->nbrecs = 0;
         tel__buf_clear(&h->batch);
+        spans_drop(h);
         tel__queue_close(h->q);
         h->q = NULL;
         int rc = h->dir_rc == TEL_OK ? purge_existing(h->state_dir) : TEL_OK;
@@ -740,18 +747,15 @@ int tel_handle_set_enabled(tel *h, int enabled)
     return activate(h);
 }
 
-static void span_unlink(tel_span *s);
+static void spans_free(tel_span *s);
 static void reap_child(tel *h);
 
 void tel_close(tel *h)
 {
     if (!h)
         return;
-    while (h->spans) {
-        tel_span *s = h->spans;
-        span_unlink(s);
-        free(s);
-    }
+    spans_free(h->spans);
+    spans_free(h->ended);
     /* tel_close has no result to give: events of a batch that cannot be
      * stored now are lost, and said so where logging was asked for (the
      * log decides). */
@@ -1310,9 +1314,18 @@ int tel_command_exited(tel *h, int exit_code, const char *error_class, const cha
 
 /* ---------------------------------------------------------------- spans */
 
+/* Where a span is in its life; tel_span_end() reads it before anything
+ * else, so a span ended twice is refused instead of freed twice. */
+typedef enum span_state {
+    SPAN_OPEN = 1,
+    SPAN_ENDED,      /* recorded (or refused) by tel_span_end */
+    SPAN_DROPPED     /* its run ended (the handle switched off): never recorded */
+} span_state;
+
 struct tel_span {
     tel *h;
-    tel_span *prev, *next;    /* the handle's open spans */
+    tel_span *prev, *next;    /* the handle's open spans, or its ended ones */
+    span_state state;
     char name[TEL_MAX_NAME + 1];
     char parent[TEL_MAX_NAME + 1];   /* "" at the top level */
     char id[17], parent_id[17];      /* 16 hex digits; parent_id "" at the top */
@@ -1322,6 +1335,10 @@ struct tel_span {
 /* A host that begins spans in a loop and never ends them (a daemon's
  * forgotten error path) would otherwise grow until tel_close. */
 #define SPANS_OPEN_MAX 1024
+/* Ended spans stay the handle's, so that ending one again reads memory
+ * that is still ours and says so; their memory is reused, oldest first,
+ * only once more than this many wait. */
+#define SPANS_ENDED_KEPT 64
 
 static void span_unlink(tel_span *s)
 {
@@ -1334,40 +1351,92 @@ static void span_unlink(tel_span *s)
         s->next->prev = s->prev;
 }
 
-tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent)
+/* Appends an open span, just unlinked, to the handle's ended ones. */
+static void span_retire(tel_span *s, span_state state)
 {
-    if (!h) {
-        tel__fail(TEL_ERR_INVALID, "no handle");
-        return NULL;
-    }
-    if (tel__event_name_valid(name, name ? strnlen(name, TEL_MAX_NAME + 1) : 0) != TEL_OK)
-        return NULL;
-    if (parent && parent->h != h) {
-        tel__fail(TEL_ERR_INVALID, "the parent span belongs to another handle");
-        return NULL;
-    }
-    if (!tel_enabled(h)) {
-        tel__clear_error();
-        return NULL;
-    }
-    if (h->nspans >= SPANS_OPEN_MAX) {
-        tel__fail(TEL_ERR_LIMIT, "too many open spans (%d): some are begun and never ended",
-                  SPANS_OPEN_MAX);
-        return NULL;
-    }
-    tel_span *s = calloc(1, sizeof *s);
-    uint8_t rnd[8];
-    if (!s || tel__random(rnd, sizeof rnd) != 0) {
+    tel *h = s->h;
+    s->state = state;
+    s->next = NULL;
+    s->prev = h->ended_last;
+    if (h->ended_last)
+        h->ended_last->next = s;
+    else
+        h->ended = s;
+    h->ended_last = s;
+    h->nended++;
+}
+
+/* A span to fill: the oldest ended one when enough wait, else a new one. */
+static tel_span *span_alloc(tel *h)
+{
+    if (h->nended <= SPANS_ENDED_KEPT)
+        return calloc(1, sizeof(tel_span));
+    tel_span *s = h->ended;
+    h->ended = s->next;
+    if (h->ended)
+        h->ended->prev = NULL;
+    else
+        h->ended_last = NULL;
+    h->nended--;
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static void spans_free(tel_span *s)
+{
+    while (s) {
+        tel_span *next = s->next;
         free(s);
-        tel__fail(TEL_ERR_NOMEM, "out of memory or randomness for a span");
-        return NULL;
+        s = next;
     }
+}
+
+/* The run ended (the handle switched off): its open spans are never
+ * recorded, and ending one later is a no-op rather than an error. */
+static void spans_drop(tel *h)
+{
+    while (h->spans) {
+        tel_span *s = h->spans;
+        span_unlink(s);
+        span_retire(s, SPAN_DROPPED);
+    }
+}
+
+int tel_span_start(tel_span **out, tel *h, const char *name, tel_span *parent)
+{
+    if (!out)
+        return tel__fail(TEL_ERR_INVALID, "no output span");
+    *out = NULL;
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    int rc = tel__event_name_valid(name, name ? strnlen(name, TEL_MAX_NAME + 1) : 0);
+    if (rc != TEL_OK)
+        return rc;
+    if (parent && parent->h != h)
+        return tel__fail(TEL_ERR_INVALID, "the parent span belongs to another handle");
+    /* A parent whose run ended records nothing, nor do its children. */
+    if (!tel_enabled(h) || (parent && parent->state == SPAN_DROPPED)) {
+        tel__clear_error();
+        return TEL_DISABLED;
+    }
+    if (parent && parent->state != SPAN_OPEN)
+        return tel__fail(TEL_ERR_INVALID, "the parent span has ended");
+    if (h->nspans >= SPANS_OPEN_MAX)
+        return tel__fail(TEL_ERR_LIMIT, "too many open spans (%d): some are begun and never ended",
+                         SPANS_OPEN_MAX);
+    uint8_t rnd[8];
+    if (tel__random(rnd, sizeof rnd) != 0)
+        return tel__fail(TEL_ERR_IO, "no random numbers available for a span id");
+    tel_span *s = span_alloc(h);
+    if (!s)
+        return tel__fail(TEL_ERR_NOMEM, "out of memory for a span");
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 8; i++) {
         s->id[2 * i] = hex[rnd[i] >> 4];
         s->id[2 * i + 1] = hex[rnd[i] & 15];
     }
     s->h = h;
+    s->state = SPAN_OPEN;
     strcpy(s->name, name);
     /* The parent's name and id are copied, so a parent that ends first
      * leaves nothing dangling. */
@@ -1381,6 +1450,14 @@ tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent)
         h->spans->prev = s;
     h->spans = s;
     h->nspans++;
+    *out = s;
+    return TEL_OK;
+}
+
+tel_span *tel_span_begin(tel *h, const char *name, tel_span *parent)
+{
+    tel_span *s;
+    tel_span_start(&s, h, name, parent);
     return s;
 }
 
@@ -1388,13 +1465,20 @@ int tel_span_end(tel_span *s, int status)
 {
     if (!s)
         return TEL_DISABLED;
+    if (s->state == SPAN_DROPPED) {
+        s->state = SPAN_ENDED;
+        tel__clear_error();
+        return TEL_DISABLED;
+    }
+    if (s->state != SPAN_OPEN)
+        return tel__fail(TEL_ERR_STATE, "the span '%s' has already ended", s->name);
     tel *h = s->h;
     uint64_t now = tel__mono_ms();
     tel_prop props[8];
     size_t n = 0;
     props[n++] = (tel_prop)TEL_STR("name", s->name);
     props[n++] = (tel_prop)TEL_INT("duration_ms", (int64_t)(now - s->start_ms));
-    props[n++] = (tel_prop)TEL_INT("start_ms", (int64_t)(s->start_ms - h->open_mono_ms));
+    props[n++] = (tel_prop)TEL_INT("start_ms", (int64_t)(s->start_ms - h->run_mono_ms));
     props[n++] = (tel_prop)TEL_STR("span_id", s->id);
     if (s->parent[0]) {
         props[n++] = (tel_prop)TEL_STR("parent", s->parent);
@@ -1403,10 +1487,10 @@ int tel_span_end(tel_span *s, int status)
     if (h->command_started)
         props[n++] = (tel_prop)TEL_STR("command", h->command);
     props[n++] = (tel_prop)TEL_INT("status", status);
-    /* The properties point into the span: it goes only once recorded. */
+    /* The properties point into the span: it is retired only once recorded. */
     int rc = emit(h, "span", props, n);
     span_unlink(s);
-    free(s);
+    span_retire(s, SPAN_ENDED);
     return rc;
 }
 

@@ -2,7 +2,9 @@
 /*
  * tests/unit/test_span.c - spans: what tel_span_begin/tel_span_end record,
  * that the events rebuild the tree (ids, parents, offsets, durations),
- * the NULL and disabled paths, and spans left open at tel_close.
+ * the NULL and disabled paths, spans left open at tel_close, the codes of
+ * tel_span_start, spans ended twice or across a switch of the handle, and
+ * start offsets counted from the run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@ typedef struct span_ev {
 
 static span_ev evs[MAX_EV];
 static int nevs;
+static int nall;   /* every span event, also past MAX_EV */
 
 static void str_prop(const tel_record *r, const char *key, char *out, size_t size)
 {
@@ -48,9 +51,11 @@ static int collect(void *ud, uint64_t seq, const uint8_t *data, size_t len)
     (void)ud;
     (void)seq;
     tel_record r;
-    if (tel__record_decode(&r, data, len) != TEL_OK || nevs == MAX_EV)
+    if (tel__record_decode(&r, data, len) != TEL_OK)
         return 0;
     if (r.name.len != 4 || memcmp(r.name.p, "span", 4) != 0)
+        return 0;
+    if (nall++, nevs == MAX_EV)
         return 0;
     span_ev *e = &evs[nevs++];
     str_prop(&r, "name", e->name, sizeof e->name);
@@ -69,7 +74,7 @@ static void read_spans(const char *app)
 {
     char dir[TEL_PATH_MAX];
     tel_queue *q;
-    nevs = 0;
+    nevs = nall = 0;
     if (tel__state_dir(app, dir, sizeof dir) == TEL_OK && tel__queue_open(&q, dir, NULL, TEL_Q_READONLY) == TEL_OK) {
         tel__queue_scan(q, 0, 1000, SIZE_MAX, collect, NULL);
         tel__queue_close(q);
@@ -178,6 +183,94 @@ static void test_edges(void)
     unsetenv("DO_NOT_TRACK");
 }
 
+
+/* How many span events the queue of app holds. */
+static int count_spans(const char *app)
+{
+    read_spans(app);
+    return nall;
+}
+
+static void test_codes(void)
+{
+    CHECK_GROUP("codes");
+    tel *h, *other;
+    tel_span *s = (tel_span *)&s, *keep;
+    tel_open(&h, tel_options_new("tspan6"));
+    CHECK_EQ_INT("a bad name is invalid", tel_span_start(&s, h, "has space", NULL), TEL_ERR_INVALID);
+    CHECK("and gives no span", s == NULL);
+    CHECK_EQ_INT("no handle is invalid", tel_span_start(&s, NULL, "x", NULL), TEL_ERR_INVALID);
+    CHECK_EQ_INT("no output is invalid", tel_span_start(NULL, h, "x", NULL), TEL_ERR_INVALID);
+    tel_open(&other, tel_options_new("tspan7"));
+    tel_span *foreign = tel_span_begin(other, "x", NULL);
+    CHECK_EQ_INT("a parent of another handle is invalid", tel_span_start(&s, h, "y", foreign), TEL_ERR_INVALID);
+    tel_span_end(foreign, 0);
+    tel_close(other);
+    CHECK_EQ_INT("a good span starts", tel_span_start(&keep, h, "ok", NULL), TEL_OK);
+    CHECK("and is given", keep != NULL);
+    int rc = TEL_OK, opened = 1;
+    while (opened < 2000 && (rc = tel_span_start(&s, h, "many", NULL)) == TEL_OK)
+        opened++;
+    CHECK_EQ_INT("the open-span limit is its own code, not an invalid argument", rc, TEL_ERR_LIMIT);
+    CHECK_EQ_INT("at 1024 open spans", opened, 1024);
+    CHECK("saying why", strstr(tel_last_error(), "open spans") != NULL);
+    tel_close(h);
+
+    setenv("DO_NOT_TRACK", "1", 1);
+    tel_open(&h, tel_options_new("tspan8"));
+    s = (tel_span *)&s;
+    CHECK_EQ_INT("disabled: TEL_DISABLED", tel_span_start(&s, h, "x", NULL), TEL_DISABLED);
+    CHECK("disabled: no span and no error", s == NULL && tel_last_error()[0] == '\0');
+    tel_close(h);
+    unsetenv("DO_NOT_TRACK");
+}
+
+static void test_twice(void)
+{
+    CHECK_GROUP("twice");
+    tel *h;
+    tel_open(&h, tel_options_new("tspan9"));
+    tel_span *a = tel_span_begin(h, "a", NULL);
+    CHECK_EQ_INT("a span ends", tel_span_end(a, 0), TEL_OK);
+    CHECK_EQ_INT("ending it again is refused", tel_span_end(a, 0), TEL_ERR_STATE);
+    CHECK("saying why", strstr(tel_last_error(), "already ended") != NULL);
+    tel_span *child;
+    CHECK_EQ_INT("an ended parent is refused", tel_span_start(&child, h, "c", a), TEL_ERR_INVALID);
+    /* Spans begun and ended in a loop reuse the memory of the oldest
+     * ended ones, never of one just ended. */
+    tel_span *last = NULL;
+    for (int i = 0; i < 300; i++) {
+        last = tel_span_begin(h, "loop", NULL);
+        tel_span_end(last, 0);
+    }
+    CHECK_EQ_INT("the last of a loop is still refused a second end", tel_span_end(last, 0), TEL_ERR_STATE);
+    tel_close(h);
+    CHECK_EQ_INT("each span recorded once", count_spans("tspan9"), 301);
+}
+
+static void test_runs(void)
+{
+    CHECK_GROUP("runs");
+    tel *h;
+    tel_open(&h, tel_options_new("tspan10"));
+    tel_span *old = tel_span_begin(h, "old", NULL);
+    nap(300);
+    CHECK_EQ_INT("off", tel_handle_set_enabled(h, 0), TEL_DISABLED);
+    CHECK_EQ_INT("on again: a new run", tel_handle_set_enabled(h, 1), TEL_OK);
+    tel_span *child;
+    CHECK_EQ_INT("a child of a span of the ended run records nothing", tel_span_start(&child, h, "c", old),
+                 TEL_DISABLED);
+    CHECK_EQ_INT("a span of the ended run ends as a no-op", tel_span_end(old, 0), TEL_DISABLED);
+    CHECK_EQ_INT("once", tel_span_end(old, 0), TEL_ERR_STATE);
+    tel_span *fresh = tel_span_begin(h, "fresh", NULL);
+    CHECK_EQ_INT("a span of the new run records", tel_span_end(fresh, 0), TEL_OK);
+    tel_close(h);
+    read_spans("tspan10");
+    const span_ev *f = find("fresh");
+    CHECK("only the new run's span is recorded", nevs == 1 && f && !find("old"));
+    CHECK("its start counts from the new run, not from tel_open", f && f->start >= 0 && f->start < 300);
+}
+
 int main(void)
 {
     char home[] = "/tmp/tel-span.XXXXXX";
@@ -191,6 +284,9 @@ int main(void)
     unsetenv("DO_NOT_TRACK");
     test_tree();
     test_edges();
+    test_codes();
+    test_twice();
+    test_runs();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
     if (system(cmd) != 0)
