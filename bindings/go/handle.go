@@ -549,6 +549,9 @@ type Span struct {
 
 // Span starts timing name inside parent (nil: at the top level).  The
 // span belongs to the handle: Close frees the spans still open, unrecorded.
+// On failure the *Span is nil (and does nothing) and the error carries
+// tel's code: ErrInvalid for a bad name or a parent of another handle,
+// ErrLimit when 1024 spans of the handle are open already, ErrNoMem.
 func (t *Tel) Span(name string, parent *Span) (*Span, error) {
 	if t == nil {
 		return nil, nil
@@ -559,23 +562,20 @@ func (t *Tel) Span(name string, parent *Span) (*Span, error) {
 	if err != nil {
 		return nil, err
 	}
-	var p *C.tel_span
-	if parent != nil {
-		p = parent.s
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.h == nil {
 		return nil, nil
 	}
-	var s *C.tel_span
-	_, err = call(func() C.int {
-		if s = C.tel_span_begin(t.h, cname, p); s == nil && *C.tel_last_error() != 0 {
-			return C.int(ErrInvalid)
+	var p *C.tel_span
+	if parent != nil {
+		if parent.t != t {
+			return nil, invalid("the parent span belongs to another handle")
 		}
-		return 0
-	})
-	if s == nil {
+		p = parent.s
+	}
+	var s *C.tel_span
+	if _, err = call(func() C.int { return C.tel_span_start(&s, t.h, cname, p) }); s == nil {
 		return nil, err
 	}
 	return &Span{t: t, s: s}, nil

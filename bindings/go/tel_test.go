@@ -650,6 +650,36 @@ func TestSpansRecordTheirTree(t *testing.T) {
 	}
 }
 
+func TestSpanLimitSaysErrLimitNotErrInvalid(t *testing.T) {
+	home(t)
+	tl, _ := Open(app, nil)
+	defer tl.Close()
+	for i := 0; i < 1024; i++ {
+		if _, err := tl.Span("held", nil); err != nil {
+			t.Fatalf("span %d: %v", i, err)
+		}
+	}
+	s, err := tl.Span("one.more", nil)
+	if s != nil || code(err) != ErrLimit {
+		t.Fatalf("the 1025th open span: %v %v", s, err)
+	}
+	if s.End(0) != nil {
+		t.Fatal("a nil span must end quietly")
+	}
+}
+
+func TestSpanOfAnotherOrClosedHandleIsRefused(t *testing.T) {
+	home(t)
+	a, _ := Open(app, nil)
+	b, _ := Open("goapp.other", nil)
+	pa, _ := a.Span("parent", nil)
+	a.Close()
+	if s, err := b.Span("child", pa); s != nil || code(err) != ErrInvalid {
+		t.Fatalf("a parent of a closed handle: %v %v", s, err)
+	}
+	b.Close()
+}
+
 func TestDaemonKeepsItsIdentityAcrossRestartsAndFlipsOff(t *testing.T) {
 	h := home(t)
 	state := filepath.Join(h, "var")

@@ -117,6 +117,11 @@ export declare class Telemetry {
   execId(): string;
   /** Switches the open handle off (purging) or back on; true when it records afterwards. */
   setEnabled(on: boolean): boolean;
+  /**
+   * Starts timing `name` inside options.parent (a span of this handle).  A bad
+   * name or parent throws ERR_INVALID; with 1024 spans open already, or no
+   * memory, the span records nothing (a TelError instead when strict).
+   */
   span(name: string, options?: { parent?: Span }): Span;
   span<T>(name: string, fn: (s: Span) => T): T;
   span<T>(name: string, options: { parent?: Span; fn: (s: Span) => T }): T;

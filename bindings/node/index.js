@@ -211,8 +211,14 @@ class Telemetry {
     const { parent = null, fn } = typeof options === 'function' ? { fn: options } : options;
     let span = new Span(this, null);
     if (this._h !== null) {
+      // A span of another handle may hold memory its closed handle freed.
+      if (parent && parent._t !== this) {
+        throw new TelError(codes.ERR_INVALID, 'the parent span belongs to another handle');
+      }
       const [rc, s] = native.spanBegin(this._h, name, parent && parent._s);
-      if (rc < 0) throw new TelError(rc, native.lastError());
+      // A bad name or parent throws; the open-span limit or no memory
+      // gives a span that records nothing, unless strict.
+      if (rc < 0 && (this.strict || rc === codes.ERR_INVALID)) throw new TelError(rc, native.lastError());
       span = new Span(this, s);
     }
     if (!fn) return span;

@@ -810,9 +810,10 @@ static napi_value js_exec_id(napi_env env, napi_callback_info info)
     return string(env, id);
 }
 
-/* spanBegin(handle, name, parent span or null) -> [code, span or null].
- * The span is the library's until spanEnd or tel_close; index.js never
- * passes one on after its handle was closed. */
+/* spanBegin(handle, name, parent span or null) -> [code, span or null],
+ * the code of tel_span_start.  The span is the handle's until tel_close;
+ * index.js never passes one on after its handle was closed, nor as the
+ * parent of another handle's span. */
 static napi_value js_span_begin(napi_env env, napi_callback_info info)
 {
     jcall c;
@@ -824,8 +825,8 @@ static napi_value js_span_begin(napi_env env, napi_callback_info info)
     if (is_type(env, c.argv[2], napi_external))
         napi_get_value_external(env, c.argv[2], &parent);
     const char *name = call_str(&c, 1, "span name");
-    if (name && !(span = tel_span_begin(hd->h, name, parent)) && tel_last_error()[0])
-        c.rc = TEL_ERR_INVALID;
+    if (name)
+        c.rc = tel_span_start(&span, hd->h, name, parent);
     if (span)
         napi_create_external(env, span, NULL, NULL, &sp);
     return pair(env, call_done(&c), span ? sp : null(env));

@@ -395,6 +395,29 @@ test('spans record their name, parent, duration and status; a throwing function 
   assert.strictEqual(spans.sync.parent, undefined);
 });
 
+test('the open-span limit gives a span that records nothing, and throws ERR_LIMIT only when strict', () => {
+  let t = new tel.Telemetry(APP);
+  for (let i = 0; i < 1024; i++) t.span('held');
+  const extra = t.span('one.more');
+  assert.strictEqual(extra.end(), false);
+  t.close();
+  t = new tel.Telemetry(APP, { strict: true });
+  for (let i = 0; i < 1024; i++) t.span('held');
+  assert.throws(() => t.span('one.more'),
+    (e) => e instanceof tel.TelError && e.code === tel.codes.ERR_LIMIT && /open spans/.test(e.detail));
+  t.close();
+  assert.deepStrictEqual(queued().filter((e) => e.name === 'span'), []);
+});
+
+test('a span of another handle is refused as a parent, even once that handle is closed', () => {
+  const a = new tel.Telemetry(APP);
+  const b = new tel.Telemetry('nodeapp.other');
+  const parent = a.span('parent');
+  a.close();
+  assert.throws(() => b.span('child', { parent }), (e) => e.code === tel.codes.ERR_INVALID);
+  b.close();
+});
+
 test('a daemon keeps its identity across restarts; setEnabled(false) flips the open handle off and purges', () => {
   const stateDir = path.join(home, 'var');
   const opts = { stateDir, installationId: 'cluster-uid-1' };

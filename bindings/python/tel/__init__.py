@@ -291,7 +291,7 @@ class Command(contextlib.ContextDecorator):
 
 
 class Span:
-    """One timed part of an operation (tel_span_begin/tel_span_end); a context manager.
+    """One timed part of an operation (tel_span_start/tel_span_end); a context manager.
     Leaving the block by an exception records status 1."""
 
     def __init__(self, tel: "Telemetry", s: Optional[int]) -> None:
@@ -533,17 +533,20 @@ class Telemetry:
 
     def span(self, name: str, parent: Optional["Span"] = None) -> "Span":
         """Starts timing one part of an operation; end() or the end of a `with` block
-        records it as a 'span' event with its duration and its parent."""
+        records it as a 'span' event with its duration and its parent.  A bad name or
+        parent raises; with 1024 spans of the handle open already, or no memory, the
+        span records nothing (TelError instead with strict=True)."""
         n = _text("span name", name)
         with self._lock:
             if self._h is None:
                 return Span(self, None)
             p = parent._s if parent is not None else None
-            s = self._lib.tel_span_begin(self._h, n, p)
-            if not s and last_error():
-                raise _error(ERR_INVALID)
-            span = Span(self, s)
-            if s:
+            out = ctypes.c_void_p()
+            rc = self._lib.tel_span_start(ctypes.byref(out), self._h, n, p)
+            if rc < 0 and (self.strict or rc == ERR_INVALID):
+                raise _error(rc)
+            span = Span(self, out.value)
+            if out.value:
                 self._spans.add(span)
             return span
 

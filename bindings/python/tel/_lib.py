@@ -85,7 +85,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tel_options_set_state_dir": (c_int, [c_void_p, c_char_p]),
         "tel_options_set_installation_id": (c_int, [c_void_p, c_char_p]),
         "tel_handle_set_enabled": (c_int, [c_void_p, c_int]),
-        "tel_span_begin": (c_void_p, [c_void_p, c_char_p, c_void_p]),
+        "tel_span_start": (c_int, [P(c_void_p), c_void_p, c_char_p, c_void_p]),
         "tel_span_end": (c_int, [c_void_p, c_int]),
         "tel_open": (c_int, [P(c_void_p), c_void_p]),
         "tel_close": (None, [c_void_p]),

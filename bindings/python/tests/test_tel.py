@@ -370,6 +370,34 @@ class Handle(Base):
         self.assertNotIn("parent", spans["sync"])
         self.assertIsInstance(spans["sync"]["duration_ms"], int)
 
+    def test_span_limit(self) -> None:
+        """the open-span limit gives a span that records nothing, and raises ERR_LIMIT only when strict"""
+        with tel.Telemetry(APP) as t:
+            held = [t.span("held") for _ in range(1024)]
+            extra = t.span("one.more")
+            self.assertFalse(extra.end())
+            held[0].end()
+            t.span("room.again").end()
+        with tel.Telemetry(APP, strict=True) as t:
+            held = [t.span("held") for _ in range(1024)]
+            with self.assertRaises(tel.TelError) as cm:
+                t.span("one.more")
+            self.assertEqual(cm.exception.code, tel.ERR_LIMIT)
+            self.assertIn("open spans", cm.exception.detail)
+        names = [e["props"]["name"] for e in self.queued() if e["name"] == "span"]
+        self.assertEqual(sorted(names), ["held", "room.again"])
+
+    def test_span_after_switch(self) -> None:
+        """a span begun before set_enabled(False) records nothing when it ends after set_enabled(True)"""
+        with tel.Telemetry(APP) as t:
+            old = t.span("old")
+            t.set_enabled(False)
+            self.assertTrue(t.set_enabled(True))
+            self.assertFalse(old.end())
+            t.span("new").end()
+        names = [e["props"]["name"] for e in self.queued() if e["name"] == "span"]
+        self.assertEqual(names, ["new"])
+
     def test_daemon(self) -> None:
         """a daemon's state directory and installation id; set_enabled(False) flips the open handle off and purges"""
         state = os.path.join(self.home, "var")
