@@ -143,6 +143,34 @@ static int build_columns(tel_sync_batch *b, const tel_pending *p, const tel_batc
     return tel__batch_columns(head, h, b->recs.p, b->off, b->parts, p->count, &b->cols);
 }
 
+/* Where the event ids of a version 3 batch lie in it: the body of its
+ * "i" column (SPEC.md 4.1), 16 random bytes per event.  Returns the
+ * offset, *len the size; 0 and 0 when it has none. */
+static size_t id_column(const tel_buf *batch, size_t *len)
+{
+    tel_mp r;
+    tel_mp_obj o;
+    tel__mp_init(&r, batch->p, batch->len);
+    *len = 0;
+    if (tel__mp_next(&r, &o) != 0 || o.kind != TEL_MP_MAP)
+        return 0;
+    for (uint32_t k = 0; k < o.v.n; k++) {
+        tel_mp_obj key;
+        if (tel__mp_next(&r, &key) != 0 || key.kind != TEL_MP_STR)
+            return 0;
+        if (key.len == 1 && key.data[0] == 'i') {
+            tel_mp_obj ids;
+            if (tel__mp_next(&r, &ids) != 0 || ids.kind != TEL_MP_BIN)
+                return 0;
+            *len = ids.len;
+            return (size_t)(ids.data - batch->p);
+        }
+        if (tel__mp_skip(&r, TEL_MP_MAX_DEPTH) != 0)
+            return 0;
+    }
+    return 0;
+}
+
 /* Builds the gzip'd body of b's first p->count records under pending p:
  * column-wise when `columns` (the collector reads version 3) and the
  * records allow it, else version 1 or 2.  *layout says which was built. */
@@ -162,8 +190,10 @@ static int build_body(tel_sync_batch *b, const tel_pending *p, tel_buf *head, te
         int rc = build_columns(b, p, &h, head);
         if (rc == TEL_OK) {
             *layout = TEL_SCHEMA_VERSION_COLUMNS;
-            tel_iov span = { head->p, head->len };
-            return tel__upload_gzip(gz, &span, 1);
+            size_t ids_len, ids = id_column(head, &ids_len);
+            tel_iov spans[3] = { { head->p, ids, 0 }, { head->p + ids, ids_len, 1 },
+                                 { head->p + ids + ids_len, head->len - ids - ids_len, 0 } };
+            return tel__upload_gzip(gz, spans, 3);
         }
         if (rc != TEL_ERR_INVALID)
             return rc;
@@ -179,7 +209,7 @@ static int build_body(tel_sync_batch *b, const tel_pending *p, tel_buf *head, te
     if (rc != TEL_OK)
         return rc;
     size_t bytes = p->count == b->n ? b->recs.len : b->off[p->count - 1] + b->len[p->count - 1];
-    tel_iov spans[2] = { { head->p, head->len }, { b->recs.p, bytes } };
+    tel_iov spans[2] = { { head->p, head->len, 0 }, { b->recs.p, bytes, 0 } };
     return tel__upload_gzip(gz, spans, 2);
 }
 

@@ -46,7 +46,7 @@ static int body(const tel_erasure_req *r, tel_buf *gz)
     tel_buf raw = TEL_BUF_INIT;
     int rc = tel__erasure_encode(&raw, r->anon);
     if (rc == TEL_OK) {
-        tel_iov span = { raw.p, raw.len };
+        tel_iov span = { raw.p, raw.len, 0 };
         rc = tel__upload_gzip(gz, &span, 1);
     }
     tel__buf_free(&raw);

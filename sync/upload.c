@@ -33,6 +33,56 @@ struct tel_upload {
 
 /* ------------------------------------------------------------------ gzip */
 
+#define GZIP_LEVEL 6
+
+/* Makes room for zlib's next output, and points zs at it; returns the
+ * room given (at most 1 GiB: zlib counts in uInt), 0 when memory ran out. */
+static size_t out_room(z_stream *zs, tel_buf *out)
+{
+    if (out->cap - out->len < 64 && tel__buf_reserve(out, 64 * 1024) != 0)
+        return 0;
+    size_t room = out->cap - out->len;
+    if (room > (1u << 30))
+        room = 1u << 30;
+    zs->next_out = out->p + out->len;
+    zs->avail_out = (uInt)room;
+    return room;
+}
+
+/* Deflates all of zs's input with `flush` (for Z_FINISH: to the end of
+ * the stream), growing out as needed. */
+static int deflate_all(z_stream *zs, tel_buf *out, int flush)
+{
+    int zr;
+    do {
+        size_t room = out_room(zs, out);
+        if (room == 0)
+            return TEL_ERR_NOMEM;
+        zr = deflate(zs, flush);
+        out->len += room - zs->avail_out;
+        if (zr == Z_STREAM_ERROR)
+            return TEL_ERR_IO;
+    } while (zs->avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+    return TEL_OK;
+}
+
+/* Switches the level for the input to come.  zlib first ends the block
+ * in progress, and answers Z_BUF_ERROR while out has no room for it. */
+static int set_level(z_stream *zs, tel_buf *out, int level)
+{
+    for (;;) {
+        size_t room = out_room(zs, out);
+        if (room == 0)
+            return TEL_ERR_NOMEM;
+        int zr = deflateParams(zs, level, Z_DEFAULT_STRATEGY);
+        out->len += room - zs->avail_out;
+        if (zr == Z_OK)
+            return TEL_OK;
+        if (zr != Z_BUF_ERROR || tel__buf_reserve(out, 64 * 1024) != 0)
+            return zr == Z_BUF_ERROR ? TEL_ERR_NOMEM : TEL_ERR_IO;
+    }
+}
+
 int tel__upload_gzip(tel_buf *out, const tel_iov *spans, size_t n)
 {
     z_stream zs;
@@ -40,60 +90,41 @@ int tel__upload_gzip(tel_buf *out, const tel_iov *spans, size_t n)
     /* 16 + MAX_WBITS asks zlib for a gzip wrapper rather than a zlib one:
      * Content-Encoding: gzip means RFC 1952, and collectors in every
      * language decode it out of the box. */
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&zs, GZIP_LEVEL, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return tel__fail(TEL_ERR_NOMEM, "out of memory for zlib");
 
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += spans[i].len;
     /* Reserving the bound up front usually makes this a single pass; the
-     * loop below still grows the buffer if zlib ever needs more. */
-    if (tel__buf_reserve(out, deflateBound(&zs, (uLong)total) + 64) != 0) {
+     * helpers above still grow the buffer if zlib ever needs more. */
+    if (tel__buf_reserve(out, deflateBound(&zs, (uLong)total) + 64 + 16 * n) != 0) {
         deflateEnd(&zs);
         return tel__fail(TEL_ERR_NOMEM, "out of memory for a gzip body");
     }
 
-    int rc = TEL_OK;
+    int rc = TEL_OK, level = GZIP_LEVEL;
     for (size_t i = 0; i < n && rc == TEL_OK; i++) {
+        int want = spans[i].random ? 0 : GZIP_LEVEL;
+        if (want != level && (rc = set_level(&zs, out, want)) != TEL_OK)
+            break;
+        level = want;
         const uint8_t *p = spans[i].data;
         size_t left = spans[i].len;
-        int last = (i + 1 == n);
         do {
             /* zlib counts in uInt; feed huge spans in slices. */
             uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
             zs.next_in = (Bytef *)p;
             zs.avail_in = chunk;
-            int flush = (last && chunk == left) ? Z_FINISH : Z_NO_FLUSH;
-            int zr = Z_OK;
-            do {
-                if (out->cap - out->len < 64 && tel__buf_reserve(out, 64 * 1024) != 0) {
-                    rc = TEL_ERR_NOMEM;
-                    break;
-                }
-                size_t room = out->cap - out->len;
-                if (room > (1u << 30))
-                    room = 1u << 30;
-                zs.next_out = out->p + out->len;
-                zs.avail_out = (uInt)room;
-                zr = deflate(&zs, flush);
-                out->len += room - zs.avail_out;
-                if (zr == Z_STREAM_ERROR) {
-                    rc = TEL_ERR_IO;
-                    break;
-                }
-            } while (zs.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+            rc = deflate_all(&zs, out, Z_NO_FLUSH);
             p += chunk;
             left -= chunk;
         } while (left > 0 && rc == TEL_OK);
     }
-    if (n == 0 && rc == TEL_OK) {
-        /* An empty body still needs a valid (empty) gzip stream. */
-        zs.next_out = out->p + out->len;
-        zs.avail_out = (uInt)(out->cap - out->len);
-        if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
-            rc = TEL_ERR_IO;
-        else
-            out->len = out->cap - zs.avail_out;
+    if (rc == TEL_OK) {
+        zs.next_in = NULL;
+        zs.avail_in = 0;
+        rc = deflate_all(&zs, out, Z_FINISH);
     }
     deflateEnd(&zs);
     if (rc == TEL_ERR_NOMEM)

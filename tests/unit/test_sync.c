@@ -535,6 +535,36 @@ static void codecs(void)
           tel__last_sync_decode(&s2, "1 18446744073709551616 1", 24) == TEL_ERR_CORRUPT);
 }
 
+static void gzip_spans(void)
+{
+    CHECK_GROUP("gzip");
+    enum { TEXT = 20000, RANDOM = 16000 };
+    static uint8_t before[TEXT], ids[RANDOM], after[TEXT], raw[2 * TEXT + RANDOM + 1];
+    for (size_t i = 0; i < TEXT; i++) {
+        before[i] = (uint8_t)"command.exited"[i % 14];
+        after[i] = (uint8_t)"deploy.finished"[i % 15];
+    }
+    int rnd = 0;
+    for (size_t i = 0; i < RANDOM; i += TEL_ID_LEN)
+        rnd |= tel__uuid4(ids + i);
+    tel_iov spans[3] = { { before, TEXT, 0 }, { ids, RANDOM, 1 }, { after, TEXT, 0 } };
+    tel_buf gz = TEL_BUF_INIT;
+    size_t n = 0;
+    CHECK("a body of text, random ids and text compresses",
+          rnd == 0 && tel__upload_gzip(&gz, spans, 3) == TEL_OK);
+    CHECK("it inflates to the same bytes",
+          inflate_all(gz.p, gz.len, raw, sizeof raw, &n) == 0 && n == 2 * TEXT + RANDOM &&
+              memcmp(raw, before, TEXT) == 0 && memcmp(raw + TEXT, ids, RANDOM) == 0 &&
+              memcmp(raw + TEXT + RANDOM, after, TEXT) == 0);
+    CHECK("the random ids are stored as they are, not searched for repeats",
+          gz.len >= RANDOM && memmem(gz.p, gz.len, ids, RANDOM) != NULL);
+    CHECK("the text around them is still compressed", gz.len < RANDOM + 1000);
+    tel__buf_clear(&gz);
+    CHECK("no spans make an empty gzip stream", tel__upload_gzip(&gz, NULL, 0) == TEL_OK &&
+                                                    inflate_all(gz.p, gz.len, raw, sizeof raw, &n) == 0 && n == 0);
+    tel__buf_free(&gz);
+}
+
 /* ------------------------------------------------------------ erasure */
 
 /* What the fake collector of erasure requests saw. */
@@ -836,6 +866,7 @@ int main(void)
     schedule();
     retry_after();
     codecs();
+    gzip_spans();
     cookie();
     erasure_store();
     erasure_forget();
