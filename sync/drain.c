@@ -528,25 +528,30 @@ static void take_prefetched(drain *d)
 }
 
 /*
- * 2xx: the acknowledged records go, and the next batch (if it was
- * prepared) is recorded in the same transaction: one sync per batch.
- * Without a next batch, the stale "pending" left behind is harmless: its
- * range is gone, so the next pass makes a new one.
+ * 2xx: the acknowledged records go, and in the same transaction the next
+ * batch (if it was prepared) is recorded, or else the delivered one is
+ * cleared, the backoff of an earlier run ends and the last sync is noted:
+ * one commit, and one sync, per batch.  Every commit takes the queue's
+ * single writer lock and waits for the disk, and a host recording an
+ * event meanwhile waits for both.
  */
 static int on_accepted(drain *d, int next_ready)
 {
-    tel_meta_kv kv[2];
+    tel_meta_kv kv[3];
     size_t nkv = 0;
-    char enc[TEL_SYNCSTATE_MAX];
-    if (next_ready) {
-        size_t len = tel__pending_encode(&d->pf.p, enc, sizeof enc);
-        if (len)
-            kv[nkv++] = (tel_meta_kv){ TEL_META_PENDING, enc, len };
-        else
-            next_ready = 0;
-    }
+    char enc[TEL_SYNCSTATE_MAX], last[TEL_SYNCSTATE_MAX];
+    size_t len = next_ready ? tel__pending_encode(&d->pf.p, enc, sizeof enc) : 0;
+    if (len)
+        kv[nkv++] = (tel_meta_kv){ TEL_META_PENDING, enc, len };
+    else
+        kv[nkv++] = (tel_meta_kv){ TEL_META_PENDING, NULL, 0 };
+    next_ready = len > 0;
     if (!d->cleared_backoff)
         kv[nkv++] = (tel_meta_kv){ TEL_META_BACKOFF, NULL, 0 };
+    tel_last_sync ls = { tel__now_ms(), (uint32_t)(d->ds->events + d->p.count) };
+    if ((len = tel__last_sync_encode(&ls, last, sizeof last)) == 0)
+        return tel__fail(TEL_ERR_IO, "the last sync does not encode");
+    kv[nkv++] = (tel_meta_kv){ TEL_META_LAST_SYNC, last, len };
     int rc = tel__queue_delete_meta(d->q, d->p.first_seq, d->p.last_seq, d->p.dropped, kv, nkv);
     if (rc != TEL_OK)
         return rc;
@@ -735,17 +740,6 @@ static int drain_loop(drain *d)
     return rc;
 }
 
-/* Remembers when a batch was last accepted, for `tel status`. */
-static int store_last_sync(tel_queue *q, const tel_sync_stats *ds)
-{
-    tel_last_sync ls = { tel__now_ms(), (uint32_t)ds->events };
-    char enc[TEL_SYNCSTATE_MAX];
-    size_t len = tel__last_sync_encode(&ls, enc, sizeof enc);
-    if (len == 0)
-        return tel__fail(TEL_ERR_IO, "the last sync does not encode");
-    return tel__queue_meta_put(q, TEL_META_LAST_SYNC, enc, len);
-}
-
 int tel__sync_drain(tel_queue *q, tel_sync_batch *b, const tel_sync_io *io, const char *app,
                     uint64_t deadline, tel_sync_stats *stats)
 {
@@ -770,11 +764,6 @@ int tel__sync_drain(tel_queue *q, tel_sync_batch *b, const tel_sync_io *io, cons
         if (d.spare)
             d.spare->stop_seq = start.last_seq;
         rc = drain_loop(&d);
-    }
-    if (stats->batches > 0) {
-        int lrc = store_last_sync(q, stats);
-        if (rc == TEL_OK)
-            rc = lrc;
     }
     tel__buf_free(&d.head);
     tel__buf_free(&d.gz);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <lmdb.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -163,6 +164,24 @@ static int run(tel_queue *q, fake *f, tel_sync_stats *st)
     return tel__sync_drain(q, batch, &io, APP, tel__mono_ms() + 10000, st);
 }
 
+/* The id of the queue's last committed write transaction, as another
+ * reader of its file sees it: each one took the writer lock and a sync. */
+static uint64_t last_txn(void)
+{
+    char path[TEL_PATH_MAX + 32];
+    MDB_env *env;
+    MDB_envinfo info;
+    uint64_t id = 0;
+    snprintf(path, sizeof path, "%s/" TEL_QUEUE_DIR "/data.mdb", state);
+    if (mdb_env_create(&env) != 0)
+        return 0;
+    if (mdb_env_open(env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0600) == 0 &&
+        mdb_env_info(env, &info) == 0)
+        id = info.me_last_txnid;
+    mdb_env_close(env);
+    return id;
+}
+
 #define RUN(q, f, st, ...)                                                  \
     do {                                                                   \
         static const answer a_[] = { __VA_ARGS__ };                        \
@@ -208,6 +227,26 @@ static void accepted(void)
     CHECK("each batch has its own id", memcmp(f.calls[0].id, f.calls[1].id, TEL_ID_LEN) != 0 &&
                                            memcmp(f.calls[1].id, f.calls[2].id, TEL_ID_LEN) != 0);
     CHECK_EQ_INT("the queue is empty", queued(q, NULL), 0);
+    tel__queue_close(q);
+
+    /* A host that records an event waits for every commit of tel-sync:
+     * the first batch is recorded before it is sent, and then each
+     * accepted one goes in one commit with what follows it. */
+    CHECK_GROUP("drain: commits");
+    q = fresh_queue();
+    CHECK("2,500 events are queued", q && add_events(q, 2500) == 0);
+    uint64_t before = last_txn();
+    RUN(q, &f, &st, { 200, -1, 0 }, { 200, -1, 0 }, { 200, -1, 0 });
+    CHECK_EQ_INT("three batches are sent", f.ncalls, 3);
+    CHECK_EQ_INT("three batches take four commits", last_txn() - before, 4);
+    tel_pending pd;
+    CHECK("no batch is left recorded as in flight", tel__pending_load(q, &pd) == TEL_ERR_NOTFOUND);
+    CHECK("the last sync counts the run's events", tel__last_sync_load(q, &ls) == TEL_OK && ls.events == 2500);
+    CHECK("ten more events are queued", add_events(q, 10) == 0);
+    before = last_txn();
+    RUN(q, &f, &st, { 200, -1, 0 });
+    CHECK_EQ_INT("a run of one batch takes two commits", last_txn() - before, 2);
+    CHECK("the last sync counts that run's events", tel__last_sync_load(q, &ls) == TEL_OK && ls.events == 10);
     tel__queue_close(q);
 }
 
