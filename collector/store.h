@@ -43,7 +43,7 @@ typedef enum store_kind {
     " substr(hex(" c "), 21)) END"
 
 /* The schema version this build creates and migrates to. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /*
  * Opens the store named by url, creating or migrating its schema:

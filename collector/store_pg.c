@@ -60,6 +60,10 @@ static const char *const migrations[] = {
     /* 3: SQLite dropped its index on the events' time; this engine keeps
      * it (its retention looks events up by time). */
     "COMMENT ON INDEX events_ts IS 'retention';",
+    /* 4: SQLite replaced its index on the anonymous id by spans of rows;
+     * this engine keeps the index (several collectors insert at once,
+     * so their rows have no spans of rowids). */
+    "COMMENT ON INDEX events_anon_id IS 'erasure';",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 

@@ -71,7 +71,7 @@ start b --db "postgres://tel@127.0.0.1:$PG_PORT/tel" -q
 BPID=$CPID
 URL_B=$URL
 check_eq "two collectors start on one database" "$( [ -n "$URL_A" ] && [ -n "$URL_B" ] && echo yes)" yes
-check_eq "the schema is there once" "$(pg_sql 'SELECT version FROM schema_version')" 3
+check_eq "the schema is there once" "$(pg_sql 'SELECT version FROM schema_version')" 4
 
 # Two apps' queues of 250 events each, copied into four homes: eight
 # tel-sync clients then deliver the same events, in batches of their own,

@@ -307,6 +307,132 @@ static void migrates_v1(const char *dir)
     store_close(s);
 }
 
+/* A SQLite store as versions 2 and 3 made it (events in event_rows, ids
+ * as blobs, an index on anon_id; version 2 also on ts): two batches of
+ * ANON and one of another id, a row another program wrote without a
+ * batch, and the newest row deleted. */
+#define X_ANON "x'aaaaaaaa000040008000000000000001'"
+#define X_OTHER "x'aaaaaaaa000040008000000000000002'"
+#define V23_ROW(n, anon, batch) \
+    "INSERT INTO event_rows VALUES (x'eeeeeeee0000400080000000000000" n "', 1700000000000, 1700000000001," \
+    " 'cmd.run', 'demo', '1.0', " anon ", NULL, '{}', '{}', x'bbbbbbbb0000400080000000000000" batch "');"
+static const char v23_store[] =
+    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+    "CREATE TABLE event_rows (id BLOB NOT NULL UNIQUE, ts INTEGER NOT NULL, received INTEGER NOT NULL,"
+    " name TEXT NOT NULL, app TEXT NOT NULL, app_version TEXT, anon_id BLOB, exec_id BLOB,"
+    " props TEXT NOT NULL, context TEXT NOT NULL, batch_id BLOB NOT NULL);"
+    "CREATE INDEX event_rows_anon_id ON event_rows (anon_id);"
+    "CREATE TABLE batches (id TEXT PRIMARY KEY, received INTEGER NOT NULL, app TEXT NOT NULL,"
+    " events INTEGER NOT NULL, dropped INTEGER NOT NULL);"
+    "CREATE INDEX batches_received ON batches (received);"
+    "CREATE TABLE erasures (anon_id TEXT PRIMARY KEY, received INTEGER NOT NULL, deleted INTEGER NOT NULL);"
+    "CREATE VIEW events AS SELECT rowid AS rowid, " STORE_SQLITE_UUID_TEXT("id") " AS id, ts, received, name,"
+    " app, app_version, " STORE_SQLITE_UUID_TEXT("anon_id") " AS anon_id, " STORE_SQLITE_UUID_TEXT("exec_id")
+    " AS exec_id, props, context, " STORE_SQLITE_UUID_TEXT("batch_id") " AS batch_id FROM event_rows;"
+    V23_ROW("01", X_ANON, "01") V23_ROW("02", X_ANON, "01") V23_ROW("03", X_OTHER, "02")
+    V23_ROW("04", X_ANON, "03") V23_ROW("05", "NULL", "04") V23_ROW("06", X_ANON, "05")
+    V23_ROW("07", X_OTHER, "06") "DELETE FROM event_rows WHERE rowid = 7;";
+
+/* Opens a new store at dir/name made by sql; NULL (a failed check) when
+ * it cannot be made or opened. */
+static tel_store *old_store(const char *dir, const char *name, const char *sql, const char *extra)
+{
+    char path[160], url[170];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    sqlite3 *db;
+    int made = sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK &&
+               sqlite3_exec(db, extra, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    CHECK("the old store is made", made);
+    tel_store *s = store_open(url, err, sizeof err);
+    CHECK("it opens", s != NULL);
+    if (!s)
+        printf("# %s\n", err);
+    return s;
+}
+
+static void migrates_v2_v3(const char *dir)
+{
+    static const char *const extra[2] = {
+        "CREATE INDEX event_rows_ts ON event_rows (ts); INSERT INTO schema_version VALUES (2);",
+        "INSERT INTO schema_version VALUES (3);",
+    };
+    for (int v = 2; v <= 3; v++) {
+        CHECK_GROUP(v == 2 ? "sqlite migration from version 2" : "sqlite migration from version 3");
+        char name[16];
+        snprintf(name, sizeof name, "v%d.db", v);
+        tel_store *s = old_store(dir, name, v23_store, extra[v - 2]);
+        if (!s)
+            continue;
+        CHECK_EQ_INT("it is migrated to the current version",
+                     atoi(q(s, "SELECT version FROM schema_version", 0, NULL)), STORE_SCHEMA_VERSION);
+        CHECK("no index on the events but the unique id is left",
+              strcmp(q(s, "SELECT count(*) FROM sqlite_master WHERE tbl_name = 'event_rows' AND type = 'index'",
+                       0, NULL), "1|") == 0);
+        CHECK("the events keep their rowids",
+              strcmp(q(s, "SELECT group_concat(rowid) FROM events", 0, NULL), "1,2,3,4,5,6|") == 0);
+        mkbatch m;
+        store_put_result res;
+        store_put_batch(s, make(&m, 9, 90, 2, ANON, 1700000000000), NULL, &res);
+        uint64_t deleted;
+        int known;
+        CHECK("erasure finds the migrated events and the new ones",
+              store_erase(s, ANON, 1700000000009, &deleted, &known) == 0 && deleted == 6);
+        CHECK("and leaves the others",
+              strcmp(q(s, "SELECT group_concat(rowid) FROM events", 0, NULL), "3,5|") == 0);
+        store_close(s);
+    }
+}
+
+/* Rows that another program writes or deletes straight in event_rows:
+ * erasure still finds them. */
+static void others_rows(const char *dir)
+{
+    CHECK_GROUP("sqlite erasure");
+    char path[160], url[170];
+    snprintf(path, sizeof path, "%s/spans.db", dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    tel_store *s = store_open(url, err, sizeof err);
+    sqlite3 *db = NULL;
+    SETUP(!s || sqlite3_open(path, &db) != SQLITE_OK);
+    if (!s || !db) {
+        sqlite3_close(db);
+        store_close(s);
+        return;
+    }
+    mkbatch m;
+    store_put_result res;
+    uint64_t deleted;
+    int known;
+    store_put_batch(s, make(&m, 1, 1, 3, ANON, 1000), NULL, &res);
+    sqlite3_exec(db, V23_ROW("11", X_OTHER, "11"), NULL, NULL, NULL);
+    store_put_batch(s, make(&m, 2, 4, 2, NULL, 1000), NULL, &res);
+    sqlite3_exec(db, V23_ROW("12", X_OTHER, "12"), NULL, NULL, NULL);
+    CHECK("finds rows another program wrote between batches and after them",
+          store_erase(s, "aaaaaaaa-0000-4000-8000-000000000002", 1001, &deleted, &known) == 0 && deleted == 2);
+    /* The newest rows deleted by hand: the engine hands their rowids out
+     * again, to rows that must be found by their own id. */
+    sqlite3_exec(db, "DELETE FROM event_rows WHERE rowid > 1;" V23_ROW("13", X_OTHER, "13"), NULL, NULL, NULL);
+    CHECK("finds a row written at a rowid whose row was deleted",
+          store_erase(s, "aaaaaaaa-0000-4000-8000-000000000002", 1002, &deleted, &known) == 0 && deleted == 1);
+    CHECK("and leaves the others", strcmp(q(s, "SELECT count(*) FROM events", 0, NULL), "1|") == 0);
+    store_put_batch(s, make(&m, 3, 20, 4, ANON, 1000), NULL, &res);
+    CHECK("a batch stored after it is found too",
+          store_erase(s, ANON, 1003, &deleted, &known) == 0 && deleted == 5);
+    /* Retention drops the spans of what it deleted, so they do not pile up. */
+    store_put_batch(s, make(&m, 4, 30, 3, "aaaaaaaa-0000-4000-8000-000000000003", 10), NULL, &res);
+    store_put_batch(s, make(&m, 5, 40, 3, NULL, 5000), NULL, &res);
+    int more;
+    CHECK("retention deletes the old batch",
+          store_expire(s, 2000, 100, &deleted, &more) == 0 && deleted == 3);
+    CHECK("and its span",
+          strcmp(q(s, "SELECT count(*) FROM event_spans s WHERE NOT EXISTS (SELECT 1 FROM event_rows e"
+                      " WHERE e.rowid BETWEEN s.lo AND s.hi)", 0, NULL), "0|") == 0);
+    sqlite3_close(db);
+    store_close(s);
+}
+
 int main(void)
 {
     opening_errors();
@@ -324,6 +450,8 @@ int main(void)
     snprintf(url, sizeof url, "sqlite:%s/events.db", dir);
     run(url, 1);
     migrates_v1(dir);
+    migrates_v2_v3(dir);
+    others_rows(dir);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
