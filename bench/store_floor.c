@@ -7,7 +7,8 @@
  *   store_floor sqlite DB ROWS     one transaction of prepared INSERTs into
  *                                  the events of a new file, as the
  *                                  collector keeps them (table event_rows,
- *                                  ids as 16-byte blobs; WAL,
+ *                                  ids as 16-byte blobs, and one row of
+ *                                  event_spans per batch; WAL,
  *                                  synchronous=FULL)
  *   store_floor sqlite-nosync DB ROWS  the same with synchronous=OFF: the
  *                                  commit writes but never waits for the
@@ -76,6 +77,21 @@ static char *field(char *s)
     return s;
 }
 
+/* The span of the batch that ends at the last insert (see
+ * collector/store_sqlite.c): the collector writes one per batch. */
+static int add_span(sqlite3 *db, sqlite3_stmt *span, sqlite3_int64 lo, const uint8_t *anon, int has_anon)
+{
+    sqlite3_bind_int64(span, 1, lo);
+    sqlite3_bind_int64(span, 2, sqlite3_last_insert_rowid(db));
+    if (has_anon)
+        sqlite3_bind_blob(span, 3, anon, TEL_ID_LEN, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(span, 3);
+    int rc = sqlite3_step(span);
+    sqlite3_reset(span);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int sqlite_floor(const char *path, char *rows, int nosync)
 {
     char err[256], url[512];
@@ -87,20 +103,25 @@ static int sqlite_floor(const char *path, char *rows, int nosync)
     }
     store_close(s);
     sqlite3 *db;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st, *span;
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
                          " PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=4096;", NULL, NULL, NULL) != SQLITE_OK ||
         (nosync && sqlite3_exec(db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) != SQLITE_OK) ||
         sqlite3_prepare_v2(db, "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id,"
                            " exec_id, props, context, batch_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-                           -1, &st, NULL) != SQLITE_OK) {
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO event_spans (lo, hi, anon_id) VALUES (?1, ?2, ?3)", -1, &span,
+                           NULL) != SQLITE_OK) {
         fprintf(stderr, "store_floor: %s\n", sqlite3_errmsg(db));
         return 1;
     }
     double t0 = now();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     long n = 0;
+    sqlite3_int64 lo = 0;
+    uint8_t batch[TEL_ID_LEN], anon[TEL_ID_LEN];
+    int has_anon = 0;
     for (char *line = strtok(rows, "\n"); line; line = strtok(NULL, "\n")) {
         char *f[11];
         int k = 0;
@@ -112,6 +133,7 @@ static int sqlite_floor(const char *path, char *rows, int nosync)
             p = tab ? tab + 1 : p + strlen(p);
         }
         uint8_t ids[11][TEL_ID_LEN];
+        memset(ids, 0, sizeof ids);
         for (k = 0; k < 11; k++) {
             char *v = field(f[k]);
             if (k == 1 || k == 2)
@@ -121,17 +143,26 @@ static int sqlite_floor(const char *path, char *rows, int nosync)
             else
                 sqlite3_bind_text(st, k + 1, v, -1, SQLITE_STATIC);
         }
-        if (sqlite3_step(st) != SQLITE_DONE) {
+        /* A new batch: the one before gets its span. */
+        int fail = lo && memcmp(batch, ids[10], TEL_ID_LEN) != 0 && add_span(db, span, lo, anon, has_anon) != 0;
+        if (fail || sqlite3_step(st) != SQLITE_DONE) {
             fprintf(stderr, "store_floor: %s\n", sqlite3_errmsg(db));
             return 1;
         }
         sqlite3_reset(st);
+        if (!lo || memcmp(batch, ids[10], TEL_ID_LEN) != 0) {
+            lo = sqlite3_last_insert_rowid(db);
+            memcpy(batch, ids[10], TEL_ID_LEN);
+            memcpy(anon, ids[6], TEL_ID_LEN);
+            has_anon = strcmp(f[6], "\\N") != 0;
+        }
         n++;
     }
-    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if ((lo && add_span(db, span, lo, anon, has_anon) != 0) || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         return 1;
     printf("%ld %.4f\n", n, now() - t0);
     sqlite3_finalize(st);
+    sqlite3_finalize(span);
     sqlite3_close(db);
     return 0;
 }
