@@ -258,14 +258,18 @@ static void sent_log(const char *qdir, const uint8_t id[TEL_ID_LEN], size_t even
 
 /* ------------------------------------------------------------- backoff */
 
-/* Persists the backoff after a failed attempt (see tel__backoff_delay). */
+/* Persists the backoff after a failed attempt (see tel__backoff_delay):
+ * the day-long one when long_wait, with `reason` (NULL: the answer's own)
+ * for tel status and -v. */
 static int back_off(tel_queue *q, const tel_sync_io *io, const tel_upload_result *res,
-                    const char *app)
+                    const char *app, int long_wait, const char *reason)
 {
     tel_backoff b;
     if (tel__backoff_load(q, &b) != TEL_OK)
         memset(&b, 0, sizeof b);
-    uint64_t delay = tel__backoff_next(&b, res, tel__backoff_is_auth(res->status));
+    uint64_t delay = tel__backoff_next(&b, res, long_wait);
+    if (reason)
+        snprintf(b.reason, sizeof b.reason, "%s", reason);
     char enc[TEL_SYNCSTATE_MAX];
     size_t len = tel__backoff_encode(&b, enc, sizeof enc);
     int rc = len ? tel__queue_meta_put(q, TEL_META_BACKOFF, enc, len)
@@ -571,19 +575,12 @@ static int on_accepted(drain *d, int next_ready)
     return TEL_OK;
 }
 
-/* 413: one event is poison; more are split in halves under new ids, and
- * the rest of the run keeps to the smaller size. */
+/* 413 on more than one event: split in halves under new ids, and the
+ * rest of the run keeps to the smaller size. */
 static int on_too_large(drain *d)
 {
     tel_pending *p = &d->p;
     int rc;
-    if (p->count == 1) {
-        if ((rc = tel__queue_delete(d->q, p->first_seq, p->last_seq, 0)) != TEL_OK ||
-            (rc = tel__queue_add_dropped(d->q, 1)) != TEL_OK)
-            return rc;
-        d->ds->dropped++;
-        return TEL_OK;
-    }
     size_t half = p->count / 2;
     if (half < d->limit)
         d->limit = half;
@@ -595,6 +592,22 @@ static int on_too_large(drain *d)
         return rc;
     note(d->io, 1, "%s: collector says too large; splitting into batches of %zu", d->app, half);
     return TEL_OK;
+}
+
+/*
+ * 413 on a single event, which is at most 16 KiB: the collector (or a
+ * proxy before it) is misconfigured or lying, and the event is not at
+ * fault, so it is kept and the run waits as long as for a wrong token.
+ * The batch of one is forgotten so that the next run, against a collector
+ * fixed meanwhile, starts again from full-size batches; a new id for it
+ * is safe, since an answer of 413 means nothing was stored.
+ */
+static int on_one_too_large(drain *d, const tel_upload_result *res)
+{
+    int rc = tel__queue_meta_put(d->q, TEL_META_PENDING, NULL, 0);
+    if (rc != TEL_OK)
+        return rc;
+    return back_off(d->q, d->io, res, d->app, 1, "HTTP 413 for a single event: collector misconfigured");
 }
 
 /* 400, 422: the collector will never accept these bytes: drop them and
@@ -692,7 +705,7 @@ static int send_batch(drain *d, int *step)
     *step = STEP_AGAIN;
     if (s >= 200 && s < 300)
         return on_accepted(d, prefetching && d->pf.ready);
-    if (s == 413)
+    if (s == 413 && d->p.count > 1)
         return on_too_large(d);
     if ((s == 400 || s == 422) && d->layout == TEL_SCHEMA_VERSION_COLUMNS) {
         /* Nothing is lost to the newer layout: a collector that refuses
@@ -711,7 +724,9 @@ static int send_batch(drain *d, int *step)
         return TEL_OK;
     }
     d->ds->backed_off = 1;
-    return back_off(d->q, d->io, &res, d->app);
+    if (s == 413)
+        return on_one_too_large(d, &res);
+    return back_off(d->q, d->io, &res, d->app, tel__backoff_is_auth(s), NULL);
 }
 
 static int drain_loop(drain *d)

@@ -16,7 +16,8 @@
  *  - no LMDB transaction is open while the transport runs: records are
  *    copied out of the queue first;
  *  - 413 halves the batch (new ids), 400/422 drop it and count it dropped,
- *    anything else stops the run with a backoff (docs/tel-sync.md).
+ *    anything else stops the run with a backoff, and so does 413 on a
+ *    single event, which is kept (docs/tel-sync.md).
  */
 #ifndef TEL_SYNC_H
 #define TEL_SYNC_H
@@ -130,8 +131,9 @@ void tel__sync_batch_free(tel_sync_batch *b);
 
 /*
  * Sends batches of q until the queue holds nothing that was there when
- * the call began, the collector answers anything but 2xx, 413, 400 or 422
- * (a backoff is then stored and the call returns TEL_OK), or the
+ * the call began, the collector answers anything but 2xx, 413, 400 or 422,
+ * or 413 to a single event (a backoff is then stored and the call returns
+ * TEL_OK), or the
  * monotonic clock (tel__mono_ms) reaches `deadline`.  `app` names the
  * queue in notes only.  *stats counts what happened even on failure.
  * Returns TEL_OK, or the error of the queue, the memory or the send

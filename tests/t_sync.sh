@@ -197,6 +197,32 @@ check_eq "413: split batches get new ids" "$(pyq "$OUT" 'len(set(r["key"] for r 
 check_eq "413: queue emptied" "$(qcount s413)" 0
 stop $CPID
 
+# 413 to everything, even to one event: a misconfigured collector or proxy.
+# Nothing is dropped; the run backs off a day and says why; the next run
+# (the collector fixed) starts from one full batch again.
+start_py a413 --mode status --status 413
+emit a413 40
+want=$(qids a413)
+err=$(tel-sync --app a413 --endpoint "$URL" -v 2>&1); rc=$?
+check_eq "tel-sync exits 0 when the collector answers 413 to a single event" $rc 0
+check_eq "tel-sync keeps all 40 events when the collector answers 413 to a single event" "$(qcount a413)" 40
+check_eq "tel-sync halves down to one event, then stops" "$(pyq "$OUT" '[len(r["events"]) for r in R]')" "[40, 20, 10, 5, 2, 1]"
+case "$err" in *"413 for a single event"*"backing off 86400 s"*) ok "tel-sync -v says a single event got 413 and it backs off a day" ;;
+    *) fail "tel-sync -v says a single event got 413 and it backs off a day" "$err" ;; esac
+st=$(tel status --app a413)
+case "$st" in *"queue:       40 events,"*", 0 dropped"*) ok "tel status shows the 40 events still queued, none dropped" ;;
+    *) fail "tel status shows the 40 events still queued, none dropped" "$st" ;; esac
+case "$st" in *"deferred for 24 h"*"HTTP 413 for a single event"*) ok "tel status shows the day-long wait and the 413 reason" ;;
+    *) fail "tel status shows the day-long wait and the 413 reason" "$st" ;; esac
+stop $CPID
+start_py h413
+check_rc "a later run against a healthy collector exits 0" 0 tel-sync --app a413 --endpoint "$URL" --force
+check_eq "a later run sends all 40 events in one full batch" "$(pyq "$OUT" '[len(r["events"]) for r in OK]')" "[40]"
+got=$(pyq "$OUT" '"\n".join(sorted(e["id"] for r in OK for e in r["events"]))')
+check_eq "a later run delivers every event kept after the 413s" "$got" "$want"
+check_eq "a later run leaves the queue empty" "$(qcount a413)" 0
+stop $CPID
+
 # 400: the batch is poison: dropped, counted, reported by the next accepted batch.
 start_py s400 --mode status --status 400 --first 1
 emit s400 3
