@@ -35,6 +35,7 @@ DB="sqlite:$T/store.db"
 END=$(date -u +%Y-%m-%d)
 
 say "bench: dashboard: generating $EVENTS events into SQLite..."
+: >"$T/store.db"   # report makes the schema in an empty file, never a file
 "$COLLECT" report --db "$DB" --since 1d >/dev/null
 /usr/bin/time -f '%e %U %S' -o "$T/gen.time" /usr/bin/python3 "$ROOT/tools/telgen" --events "$EVENTS" \
     --days 60 --end "$END" --seed 1 --db "$DB" --summary >"$T/gen.json"

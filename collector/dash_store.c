@@ -314,7 +314,8 @@ static void report_usage(void)
            "  --min-installs K    show no number backed by fewer than K installs\n"
            "                      (1-%d, default 5; smaller cells read \"< K\")\n"
            "\n"
-           "Exit status: 0 printed; 1 the store cannot be opened or read; 2 bad usage.\n",
+           "Exit status: 0 printed; 1 the store cannot be opened (a SQLite file that does\n"
+           "not exist is never created) or read; 2 bad usage.\n",
            cli_prog, DASH_K_MAX);
 }
 
@@ -392,7 +393,9 @@ int tel__dash_report(int argc, char **argv)
     if (rc >= 0)
         return rc;
     char err[256];
-    tel_store *s = store_open(url, err, sizeof err);
+    /* A mistyped --db names no database: saying so beats an all-zero
+     * report from an empty one made on the spot. */
+    tel_store *s = store_open_existing(url, err, sizeof err);
     if (!s) {
         cli_error("cannot open the store: %s", err);
         return EXIT_FAIL;

@@ -30,7 +30,8 @@ static const char *export_path;
 
 static int open_path(const char *path)
 {
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* 0600: the export holds every event, as the database does. */
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 int tel__export_open(const char *path)

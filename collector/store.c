@@ -51,7 +51,7 @@ static const store_ops *engine_of(const char *url)
     return NULL;
 }
 
-tel_store *store_open(const char *url, char *err, size_t errlen)
+static tel_store *open_store(const char *url, int create, char *err, size_t errlen)
 {
     const store_ops *ops = url ? engine_of(url) : NULL;
     if (!ops) {
@@ -64,12 +64,22 @@ tel_store *store_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     s->ops = ops;
-    s->db = ops->open(url, err, errlen);
+    s->db = ops->open(url, create, err, errlen);
     if (!s->db) {
         free(s);
         return NULL;
     }
     return s;
+}
+
+tel_store *store_open(const char *url, char *err, size_t errlen)
+{
+    return open_store(url, 1, err, errlen);
+}
+
+tel_store *store_open_existing(const char *url, char *err, size_t errlen)
+{
+    return open_store(url, 0, err, errlen);
 }
 
 void store_close(tel_store *s)

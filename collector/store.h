@@ -47,14 +47,19 @@ typedef enum store_kind {
 
 /*
  * Opens the store named by url, creating or migrating its schema:
- *   sqlite:PATH                       a SQLite file (created if missing;
- *                                     its directory must exist)
+ *   sqlite:PATH                       a SQLite file (created if missing,
+ *                                     readable by its owner only; its
+ *                                     directory must exist)
  *   postgresql://USER@HOST:PORT/DB    a libpq connection URI (postgres://
  *                                     too); the database must exist
  * Returns the store (the caller owns it; free with store_close), or NULL
  * with a one-line reason in err[0..errlen) (always NUL-terminated).
  */
 tel_store *store_open(const char *url, char *err, size_t errlen);
+
+/* store_open for a reader: a SQLite file that does not exist is an error
+ * ("no database at PATH"), never created empty. */
+tel_store *store_open_existing(const char *url, char *err, size_t errlen);
 
 /* Closes the connections and frees the store; NULL is ignored. */
 void store_close(tel_store *s);

@@ -34,8 +34,10 @@ typedef struct store_write {
 typedef struct store_ops {
     store_kind kind;
     const char *name;
-    /* url is the whole URL as given; NULL with a reason in err. */
-    void *(*open)(const char *url, char *err, size_t errlen);
+    /* url is the whole URL as given; create is 0 when a database that
+     * does not exist must be refused, not made.  NULL with a reason in
+     * err. */
+    void *(*open)(const char *url, int create, char *err, size_t errlen);
     void (*close)(void *db);
     int (*query)(void *db, const char *sql, int nparams, const char *const *params,
                  store_row_fn row, void *ud);

@@ -283,8 +283,9 @@ static void pg_close(void *h)
 
 /* The schema must exist before the first writer connects (its temporary
  * table copies the events table), so the first connection migrates. */
-static void *pg_open(const char *url, char *err, size_t errlen)
+static void *pg_open(const char *url, int create, char *err, size_t errlen)
 {
+    (void)create;   /* connecting never creates a PostgreSQL database */
     pg *p = calloc(1, sizeof *p);
     if (!p || !(p->url = strdup(url))) {
         free(p);

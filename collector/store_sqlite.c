@@ -10,10 +10,13 @@
  * wait for the WAL to reach the disk, so a batch that was answered 200
  * survives a crash of the process or of the machine.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -265,11 +268,25 @@ fail:
     return -1;
 }
 
+/* The file exists once this returns 0: an empty file is an empty
+ * database to SQLite.  Made here rather than by SQLite, which would give
+ * it 0644 under the usual umask: the events are the installs' business,
+ * and SQLite gives the -wal and -shm files the database's own mode. */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "sqlite: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 static sqlite3 *open_conn(const char *path, const char *pragmas, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     char *msg = NULL;
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
@@ -301,13 +318,19 @@ static void sq_close(void *h)
     free(q);
 }
 
-static void *sq_open(const char *url, char *err, size_t errlen)
+static void *sq_open(const char *url, int create, char *err, size_t errlen)
 {
     const char *path = url + strlen("sqlite:");
     if (!*path) {
         snprintf(err, errlen, "sqlite: the URL names no file (sqlite:PATH)");
         return NULL;
     }
+    if (!create && access(path, F_OK) != 0 && errno == ENOENT) {
+        snprintf(err, errlen, "sqlite: no database at %s", path);
+        return NULL;
+    }
+    if (create && create_private(path, err, errlen) != 0)
+        return NULL;
     sq *q = calloc(1, sizeof *q);
     if (!q) {
         snprintf(err, errlen, "out of memory");

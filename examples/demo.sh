@@ -86,6 +86,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 store="sqlite:$work/dashboard.db"
 echo
 echo "== generated traffic: tools/telgen --events 20000 --days 60"
+: >"$work/dashboard.db"   # report makes the schema in an empty file, never a file
 "$bin/tel-collect" report --db "$store" --since 1d >/dev/null
 /usr/bin/python3 "$top/tools/telgen" --events 20000 --days 60 --end 2026-12-01 --seed 1 --db "$store" --summary
 range="from=2026-11-02&to=2026-11-30"

@@ -59,8 +59,14 @@ check_eq "an unusable --db: exit 1" "$?" 1
 check_eq "an unusable --db: one line naming it" "$(wc -l <"$W/bad.err" | tr -d ' ')$(grep -c 'cannot open --db' "$W/bad.err")" 11
 tel-collect --db mysql://x/y >/dev/null 2>"$W/bad.err"
 check_eq "a --db of another kind is a usage error" "$?" 2
+tel-collect report --db "sqlite:$W/typo.db" >"$W/typo.out" 2>"$W/typo.err"
+check_eq "report on a missing database: exit 1" "$?" 1
+check_eq "report on a missing database: one line naming it, no report" \
+    "$(wc -l <"$W/typo.err" | tr -d ' ')$(grep -c "no database at $W/typo.db" "$W/typo.err")$(wc -c <"$W/typo.out" | tr -d ' ')" 110
+check_eq "report on a missing database creates none" "$(ls "$W" | grep -c typo.db)" 0
 
 # ------------------------------------------------------ what is stored
+umask 022   # the usual one: what tel-collect makes must be private anyway
 start main --db "sqlite:$DB" --out "$W/out.jsonl"
 batch b1 --events 3 --anon "$A" --dropped 7
 B1=$BID
@@ -76,6 +82,9 @@ check_eq "ts is the event's time, received the arrival" \
 check_eq "the batch's dropped count is stored" "$(sql "SELECT events, dropped FROM batches WHERE id = '$B1'")" "3|7"
 check_eq "and shown in /metrics" "$(metric 'tel_collect_client_dropped_total{app="mkbatch"}')" 7
 check_eq "the export holds the same three events" "$(wc -l <"$W/out.jsonl" | tr -d ' ')" 3
+# Readable by their owner only, as the client's own files are.
+check_eq "the database, its -wal and -shm and the export are 0600" \
+    "$(stat -c %a "$DB" "$DB-wal" "$DB-shm" "$W/out.jsonl" | tr '\n' ' ')" "600 600 600 600 "
 
 # ------------------------------------------------------ across a restart
 stop

@@ -20,7 +20,9 @@ RANGE="--from $FROM --to $TO"
 # The same seed gives the same rows, as TSV (for the checker and
 # PostgreSQL) and straight into SQLite.
 $PY "$GEN" --events 6000 --days 21 --end 2026-06-01 --seed 7 --copy "$TSV" >/dev/null
-# The store creates its schema; the generator then fills it.
+# The report makes the schema in an empty file (it never makes the file);
+# the generator then fills it.
+: >"$DB"
 tel-collect report --db "sqlite:$DB" $RANGE >/dev/null 2>"$T_TMP/err" ||
     fail "report opens an empty store" "$(cat "$T_TMP/err")"
 $PY "$GEN" --events 6000 --days 21 --end 2026-06-01 --seed 7 --db "sqlite:$DB" >/dev/null
@@ -229,6 +231,7 @@ fi
 # Option names end without a comma when a run has environment options: the
 # split of the joined names must still end (it once looped for ever).
 ODB="$T_TMP/opts.db"
+: >"$ODB"
 tel-collect report --db "sqlite:$ODB" >/dev/null 2>&1
 now=$(date +%s)000
 sqlite3 "$ODB" "INSERT INTO event_rows (id, ts, received, name, app, app_version, anon_id, exec_id, props, context, batch_id) VALUES (x'000000000000400080000000000000aa', $now, $now, 'command.started', 'optapp', '1.0', x'a1a1a1a1a1a14000800000000000000a', x'e1e1e1e1e1e14000800000000000000e', '{\"command\":\"build\",\"options\":\"repo\",\"env_options\":\"token\"}', '{}', x'b1b1b1b1b1b14000800000000000000b')"

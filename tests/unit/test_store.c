@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -106,6 +107,40 @@ static void opening_errors(void)
     CHECK("sqlite: without a path is refused", !store_open("sqlite:", err, sizeof err) && strstr(err, "no file"));
     CHECK("a missing directory is one line", !store_open("sqlite:/nonexistent/dir/x.db", err, sizeof err) &&
                                                  strstr(err, "cannot open") && !strchr(err, '\n'));
+}
+
+/* The mode bits of dir/name, or -1 when it does not exist. */
+static int mode_of(const char *dir, const char *name)
+{
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* A reader never makes a database; a writer makes it, and its journal
+ * files, readable by the owner only whatever the umask. */
+static void private_files(const char *dir)
+{
+    CHECK_GROUP("files");
+    char url[160];
+    snprintf(url, sizeof url, "sqlite:%s/typo.db", dir);
+    CHECK("a reader's missing database is refused, named",
+          !store_open_existing(url, err, sizeof err) && strstr(err, "no database at") && strstr(err, "typo.db") &&
+              !strchr(err, '\n'));
+    CHECK_EQ_INT("and no file was made for it", mode_of(dir, "typo.db"), -1);
+    mode_t old = umask(022);
+    snprintf(url, sizeof url, "sqlite:%s/new.db", dir);
+    tel_store *s = store_open(url, err, sizeof err);
+    umask(old);
+    CHECK("a writer makes a new database", s != NULL);
+    CHECK_EQ_INT("the database is 0600 under umask 022", mode_of(dir, "new.db"), 0600);
+    CHECK_EQ_INT("its -wal is 0600", mode_of(dir, "new.db-wal"), 0600);
+    CHECK_EQ_INT("its -shm is 0600", mode_of(dir, "new.db-shm"), 0600);
+    store_close(s);
+    s = store_open_existing(url, err, sizeof err);
+    CHECK("a reader opens a database that exists", s != NULL);
+    store_close(s);
 }
 
 static void batches(tel_store *s)
@@ -452,6 +487,7 @@ int main(void)
     migrates_v1(dir);
     migrates_v2_v3(dir);
     others_rows(dir);
+    private_files(dir);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
