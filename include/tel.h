@@ -578,7 +578,10 @@ typedef struct tel_option_use {
  * with a letter, digit or '_') apart by single spaces, at most
  * TEL_MAX_COMMAND bytes; anything else (a path, a URL: an operand passed
  * before the host knew it was a command) is refused with TEL_ERR_INVALID
- * and nothing is recorded.  Pass only names of commands the host knows.
+ * and nothing is recorded.  Pass only names from the host's own list of
+ * commands: a word the user typed where a command goes (a project name, a
+ * token) has the shape of a name and would be recorded as it is.  Record
+ * a word not on the list as a fixed one ("unknown"), or not at all.
  */
 TEL_API int tel_command_started(tel *h, const char *command,
                                 const tel_option_use *options, size_t noptions);

@@ -117,6 +117,50 @@ priv env COZYSTACK_CONTROLLER_TELEMETRY_STATE_DIR="$POD" COZYSTACK_CONTROLLER_TE
 check_eq "the daemon's 5 samples reached tel-collect too" \
     "$(grep -c '"app":"cozystack-controller"' "$T_TMP/tc.jsonl")" 5
 
+# ----------------------------- the example hosts: a marked command word
+# Whatever a user types where a command name goes may be a path or a
+# secret: each example records only names from its own list ("unknown"
+# for anything else) and an error by its class alone.  Their events are
+# kept under the marked HOME, shown by tel show and stored by tel-collect,
+# all searched below; the hosts' audit log lines are searched here.
+ARG="${M}arg"
+EXAPPS="atmos astro cloudquery werf"
+for host in $EXAPPS; do
+    priv env WERF_TELEMETRY=1 ATMOS_TELEMETRY_LOGGING=true "$TEL_BUILD/bin/$host" "$ARG" \
+        >/dev/null 2>>"$T_TMP/examples.err"
+done
+priv env ATMOS_TELEMETRY_LOGGING=true "$TEL_BUILD/bin/atmos" terraform "$ARG" -s "$ARG" \
+    >/dev/null 2>>"$T_TMP/examples.err"
+priv "$TEL_BUILD/bin/cloudquery" --debug-telemetry "$ARG" >/dev/null 2>>"$T_TMP/examples.err"
+nhosts=4
+if command -v node >/dev/null 2>&1 && [ -f "$TEL_BUILD/tel.node" ]; then
+    priv env TEL_NODE_ADDON="$TEL_BUILD/tel.node" node "$TEL_TOP/examples/node/astro/astro.js" "$ARG" \
+        >/dev/null 2>>"$T_TMP/examples.err"
+    nhosts=$((nhosts + 1))
+else
+    skip "the Node astro example with a marked command (no node or no tel.node)"
+fi
+if command -v go >/dev/null 2>&1 &&
+    (cd "$TEL_TOP/examples/go/werf" && go build -o "$T_TMP/gowerf" .) >"$T_TMP/gowerf.log" 2>&1; then
+    priv env WERF_TELEMETRY=1 "$T_TMP/gowerf" "$ARG" >/dev/null 2>>"$T_TMP/examples.err"
+    nhosts=$((nhosts + 1))
+else
+    skip "the Go werf example with a marked command (no go, or it does not build here)"
+fi
+check "the hosts told their user about the word (so it reached them)" grep -qF -- "$ARG" "$T_TMP/examples.err"
+check "atmos's audit log was on (so it is searched)" grep -q 'INFO  telemetry' "$T_TMP/examples.err"
+check_eq "no audit log line holds the word" "$(grep 'INFO  telemetry' "$T_TMP/examples.err" | grep -cF -- "$ARG")" 0
+for app in $EXAPPS; do
+    HOME="$PHOME" tel show --app "$app" >>"$T_TMP/examples.shown" 2>&1
+    priv env WERF_TELEMETRY=1 "$(echo "$app" | tr a-z A-Z)_TELEMETRY_TOKEN=$TOK" tel-sync --app "$app" \
+        --endpoint "$TC_URL" -v -v >>"$T_TMP/sync.out" 2>&1
+done
+check_eq "each example's unknown command was recorded as 'unknown'" \
+    "$(grep '"name":"command.started"' "$T_TMP/tc.jsonl" | grep -c -e '"command":"unknown"' -e '"command":"werf unknown"')" \
+    "$((nhosts + 2))"
+check_eq "and its error by class alone" \
+    "$(grep '"name":"command.exited"' "$T_TMP/tc.jsonl" | grep -e '"command":"unknown"' -e '"command":"werf unknown"' | grep -c -e '"error":')" 0
+
 # ------------------------------- run ids, erasure: what forget leaves behind
 # A marked (malformed) execution id in the environment is ignored, never
 # stored or sent; tel exec-id prints a fresh UUID, not the marked value.
@@ -150,8 +194,8 @@ check "tel-sync sent the request and removed it" \
 STORED=$(find "$PHOME" -type f | sort)
 check "sent.log exists (so it is searched)" test -s "$PSTATE/telemetry/sent.log"
 UPLOADED=$(ls "$SINK"/req-* 2>/dev/null | grep -v '\.port$')
-SEEN="$T_TMP/inspect.out $T_TMP/tc.jsonl $T_TMP/erasure.req"
-markers="${M}user ${M}home ${M}cwd ${M}sec ${M}env ${M}cluster $PHOME $PCWD $SECRET"
+SEEN="$T_TMP/inspect.out $T_TMP/tc.jsonl $T_TMP/erasure.req $T_TMP/examples.shown"
+markers="${M}user ${M}home ${M}cwd ${M}sec ${M}env ${M}cluster ${M}arg $PHOME $PCWD $SECRET"
 [ -n "$HOSTWRAP" ] && markers="$markers ${M}host"
 for m in $markers $M; do
     # shellcheck disable=SC2086

@@ -79,16 +79,29 @@ int main(int argc, char **argv)
     if (strcmp(command, "telemetry") == 0)
         return argc > 2 ? telemetry_command(argv[2]) : 2;
 
+    /* Only a name from astro's own list is recorded: what the user typed
+     * may be anything (a path, a token), so anything else is "unknown". */
+    static const char *const known[] = { "dev", "build", "preview", "fail" };
+    const char *name = "unknown";
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(command, known[i]) == 0)
+            name = known[i];
+
     tel *t = open_telemetry();
-    tel_command_started(t, command, NULL, 0);
+    tel_command_started(t, name, NULL, 0);
     record_config(t);
 
     int status = 0;
+    const char *error_class = NULL;
     char message[512] = "";
-    if (strcmp(command, "dev") == 0 || strcmp(command, "build") == 0 ||
-        strcmp(command, "preview") == 0) {
-        printf("astro %s: done\n", command);
-    } else if (strcmp(command, "fail") == 0) {
+    if (strcmp(name, "unknown") == 0) {
+        /* The user sees what was typed; the telemetry only the class. */
+        fprintf(stderr, "astro: unknown command '%s'\n", command);
+        status = 2;
+        error_class = "UnknownCommand";
+    } else if (strcmp(name, "fail") != 0) {
+        printf("astro %s: done\n", name);
+    } else {
         /* The kind of message a real failure prints: it names the user's
          * files, which the sanitiser takes out before it is recorded. */
         const char *home = getenv("HOME");
@@ -96,11 +109,9 @@ int main(int argc, char **argv)
                  home ? home : "/home/someone");
         fprintf(stderr, "astro: %s\n", message);
         status = 1;
-    } else {
-        fprintf(stderr, "astro: unknown command '%s'\n", command);
-        status = 2;
+        error_class = "ConfigNotFound";
     }
-    tel_command_exited(t, status, status ? "ConfigNotFound" : NULL, message[0] ? message : NULL);
+    tel_command_exited(t, status, error_class, message[0] ? message : NULL);
     tel_spawn_sync(t, 0);
     tel_close(t);
     return status;

@@ -125,26 +125,34 @@ int main(int argc, char **argv)
         return 2;
     }
     /* The command is its verbs: "terraform plan", "list components".
-     * Component and stack names are arguments, never recorded. */
-    char command[128] = "";
-    if (strcmp(argv[1], "terraform") == 0 && argc > 2)
-        snprintf(command, sizeof command, "terraform %s", argv[2]);
-    else if (strcmp(argv[1], "list") == 0 && argc > 2)
-        snprintf(command, sizeof command, "list %s", argv[2]);
-    else
-        snprintf(command, sizeof command, "%s", argv[1]);
+     * Component and stack names are arguments, never recorded; and only
+     * verbs from atmos's own list are: what the user typed in their place
+     * may be anything (a path, a token), recorded as "unknown". */
+    static const char *const known[] = { "terraform plan", "list components", "fail" };
+    char typed[128];
+    snprintf(typed, sizeof typed, "%s%s%s", argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+    const char *command = "unknown";
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(typed, known[i]) == 0 || strcmp(argv[1], known[i]) == 0)
+            command = known[i];
 
     tel *t = open_telemetry();
     tel_command_started(t, command, NULL, 0);
     int status = 0;
-    if (strcmp(argv[1], "fail") == 0) {
+    const char *error_class = NULL;
+    if (strcmp(command, "unknown") == 0) {
+        fprintf(stderr, "atmos: unknown command '%s'\n", typed);
+        status = 2;
+        error_class = "UnknownCommand";
+    } else if (strcmp(command, "fail") == 0) {
         fprintf(stderr, "atmos: failed\n");
         status = 1;
+        error_class = "ExecError";
     } else {
         printf("atmos %s: done\n", command);
     }
     /* Whether it succeeded; the error class, never its message. */
-    tel_command_exited(t, status, status ? "ExecError" : NULL, NULL);
+    tel_command_exited(t, status, error_class, NULL);
     /* Sent in the background: the command never waits for telemetry. */
     tel_spawn_sync(t, 0);
     tel_close(t);

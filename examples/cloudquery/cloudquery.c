@@ -78,11 +78,16 @@ int main(int argc, char **argv)
                         "[--debug-telemetry] fetch|policy|drift|fail [ARGUMENTS...]\n");
         return 2;
     }
-    const char *operation = argv[optind];
+    /* Which operation ran, by a name from cloudquery's own list; never
+     * its arguments or options, which may hold secrets, nor a word typed
+     * in its place: that is recorded as "unknown". */
+    static const char *const known[] = { "fetch", "policy", "drift", "fail" };
+    const char *operation = "unknown";
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(argv[optind], known[i]) == 0)
+            operation = known[i];
 
     tel *t = open_telemetry(&f);
-    /* Which operation ran; never its arguments or options, which may hold
-     * secrets. */
     tel_command_started(t, operation, NULL, 0);
     record_installation(t);
 
@@ -94,26 +99,28 @@ int main(int argc, char **argv)
     part = tel_span_begin(t, "resources.sync", op);
 
     int status = 0;
+    const char *error_class = NULL;
     char message[512] = "";
-    if (strcmp(operation, "fetch") == 0 || strcmp(operation, "policy") == 0 ||
-        strcmp(operation, "drift") == 0) {
+    if (strcmp(operation, "unknown") == 0) {
+        fprintf(stderr, "cloudquery: unknown operation '%s'\n", argv[optind]);
+        status = 2;
+        error_class = "UnknownOperation";
+    } else if (strcmp(operation, "fail") != 0) {
         printf("cloudquery %s: done\n", operation);
-    } else if (strcmp(operation, "fail") == 0) {
+    } else {
         const char *user = getenv("USER");
         snprintf(message, sizeof message,
                  "failed to load credentials for %s from %s/.aws/credentials",
                  user ? user : "someone", getenv("HOME") ? getenv("HOME") : "/home/someone");
         fprintf(stderr, "cloudquery: %s\n", message);
         status = 1;
-    } else {
-        fprintf(stderr, "cloudquery: unknown operation '%s'\n", operation);
-        status = 2;
+        error_class = "CredentialsError";
     }
     tel_span_end(part, status);
     tel_span_end(op, status);
     /* How long it took and whether it succeeded; the message only leaves
      * with --debug-telemetry or CQ_DEBUG_TELEMETRY. */
-    tel_command_exited(t, status, status ? "CredentialsError" : NULL, message[0] ? message : NULL);
+    tel_command_exited(t, status, error_class, message[0] ? message : NULL);
     tel_spawn_sync(t, 0);
     tel_close(t);
     return status;

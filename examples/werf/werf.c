@@ -62,8 +62,13 @@ int main(int argc, char **argv)
         used[nused++] = (tel_option_use){ "repo", !repo_cli };
     if (env_cli || getenv("WERF_ENV"))
         used[nused++] = (tel_option_use){ "env", !env_cli };
-    char command[64];
-    snprintf(command, sizeof command, "werf %s", argv[optind]);
+    /* Only a command from werf's own list is named: what the user typed
+     * in its place may be anything (a path, a token): "werf unknown". */
+    static const char *const known[] = { "werf converge", "werf build", "werf fail" };
+    const char *command = "werf unknown";
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(argv[optind], known[i] + strlen("werf ")) == 0)
+            command = known[i];
 
     tel *t = open_telemetry();
     /* CommandStarted, with the names of the options used. */
@@ -88,17 +93,20 @@ int main(int argc, char **argv)
     tel_emit_event(t, "command.options", uses, n);
 
     int status = 0;
-    if (strcmp(argv[optind], "converge") == 0 || strcmp(argv[optind], "build") == 0)
-        printf("%s: done\n", command);
-    else if (strcmp(argv[optind], "fail") == 0) {
-        fprintf(stderr, "%s: failed\n", command);
-        status = 1;
-    } else {
+    const char *error_class = NULL;
+    if (strcmp(command, "werf unknown") == 0) {
         fprintf(stderr, "werf: unknown command '%s'\n", argv[optind]);
         status = 2;
+        error_class = "UnknownCommand";
+    } else if (strcmp(command, "werf fail") == 0) {
+        fprintf(stderr, "%s: failed\n", command);
+        status = 1;
+        error_class = "CommandFailed";
+    } else {
+        printf("%s: done\n", command);
     }
     /* CommandExited: the exit code and the running time. */
-    tel_command_exited(t, status, status ? "CommandFailed" : NULL, NULL);
+    tel_command_exited(t, status, error_class, NULL);
     tel_spawn_sync(t, 0);
     tel_close(t);
     return status;

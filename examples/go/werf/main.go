@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -18,6 +19,13 @@ import (
 )
 
 const version = "dev"
+
+// UnknownCommand is the error of a command werf does not know: its type
+// is the class recorded ("UnknownCommand"), and its message does not hold
+// what the user typed.
+type UnknownCommand struct{}
+
+func (UnknownCommand) Error() string { return "unknown command" }
 
 func openTelemetry() *tel.Tel {
 	t, _ := tel.Open("werf", &tel.Options{
@@ -63,7 +71,13 @@ func main() {
 		}
 		commandOptions = append(commandOptions, map[string]any{"name": o.name, "asCli": asCli, "asEnv": asEnv, "count": count})
 	}
-	command := "werf " + fs.Arg(0)
+	// Only a command from werf's own list is named: what the user typed in
+	// its place may be anything (a path, a token): "werf unknown".
+	command := "werf unknown"
+	switch fs.Arg(0) {
+	case "converge", "build", "fail":
+		command = "werf " + fs.Arg(0)
+	}
 
 	t := openTelemetry()
 	defer t.Close()
@@ -75,16 +89,20 @@ func main() {
 		// eventData.commandOptions as the page shows it: every option of the
 		// command, how it was given and how often, never its value.
 		_ = t.Emit("command.options", map[string]any{"commandOptions": commandOptions})
-		switch fs.Arg(0) {
-		case "converge", "build":
+		switch command {
+		case "werf converge", "werf build":
 			fmt.Printf("%s: done\n", command)
 			return nil
-		case "fail":
+		case "werf fail":
 			return fmt.Errorf("%s: failed", command)
 		}
-		return fmt.Errorf("werf: unknown command %q", fs.Arg(0))
+		return UnknownCommand{}
 	})
 	_, _ = t.SpawnSync(0)
+	if errors.As(err, new(UnknownCommand)) {
+		// The user is told what was typed; the telemetry only got the class.
+		err = fmt.Errorf("werf: unknown command %q", fs.Arg(0))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		t.Close()

@@ -12,6 +12,7 @@ const path = require('path');
 const tel = require(process.env.TEL_NODE_BINDING || path.join(__dirname, '..', '..', '..', 'bindings', 'node'));
 
 const APP = 'astro';
+const COMMANDS = ['dev', 'build', 'preview', 'fail'];
 
 // `astro telemetry disable` turns telemetry off for the whole machine and
 // deletes what was queued; `enable` turns it back on.
@@ -44,6 +45,17 @@ async function main(argv) {
     // "Sanitized error information" is part of what Astro sends.
     errorDetail: tel.ErrorDetail.SANITIZED,
   });
+  // Only a name from astro's own list is recorded: what the user typed may
+  // be anything (a path, a token).  Anything else is recorded as
+  // "unknown", its error by class alone: the message would name it.
+  if (!COMMANDS.includes(command)) {
+    console.error(`astro: unknown command '${command}'`);
+    t.commandStarted('unknown');
+    t.commandExited(2, 'UnknownCommand');
+    t.spawnSync();
+    t.close();
+    return 2;
+  }
   let status = 0;
   try {
     await t.command(command, async () => {
@@ -63,7 +75,6 @@ async function main(argv) {
         err.name = 'ConfigNotFound';
         throw err;
       }
-      if (!['dev', 'build', 'preview'].includes(command)) throw new Error(`unknown command '${command}'`);
       console.log(`astro ${command}: done`);
     });
   } catch (e) {
