@@ -1685,7 +1685,8 @@ static int leave_erasure(const char *dir)
     tel_decls d;
     if (tel__decls_load(dir, &d) != TEL_OK || !d.erasure)
         return TEL_OK;
-    static tel_erasure_req r;
+    /* On the stack: tel_forget may run on two threads at once. */
+    tel_erasure_req r;
     int lasting = 0;
     memset(&r, 0, sizeof r);
     tel__cookie_peek(dir, r.anon, &lasting);

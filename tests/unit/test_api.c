@@ -13,6 +13,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,6 +442,67 @@ static void test_erasure_offer(void)
     tel_emit_event(h, "ev", NULL, 0);
     tel_close(h);
     CHECK("taking it back is recorded", tel__decls_load(sdir, &d) == TEL_OK && d.erasure == 0);
+}
+
+/* Forgets one app; run on its own thread beside another app's forget. */
+static void *forget_thread(void *app)
+{
+    return (void *)(intptr_t)tel_forget(app);
+}
+
+/* Offers erasure for app, records one event and returns its cookie's id. */
+static void offered_with_cookie(const char *app, char id[64])
+{
+    tel_options *o = tel_options_new(app);
+    tel_options_set_erasure(o, 1);
+    tel *h;
+    tel_open(&h, o);
+    tel_emit_event(h, "ev", NULL, 0);
+    tel_close(h);
+    char p[700];
+    snprintf(p, sizeof p, "%s/.local/state/%s/telemetry-cookie", home, app);
+    id[0] = '\0';
+    FILE *f = fopen(p, "r");
+    if (f) {
+        if (fscanf(f, "%63s", id) != 1)
+            id[0] = '\0';
+        fclose(f);
+    }
+}
+
+/* The request left by forgetting app names exactly the id it had. */
+static int request_names(const char *app, const char *id)
+{
+    char p[800];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/.local/state/%s/telemetry-erasure/%s", home, app, id);
+    return id[0] && lstat(p, &st) == 0;
+}
+
+/*
+ * tel_forget may be called from two threads at once (a host forgetting two
+ * of its apps): each request must carry its own app's id, never the other
+ * thread's, nor an id wiped to zeros half-way.
+ */
+static void test_erasure_threads(void)
+{
+    CHECK_GROUP("erasure from two threads");
+    fresh();
+    int wrong = 0;
+    for (int round = 0; round < 40; round++) {
+        char a[64], b[64];
+        offered_with_cookie(APP, a);
+        offered_with_cookie("tapi2", b);
+        pthread_t ta, tb;
+        void *ra, *rb;
+        pthread_create(&ta, NULL, forget_thread, (void *)APP);
+        pthread_create(&tb, NULL, forget_thread, (void *)"tapi2");
+        pthread_join(ta, &ra);
+        pthread_join(tb, &rb);
+        if (ra != NULL || rb != NULL || !request_names(APP, a) || !request_names("tapi2", b))
+            wrong++;
+    }
+    CHECK_EQ_INT("two forgets at once: every request names its own app's id", wrong, 0);
 }
 
 /*
@@ -993,6 +1055,7 @@ int main(void)
     test_per_run();
     test_declarations();
     test_erasure_offer();
+    test_erasure_threads();
     test_options();
     test_project();
     test_emit_codes();
