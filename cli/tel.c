@@ -226,6 +226,42 @@ static int not_queued(const args *a, int rc, const char *what)
 }
 
 /*
+ * The app's tel variables that are set but ignored (the library reads
+ * them quietly, as a host must never fail over telemetry): the tel
+ * command names them, never their values, so a script's mistake shows.
+ * Returns how many of out[] were filled.
+ */
+typedef struct ignored_var {
+    char name[TEL_MAX_NAME + 32];
+    const char *why;
+} ignored_var;
+
+static size_t ignored_vars(const char *app, ignored_var out[2])
+{
+    size_t n = 0;
+    char dir[TEL_PATH_MAX];
+    uint8_t id[TEL_ID_LEN];
+    if (tel__state_dir_env(app, dir, sizeof dir) == TEL_ERR_INVALID) {
+        tel__env_name(app, "STATE_DIR", out[n].name, sizeof out[n].name);
+        out[n++].why = "not an absolute path";
+    }
+    if (tel__exec_id_env(app, id) == TEL_ERR_INVALID) {
+        tel__env_name(app, "EXEC_ID", out[n].name, sizeof out[n].name);
+        out[n++].why = "not a UUID";
+    }
+    return n;
+}
+
+/* One line on stderr per ignored variable, for the commands that record. */
+static void warn_ignored(const char *app)
+{
+    ignored_var v[2];
+    size_t n = ignored_vars(app, v);
+    for (size_t i = 0; i < n; i++)
+        cli_error("warning: %s is ignored: %s", v[i].name, v[i].why);
+}
+
+/*
  * exec-id: the id a script exports so that its tel emit calls share one
  * run.  The one already exported wins, so a script called by another
  * keeps its caller's run.
@@ -234,11 +270,10 @@ static int cmd_exec_id(const args *a)
 {
     if (a->nrest)
         return cli_usage_error("exec-id: unexpected argument");
-    char name[TEL_MAX_NAME + 32], text[37];
+    warn_ignored(a->app);
+    char text[37];
     uint8_t id[TEL_ID_LEN];
-    tel__env_name(a->app, "EXEC_ID", name, sizeof name);
-    const char *env = getenv(name);
-    if (!env || tel__uuid_parse(env, strnlen(env, 37), id) != 0) {
+    if (tel__exec_id_env(a->app, id) != TEL_OK) {
         if (tel__uuid4(id) != 0) {
             cli_error("exec-id: no random numbers available");
             return EXIT_FAIL;
@@ -281,6 +316,7 @@ static int cmd_emit(const args *a)
     if (a->endpoint && tel__endpoint_check(a->endpoint) != TEL_OK)
         return cli_usage_error("emit: --endpoint: %s", tel_last_error());
 
+    warn_ignored(a->app);
     /* The app name was checked in main(), so a NULL here is memory. */
     tel_options *o = tel_options_new(a->app);
     if (!o)
@@ -582,6 +618,8 @@ typedef struct app_status {
     int drc;                  /* how reading the declarations went */
     char declerr[128];
     erasure_status er;
+    ignored_var ignored[2];
+    size_t nignored;
 } app_status;
 
 static void status_gather(const char *app, app_status *st)
@@ -617,6 +655,7 @@ static void status_gather(const char *app, app_status *st)
                     ? (st->now - s->oldest_ts_ms) / 1000 : 0;
     st->cookie = st->dir[0] ? cookie_state(st->dir) : "absent";
     st->deferred = st->have_backoff && st->b.until_ms > st->now;
+    st->nignored = ignored_vars(app, st->ignored);
     st->er.now = st->now;
     if (st->dir[0] && tel__erasure_each(st->dir, count_erasure, &st->er, &st->er.unreadable) != TEL_OK)
         st->er.pending = 0;
@@ -701,7 +740,13 @@ static int status_json(const app_status *st)
     bad |= tel__buf_printf(&o, "},\"erasure\":{\"offered\":%s,\"pending\":%zu,\"deferred\":%zu,"
                            "\"unreadable\":%zu}", st->d.erasure ? "true" : "false", st->er.pending,
                            st->er.deferred, st->er.unreadable);
-    bad |= tel__buf_puts(&o, "}\n");
+    bad |= tel__buf_puts(&o, ",\"ignored\":[");
+    for (size_t i = 0; i < st->nignored; i++) {
+        bad |= tel__buf_printf(&o, "%s{\"variable\":", i ? "," : "");
+        bad |= tel__json_str(&o, st->ignored[i].name, strlen(st->ignored[i].name));
+        bad |= tel__buf_printf(&o, ",\"why\":\"%s\"}", st->ignored[i].why);
+    }
+    bad |= tel__buf_puts(&o, "]}\n");
     if (!bad)
         bad = fwrite(o.p, 1, o.len, stdout) != o.len;
     tel__buf_free(&o);
@@ -799,6 +844,8 @@ static void status_text(const app_status *st)
            st->token_set ? ", token set" : "");
     if (p->problem[0])
         printf("problem:     %s (tel-sync sends nothing until it is fixed)\n", p->problem);
+    for (size_t i = 0; i < st->nignored; i++)
+        printf("ignored:     %s (%s)\n", st->ignored[i].name, st->ignored[i].why);
     printf("state:       %s\n", st->dir[0] ? st->dir : "(no home directory)");
     printf("cookie:      %s\n", st->cookie);
     if (st->qrc != TEL_OK)

@@ -73,8 +73,15 @@ int tel__app_check(const char *app);
 int tel__state_dir(const char *app, char *out, size_t size);
 /* <APP>_TELEMETRY_STATE_DIR when it is an absolute path (a daemon's state
  * directory, handed to every tel program by the environment): TEL_OK and
- * out filled, else TEL_ERR_NOTFOUND.  tel__state_dir() tries it first. */
+ * out filled; TEL_ERR_NOTFOUND when unset or empty; TEL_ERR_INVALID when
+ * set but unusable (relative, too long), which callers ignore as they
+ * ignore a relative XDG_STATE_HOME.  tel__state_dir() tries it first. */
 int tel__state_dir_env(const char *app, char *out, size_t size);
+/* <APP>_TELEMETRY_EXEC_ID, the run a parent process hands on: TEL_OK and
+ * out filled when it holds a UUID; TEL_ERR_NOTFOUND when unset or empty;
+ * TEL_ERR_INVALID when it holds anything else (ignored: telemetry never
+ * fails its host; the tel command says so). */
+int tel__exec_id_env(const char *app, uint8_t out[TEL_ID_LEN]);
 int tel__config_path(const char *app, char *out, size_t size);
 /* The parent holding every app's state dir (for tel-sync --all). */
 int tel__state_root(char *out, size_t size);

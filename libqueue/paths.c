@@ -102,11 +102,23 @@ int tel__state_dir_env(const char *app, char *out, size_t size)
     char name[TEL_MAX_NAME + 32];
     tel__env_name(app, "STATE_DIR", name, sizeof name);
     const char *v = getenv(name);
-    /* Like a relative XDG_STATE_HOME, a relative value is ignored. */
-    if (!v || v[0] != '/' || strlen(v) >= size || strlen(v) > TEL_PATH_MAX - 64)
+    if (!v || !v[0])
         return TEL_ERR_NOTFOUND;
+    /* Like a relative XDG_STATE_HOME, a relative value is ignored. */
+    if (v[0] != '/' || strlen(v) >= size || strlen(v) > TEL_PATH_MAX - 64)
+        return TEL_ERR_INVALID;
     strcpy(out, v);
     return TEL_OK;
+}
+
+int tel__exec_id_env(const char *app, uint8_t out[TEL_ID_LEN])
+{
+    char name[TEL_MAX_NAME + 32];
+    tel__env_name(app, "EXEC_ID", name, sizeof name);
+    const char *v = getenv(name);
+    if (!v || !v[0])
+        return TEL_ERR_NOTFOUND;
+    return tel__uuid_parse(v, strnlen(v, 37), out) == 0 ? TEL_OK : TEL_ERR_INVALID;
 }
 
 int tel__state_dir(const char *app, char *out, size_t size)

@@ -567,10 +567,7 @@ static int open_state(tel *h, int dry)
  */
 static int exec_id_resolve(tel *h, const tel_options *o)
 {
-    char name[TEL_MAX_NAME + 32];
-    tel__env_name(h->app, "EXEC_ID", name, sizeof name);
-    const char *env = getenv(name);
-    if (env && tel__uuid_parse(env, strnlen(env, 37), h->exec) == 0) {
+    if (tel__exec_id_env(h->app, h->exec) == TEL_OK) {
         h->exec_shared = 1;
         return 0;
     }

@@ -183,8 +183,19 @@ RUN_TELEMETRY_EXEC_ID=$id tel emit --app run step.one
 RUN_TELEMETRY_EXEC_ID=$id tel emit --app run step.two
 tel emit --app run --exec-id "$id" step.three
 tel emit --app run alone
-RUN_TELEMETRY_EXEC_ID=not-a-uuid tel emit --app run garbled
+RUN_TELEMETRY_EXEC_ID=not-a-uuid-zq8marker tel emit --app run garbled 2>"$T_TMP/garbled.err"
 check_eq "a malformed exported id is ignored, the event still queued" "$?" 0
+check_eq "tel emit names the ignored variable on stderr, in one line" \
+    "$(cat "$T_TMP/garbled.err")" "tel: warning: RUN_TELEMETRY_EXEC_ID is ignored: not a UUID"
+RUN_TELEMETRY_EXEC_ID=not-a-uuid-zq8marker RUN_TELEMETRY_STATE_DIR=relative/zq8marker \
+    tel status --app run >"$T_TMP/run.status" 2>&1
+check_eq "tel status lists both ignored variables, never their values" \
+    "$(grep -c '^ignored: .*RUN_TELEMETRY_\(EXEC_ID (not a UUID)\|STATE_DIR (not an absolute path)\)$' "$T_TMP/run.status"):$(grep -c zq8marker "$T_TMP/run.status")" "2:0"
+check_eq "tel status --json lists them too" \
+    "$(RUN_TELEMETRY_STATE_DIR=relative/zq8marker tel status --app run --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["ignored"])')" \
+    "[{'variable': 'RUN_TELEMETRY_STATE_DIR', 'why': 'not an absolute path'}]"
+check_eq "and nothing when every variable is usable" \
+    "$(RUN_TELEMETRY_EXEC_ID=$id tel status --app run --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["ignored"])'):$(RUNOK_TELEMETRY_EXEC_ID=$id tel emit --app runok fine 2>&1)" "[]:"
 tel show --app run >"$T_TMP/run.show"
 check_eq "three calls share the exported execution id" \
     "$(pyj "$T_TMP/run.show" "sorted(e['name'] for e in L if e['exec'] == '$id')")" "['step.one', 'step.three', 'step.two']"
