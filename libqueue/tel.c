@@ -819,13 +819,21 @@ static int show_event(tel *h, const uint8_t *buf, size_t len)
 
 static int record(tel *h, const tel_event_in *ev, const uint8_t *buf, size_t len);
 
+/* A new queue holds none of the host's settings yet. */
+static int finish_reopen(tel *h)
+{
+    record_host_settings(h, h->host_endpoint, h->host_token);
+    record_declarations(h, h->decls);
+    return TEL_OK;
+}
+
 /*
  * The queue file this handle opened is gone (another process's tel forget
  * or tel disable removed it, or moved it aside as damaged): whatever the
  * handle wrote now would be lost.  A daemon keeps its handle for days, so
  * it starts over as tel_open would: the user's choice read again (off:
  * nothing more is recorded), and after a forget a new anonymous id, a new
- * execution id and the new queue.  Returns TEL_OK, TEL_DISABLED or an
+ * execution id and the new queue (the same identity keeps its run).  Returns TEL_OK, TEL_DISABLED or an
  * error (then the next emit tries again).
  */
 static int reopen(tel *h)
@@ -838,6 +846,8 @@ static int reopen(tel *h)
         return TEL_DISABLED;
     }
     int lasting = 0;
+    uint8_t was[TEL_ID_LEN];
+    memcpy(was, h->anon, sizeof was);
     int rc = tel__mkdir_private(h->state_dir);
     if (rc == TEL_OK)
         rc = load_anon(h, &lasting);
@@ -845,14 +855,16 @@ static int reopen(tel *h)
         rc = tel__queue_open(&h->q, h->state_dir, &h->caps, TEL_Q_CREATE);
     if (rc != TEL_OK)
         return rc;
+    /* The same identity (a damaged queue set aside, not a forget): the
+     * run goes on, so a shared execution id stays whole. */
+    if (memcmp(was, h->anon, sizeof was) == 0)
+        return finish_reopen(h);
     if (tel__uuid4(h->exec) != 0)
         return tel__fail(TEL_ERR_IO, "no random numbers available");
     h->exec_pid = getpid();
     h->exec_shared = 0;
     h->events_recorded = 0;
-    record_host_settings(h, h->host_endpoint, h->host_token);
-    record_declarations(h, h->decls);
-    return TEL_OK;
+    return finish_reopen(h);
 }
 
 /* Reopens when the queue file on disk is no longer ours: one stat(). */

@@ -970,9 +970,21 @@ static void test_long_lived(void)
     CHECK_GROUP("a long-lived handle");
     fresh();
     tel *h = open_app(APP);
-    char before[64], after[64];
+    char before[64], after[64], run[37], run_after[37];
     CHECK_EQ_INT("records", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
     cookie_of(before);
+    tel_exec_id(h, run);
+    /* A queue file set aside (as a damaged one is) leaves the identity
+     * as it was: the events after it still belong to the same run. */
+    char q[700], aside[720];
+    snprintf(q, sizeof q, "%s/.local/state/" APP "/telemetry/data.mdb", home);
+    snprintf(aside, sizeof aside, "%s.aside", q);
+    CHECK("the queue file is set aside", rename(q, aside) == 0);
+    CHECK_EQ_INT("the next emit reopens a new queue", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    tel_exec_id(h, run_after);
+    cookie_of(after);
+    CHECK("under the same anonymous id and the same run", strcmp(before, after) == 0 && strcmp(run, run_after) == 0);
+    unlink(aside);
     CHECK_EQ_INT("tel forget runs in another process", tel_cmd("forget"), 0);
     int rcs = 0;
     for (int i = 0; i < 3; i++)
@@ -981,6 +993,8 @@ static void test_long_lived(void)
     CHECK_EQ_INT("and land in the new queue, not an unlinked file", queued(APP), 3);
     cookie_of(after);
     CHECK("under a new anonymous id", before[0] && after[0] && strcmp(before, after) != 0);
+    tel_exec_id(h, run_after);
+    CHECK("and a new run: nothing links the events before and after", strcmp(run, run_after) != 0);
 
     tel_batch_begin(h);
     tel_emit_event(h, "buffered", NULL, 0);
