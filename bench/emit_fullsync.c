@@ -48,9 +48,16 @@ int main(int argc, char **argv)
     ctx.app = app;
     tel_event_in ev;
     memset(&ev, 0, sizeof ev);
-    if (tel__uuid4(ev.exec) != 0)
-        return 1;
-    memcpy(ev.id, ev.exec, TEL_ID_LEN);
+    /* A run handed on by the environment, as tel_open() reads it; the
+     * first event of a run of its own shares the run's random id. */
+    if (tel__exec_id_env(app, ev.exec) == TEL_OK) {
+        if (tel__uuid4(ev.id) != 0)
+            return 1;
+    } else {
+        if (tel__uuid4(ev.exec) != 0)
+            return 1;
+        memcpy(ev.id, ev.exec, TEL_ID_LEN);
+    }
     ev.ts_ms = tel__now_ms();
     ev.name = "deploy.finished";
     ev.props = props;
