@@ -30,7 +30,9 @@ unset DO_NOT_TRACK MYCLI_TELEMETRY_ENABLED MYCLI_TELEMETRY_ENDPOINT MYCLI_TELEME
 
 # The compiled-in endpoint is tel-collect's default address; when that
 # port is taken, the collector takes a free one and the CLI is pointed at it.
-port=8787
+# TEL_DEMO_PORT=0 starts on a free port at once (the tests do, so that two
+# demos at a time never share a collector).
+port=${TEL_DEMO_PORT:-8787}
 "$bin/tel-collect" --port "$port" --port-file "$work/port" --db "sqlite:$work/events.db" --out "$work/received.jsonl" -q 2>"$work/collect.err" &
 collector=$!
 for _ in $(seq 50); do [ -s "$work/port" ] && break; kill -0 "$collector" 2>/dev/null || break; sleep 0.1; done
@@ -39,13 +41,13 @@ if [ ! -s "$work/port" ]; then
     "$bin/tel-collect" --port 0 --port-file "$work/port" --db "sqlite:$work/events.db" --out "$work/received.jsonl" -q &
     collector=$!
     for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
-    port=$(cat "$work/port")
-    export MYCLI_TELEMETRY_ENDPOINT="http://127.0.0.1:$port/v1/batch"
 fi
+port=$(cat "$work/port")
+[ "$port" = 8787 ] || export MYCLI_TELEMETRY_ENDPOINT="http://127.0.0.1:$port/v1/batch"
 echo "== tel-collect listening on 127.0.0.1:$port"
 
 echo "== running the example CLI (examples/mycli.c)"
-"$bin/mycli" --no-telemetry deploy   # records nothing (and would purge anything queued)
+"$bin/mycli" --no-telemetry deploy   # records nothing (a per-run off purges nothing either)
 "$bin/mycli" --force deploy          # starts a detached tel-sync as it exits
 for _ in $(seq 100); do [ -e "$work/spawned.done" ] && break; sleep 0.1; done
 [ -e "$work/spawned.done" ] && echo "(the tel-sync it started has delivered its events)"

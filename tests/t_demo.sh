@@ -6,6 +6,10 @@
 # directory, the collector's port) masked.
 . "$TEL_TOP/tests/lib.sh"
 DEMO=${TEL_DEMO:-$TEL_TOP/examples/demo.sh}
+# Each run on a collector port of its own: on the default port a tel-sync
+# still running from one demo (or from a demo in another checkout) could
+# deliver into the next one's collector.
+export TEL_DEMO_PORT=0
 
 # Digits go (times, ids, byte counts, milliseconds); words stay, and they
 # are what the race changed ("nothing queued", "another tel-sync ...").
