@@ -154,11 +154,14 @@ static int dry_run(tel_queue *q, tel_sync_batch *b, const tel_policy *pol, const
 {
     FILE *out = stderr;
     if (pol->inspect[0]) {
-        int fd = open(pol->inspect, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        /* Never through a symlink, never a FIFO that would outlast the
+         * run's deadline: a regular file or nothing. */
+        int fd = tel__open_file(pol->inspect, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd < 0 || !(out = fdopen(fd, "a"))) {
+            int err = errno;
             if (fd >= 0)
                 close(fd);
-            complain("%s: cannot open the inspect file: %s", app, strerror(errno));
+            complain("%s: cannot open the inspect file: %s", app, tel__open_file_why(err));
             return EXIT_FAIL;
         }
     }
@@ -189,7 +192,7 @@ static int deliver(tel_queue *q, tel_sync_batch *b, tel_policy *pol, const char 
     }
     int audit_fd = -1;
     if (pol->log_file)
-        audit_fd = open(pol->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        audit_fd = tel__open_file(pol->log_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
     tel_sync_io io = { post, up, on_note, NULL, audit_fd >= 0 ? audit_sent : NULL, &audit_fd,
                        NULL, NULL, pol->endpoint };
     uint64_t t0 = tel__mono_ms();

@@ -111,6 +111,9 @@ TEL_MUST_CHECK int tel__mkdir_private(const char *path);
  * -1 with errno set (EINVAL: not a regular file).
  */
 int tel__open_file(const char *path, int flags, mode_t mode);
+/* Why tel__open_file failed, for a one-line error: its own refusal
+ * (EINVAL) in words, else strerror(err).  Static text. */
+const char *tel__open_file_why(int err);
 
 /*
  * Environment variable name for an app: "<APP>_TELEMETRY_<suffix>" with the

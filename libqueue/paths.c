@@ -329,3 +329,9 @@ int tel__open_file(const char *path, int flags, mode_t mode)
     }
     return fd;
 }
+
+const char *tel__open_file_why(int err)
+{
+    return err == EINVAL ? "not a regular file (a symlink, FIFO, device or directory is never opened)"
+                         : strerror(err);
+}

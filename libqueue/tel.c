@@ -543,9 +543,11 @@ static int open_state(tel *h, int dry)
         else if (tel__uuid4(h->anon) != 0)
             return tel__fail(TEL_ERR_IO, "no random numbers available");
         if (o->inspect && h->inspect_fd < 0) {
-            h->inspect_fd = open(o->inspect, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            /* Named by the host or the user, it is still only ever a
+             * regular file: a FIFO planted there must not hang the host. */
+            h->inspect_fd = tel__open_file(o->inspect, O_WRONLY | O_CREAT | O_APPEND, 0600);
             if (h->inspect_fd < 0)
-                return tel__fail(TEL_ERR_IO, "cannot open the inspect file (%s)", strerror(errno));
+                return tel__fail(TEL_ERR_IO, "cannot open the inspect file: %s", tel__open_file_why(errno));
         }
         return TEL_OK;
     }
@@ -627,7 +629,7 @@ static int activate(tel *h)
     /* The audit log is opened once: a run's emits pay nothing more than
      * the write. */
     if (h->policy.log_file && h->log_fd < 0)
-        h->log_fd = open(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        h->log_fd = tel__open_file(h->policy.log_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
     /* The one thing worth a line even in a quiet library: events were
      * lost to a damaged file.  Said only where logging was asked for. */
     if (h->q && tel__queue_recovered(h->q)) {

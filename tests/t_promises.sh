@@ -161,6 +161,35 @@ for rel in Q/data.mdb Q/lock.mdb Q/spawn.stamp Q/sent.log Q/sync.lock S/telemetr
     done
 done
 
+# ------------- nothing planted at a file the user or host names can hang tel
+# The inspect file and a declared audit-log file are named by the user or
+# the host, but opened like tel's own: a regular file or nothing.  A FIFO
+# there (no reader) must not hang the host nor outlast tel-sync's deadline;
+# a symlink there must not be followed.
+for kind in fifo symlink; do
+    app="named$kind"
+    victim="$T_TMP/$app.victim"
+    echo untouched >"$victim"
+    rm -f "$T_TMP/$app.inspect" "$T_TMP/$app.log"
+    if [ $kind = fifo ]; then
+        mkfifo "$T_TMP/$app.inspect" "$T_TMP/$app.log"
+    else
+        ln -s "$victim" "$T_TMP/$app.inspect"
+        ln -s "$victim" "$T_TMP/$app.log"
+    fi
+    HUNG=""
+    prompt tel emit --app "$app" --inspect "$T_TMP/$app.inspect" ev
+    prompt env LOGVAR="$T_TMP/$app.log" tel emit --app "$app" --declare-env LOGVAR=log-file ev
+    tel emit --app "$app" ev >/dev/null 2>&1
+    up=$(echo "$app" | tr 'a-z' 'A-Z')
+    prompt env "${up}_TELEMETRY_INSPECT=$T_TMP/$app.inspect" tel-sync --app "$app" --max-time 3
+    prompt env LOGVAR="$T_TMP/$app.log" tel-sync --app "$app" --endpoint "$FXURL" --max-time 3
+    if [ -z "$HUNG" ]; then ok "a $kind at the inspect and audit-log files: emit and tel-sync return"
+    else fail "a $kind at the inspect and audit-log files: emit and tel-sync return" "hung:$HUNG"; fi
+    [ $kind = symlink ] && check_eq "a symlink at the inspect and audit-log files is never followed" \
+        "$(cat "$victim")" untouched
+done
+
 # --------------------------- emits during concurrent forgets never fail
 tel emit --app race ev >/dev/null 2>&1
 ( i=0; while [ $i -lt 150 ]; do tel forget --app race >/dev/null 2>&1; i=$((i + 1)); done ) &
