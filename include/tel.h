@@ -51,7 +51,8 @@ typedef enum tel_error {
     TEL_ERR_INVALID = -1,    /* an argument is malformed (app, event or key name) */
     TEL_ERR_LIMIT = -2,      /* an event breaks a size or count limit */
     TEL_ERR_NOSTATE = -3,    /* no usable state directory (no HOME, read-only, not a directory) */
-    TEL_ERR_IO = -4,         /* the queue could not be read or written */
+    TEL_ERR_IO = -4,         /* a file could not be read or written (the queue, the
+                              * config, the inspect file), or tel-sync not started */
     TEL_ERR_NOMEM = -5,      /* out of memory */
     TEL_ERR_CORRUPT = -6,    /* stored or received bytes do not decode */
     TEL_ERR_BUSY = -7,       /* another process holds what was asked for (a sync lock) */

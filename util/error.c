@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 
@@ -17,7 +18,7 @@ const char *tel_strerror(int code)
     case TEL_ERR_INVALID: return "invalid argument";
     case TEL_ERR_LIMIT: return "event exceeds a limit";
     case TEL_ERR_NOSTATE: return "no usable state directory";
-    case TEL_ERR_IO: return "queue I/O error";
+    case TEL_ERR_IO: return "I/O error";
     case TEL_ERR_NOMEM: return "out of memory";
     case TEL_ERR_CORRUPT: return "malformed data";
     case TEL_ERR_BUSY: return "busy: held by another process";
@@ -56,10 +57,15 @@ _Static_assert(sizeof(tel_prop) == (sizeof(void *) == 8 ? 24 : 16),
 
 int tel__fail(int code, const char *fmt, ...)
 {
+    /* Through a copy: a caller may pass the last detail itself as an
+     * argument (to keep it under another code), and vsnprintf into its
+     * own source is undefined (it printed an empty detail). */
+    char detail[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    memcpy(last_error, detail, sizeof last_error);
     return code;
 }
 

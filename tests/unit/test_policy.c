@@ -555,6 +555,9 @@ static void test_config_parse(void)
     mkdir(path, 0755);
     CHECK_EQ_INT("directory in its place: error", tel__policy_resolve(&p, APP, NULL, NULL), TEL_ERR_CONFIG);
     CHECK("directory in its place: disabled", !p.enabled);
+    CHECK_EQ_INT("directory in its place: tel disable refuses to replace it",
+                 tel__config_set(APP, "enabled", "false"), TEL_ERR_IO);
+    CHECK("and says why in its detail", tel_last_error()[0] != '\0');
     rmdir(path);
     snprintf(other, sizeof other, "%s/elsewhere.conf", home);
     write_file(other, "enabled = false\n");
