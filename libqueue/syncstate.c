@@ -7,9 +7,12 @@
  * parse is simply treated as absent: a damaged "backoff" must never stall
  * uploads, and a damaged "pending" only costs a fresh batch id.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "syncstate.h"
 
@@ -153,7 +156,8 @@ int tel__last_sync_decode(tel_last_sync *out, const void *buf, size_t len)
 
 int tel__syncstate_is_file(const char *name)
 {
-    return strncmp(name, TEL_SENT_LOG, sizeof TEL_SENT_LOG - 1) == 0;
+    return strncmp(name, TEL_SENT_LOG, sizeof TEL_SENT_LOG - 1) == 0 ||
+           strcmp(name, TEL_PENDING_FILE) == 0;
 }
 
 enum { KIND_BACKOFF, KIND_PENDING, KIND_LAST_SYNC };
@@ -182,9 +186,84 @@ int tel__backoff_load(tel_queue *q, tel_backoff *out)
     return load(q, TEL_META_BACKOFF, KIND_BACKOFF, out);
 }
 
+uint64_t tel__pending_sum(const void *record, size_t len)
+{
+    const uint8_t *p = record;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static void pending_path(tel_queue *q, char *out, size_t size)
+{
+    snprintf(out, size, "%s/" TEL_PENDING_FILE, tel__queue_dir(q));
+}
+
+/* "<16 hex digits> " and the meta table's line: the file's layout. */
+static int pending_file_decode(tel_pending *out, const char *buf, size_t len)
+{
+    uint64_t sum = 0;
+    if (len < 17 || buf[16] != ' ')
+        return TEL_ERR_CORRUPT;
+    for (size_t i = 0; i < 16; i++) {
+        char ch = buf[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (d < 0)
+            return TEL_ERR_CORRUPT;
+        sum = sum << 4 | (uint64_t)d;
+    }
+    if (sum == 0 || tel__pending_decode(out, buf + 17, len - 17) != TEL_OK)
+        return TEL_ERR_CORRUPT;
+    out->first_sum = sum;
+    return TEL_OK;
+}
+
 int tel__pending_load(tel_queue *q, tel_pending *out)
 {
-    return load(q, TEL_META_PENDING, KIND_PENDING, out);
+    char path[TEL_PATH_MAX + 32], buf[TEL_SYNCSTATE_MAX + 20];
+    pending_path(q, path, sizeof path);
+    int fd = tel__open_file(path, O_RDONLY, 0);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        close(fd);
+        return n > 0 && (size_t)n < sizeof buf && pending_file_decode(out, buf, (size_t)n) == TEL_OK
+                   ? TEL_OK : TEL_ERR_NOTFOUND;
+    }
+    int rc = load(q, TEL_META_PENDING, KIND_PENDING, out);
+    if (rc == TEL_OK)
+        out->first_sum = 0;
+    return rc;
+}
+
+int tel__pending_store(tel_queue *q, const tel_pending *p)
+{
+    char path[TEL_PATH_MAX + 32], line[TEL_SYNCSTATE_MAX + 20];
+    int n = snprintf(line, sizeof line, "%016" PRIx64 " ", p->first_sum);
+    size_t len = tel__pending_encode(p, line + n, sizeof line - (size_t)n);
+    if (p->first_sum == 0 || len == 0)
+        return tel__fail(TEL_ERR_IO, "pending batch does not encode");
+    len += (size_t)n;
+    pending_path(q, path, sizeof path);
+    int fd = tel__open_file(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return tel__fail(TEL_ERR_IO, "cannot record the batch to send: %s", strerror(errno));
+    ssize_t w = write(fd, line, len);
+    int err = w < 0 ? errno : EIO;
+    if (close(fd) != 0 && w == (ssize_t)len) {
+        err = errno;
+        w = -1;
+    }
+    if (w != (ssize_t)len)
+        return tel__fail(TEL_ERR_IO, "cannot record the batch to send: %s", strerror(err));
+    return TEL_OK;
+}
+
+void tel__pending_clear(tel_queue *q)
+{
+    char path[TEL_PATH_MAX + 32];
+    pending_path(q, path, sizeof path);
+    unlink(path);
 }
 
 int tel__last_sync_load(tel_queue *q, tel_last_sync *out)

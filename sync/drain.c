@@ -339,15 +339,6 @@ int tel__sync_dry_run(tel_queue *q, tel_sync_batch *b, FILE *out, uint64_t deadl
 
 /* ------------------------------------------------------------ draining */
 
-static int put_pending(tel_queue *q, const tel_pending *p)
-{
-    char enc[TEL_SYNCSTATE_MAX];
-    size_t len = tel__pending_encode(p, enc, sizeof enc);
-    if (len == 0)
-        return tel__fail(TEL_ERR_IO, "pending batch does not encode");
-    return tel__queue_meta_put(q, TEL_META_PENDING, enc, len);
-}
-
 /* A fresh batch id and range over b's first n records, not yet stored. */
 static int fresh_pending(const tel_sync_batch *b, size_t n, uint64_t dropped, tel_pending *p)
 {
@@ -357,15 +348,32 @@ static int fresh_pending(const tel_sync_batch *b, size_t n, uint64_t dropped, te
     p->last_seq = b->seq[n - 1];
     p->count = (uint32_t)n;
     p->dropped = dropped;
+    p->first_sum = tel__pending_sum(b->recs.p + b->off[0], b->len[0]);
     return TEL_OK;
 }
 
-/* A fresh batch over b's first n records, stored before it is sent. */
+/* A fresh batch over b's first n records, stored before it is sent (in
+ * its file, without a commit: syncstate.h says why). */
 static int new_pending(tel_queue *q, const tel_sync_batch *b, size_t n, uint64_t dropped,
                        tel_pending *p)
 {
     int rc = fresh_pending(b, n, dropped, p);
-    return rc != TEL_OK ? rc : put_pending(q, p);
+    return rc != TEL_OK ? rc : tel__pending_store(q, p);
+}
+
+/* The batch p is delivered or dropped: no retry may send it again.  One
+ * that an older tel-sync kept in the meta table goes with a commit. */
+static int forget_pending(tel_queue *q, const tel_pending *p)
+{
+    tel__pending_clear(q);
+    return p->first_sum ? TEL_OK : tel__queue_meta_put(q, TEL_META_PENDING, NULL, 0);
+}
+
+/* Whether b still holds exactly the records of the stored batch p. */
+static int pending_matches(const tel_sync_batch *b, const tel_pending *p)
+{
+    return b->n == p->count && b->seq[0] == p->first_seq && b->seq[b->n - 1] == p->last_seq &&
+           (!p->first_sum || tel__pending_sum(b->recs.p + b->off[0], b->len[0]) == p->first_sum);
 }
 
 /* Deletes records that do not decode, one by one, and counts them dropped:
@@ -477,9 +485,8 @@ static int pick_batch(drain *d, int *step)
         return TEL_OK;
     }
     if (b->n == 0)
-        return have_pending ? tel__queue_meta_put(d->q, TEL_META_PENDING, NULL, 0) : TEL_OK;
-    if (have_pending && (b->n != p->count || b->seq[0] != p->first_seq ||
-                         b->seq[b->n - 1] != p->last_seq)) {
+        return have_pending ? forget_pending(d->q, p) : TEL_OK;
+    if (have_pending && !pending_matches(b, p)) {
         d->ignore_pending = 1;
         *step = STEP_AGAIN;
         return TEL_OK;
@@ -532,24 +539,21 @@ static void take_prefetched(drain *d)
 }
 
 /*
- * 2xx: the acknowledged records go, and in the same transaction the next
- * batch (if it was prepared) is recorded, or else the delivered one is
- * cleared, the backoff of an earlier run ends and the last sync is noted:
- * one commit, and one sync, per batch.  Every commit takes the queue's
- * single writer lock and waits for the disk, and a host recording an
- * event meanwhile waits for both.
+ * 2xx: the acknowledged records go, and in the same transaction the
+ * backoff of an earlier run ends and the last sync is noted: one commit,
+ * and one sync, per batch.  Every commit takes the queue's single writer
+ * lock and waits for the disk, and a host recording an event meanwhile
+ * waits for both.  Only then is the next batch (if it was prepared)
+ * recorded in the delivered one's place: a tel-sync killed in between
+ * finds a record of a batch that is gone, and starts a new one.
  */
 static int on_accepted(drain *d, int next_ready)
 {
     tel_meta_kv kv[3];
-    size_t nkv = 0;
-    char enc[TEL_SYNCSTATE_MAX], last[TEL_SYNCSTATE_MAX];
-    size_t len = next_ready ? tel__pending_encode(&d->pf.p, enc, sizeof enc) : 0;
-    if (len)
-        kv[nkv++] = (tel_meta_kv){ TEL_META_PENDING, enc, len };
-    else
-        kv[nkv++] = (tel_meta_kv){ TEL_META_PENDING, NULL, 0 };
-    next_ready = len > 0;
+    size_t nkv = 0, len;
+    char last[TEL_SYNCSTATE_MAX];
+    /* Where a tel-sync before this one kept the batch (syncstate.h). */
+    kv[nkv++] = (tel_meta_kv){ TEL_META_PENDING, NULL, 0 };
     if (!d->cleared_backoff)
         kv[nkv++] = (tel_meta_kv){ TEL_META_BACKOFF, NULL, 0 };
     tel_last_sync ls = { tel__now_ms(), (uint32_t)(d->ds->events + d->p.count) };
@@ -567,8 +571,13 @@ static int on_accepted(drain *d, int next_ready)
     d->ds->wire += d->gz.len;
     if (d->io->progress)
         d->io->progress(d->io->progress_ud, d->ds->events, d->queued);
-    if (next_ready)
+    if (next_ready) {
+        if ((rc = tel__pending_store(d->q, &d->pf.p)) != TEL_OK)
+            return rc;
         take_prefetched(d);
+    } else {
+        tel__pending_clear(d->q);
+    }
     /* The pages of the map that the delete read stay in our resident set
      * until dropped; see collect(). */
     tel__queue_release_pages(d->q);
@@ -604,7 +613,7 @@ static int on_too_large(drain *d)
  */
 static int on_one_too_large(drain *d, const tel_upload_result *res)
 {
-    int rc = tel__queue_meta_put(d->q, TEL_META_PENDING, NULL, 0);
+    int rc = forget_pending(d->q, &d->p);
     if (rc != TEL_OK)
         return rc;
     return back_off(d->q, d->io, res, d->app, 1, "HTTP 413 for a single event: collector misconfigured");
@@ -618,7 +627,7 @@ static int on_refused(drain *d, long status)
     int rc;
     if ((rc = tel__queue_delete(d->q, p->first_seq, p->last_seq, 0)) != TEL_OK ||
         (rc = tel__queue_add_dropped(d->q, p->count)) != TEL_OK ||
-        (rc = tel__queue_meta_put(d->q, TEL_META_PENDING, NULL, 0)) != TEL_OK)
+        (rc = forget_pending(d->q, p)) != TEL_OK)
         return rc;
     d->ds->dropped += p->count;
     char idtxt[37];

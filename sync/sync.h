@@ -10,9 +10,10 @@
  *
  * The protocol, whatever the transport:
  *  - events leave the queue only after the collector answered 2xx;
- *  - the batch (its id and its exact range of records) is written to the
- *    queue's meta before the first POST, so a retry in this run or a later
- *    one sends the same events under the same Idempotency-Key;
+ *  - the batch (its id and its exact range of records) is recorded beside
+ *    the queue before the first POST (libqueue/syncstate.h), so a retry in
+ *    this run or a later one sends the same events under the same
+ *    Idempotency-Key;
  *  - no LMDB transaction is open while the transport runs: records are
  *    copied out of the queue first;
  *  - 413 halves the batch (new ids), 400/422 drop it and count it dropped,

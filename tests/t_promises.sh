@@ -125,7 +125,7 @@ prompt() {
     [ $? = 124 ] && HUNG="$HUNG '$*'"
 }
 n=0
-for rel in Q/data.mdb Q/lock.mdb Q/spawn.stamp Q/sent.log Q/sync.lock S/telemetry-cookie \
+for rel in Q/data.mdb Q/lock.mdb Q/spawn.stamp Q/sent.log Q/sync.lock Q/sync.pending S/telemetry-cookie \
     S/telemetry-notice C/telemetry.conf; do
     for kind in fifo socket dir; do
         n=$((n + 1))
