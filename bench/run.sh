@@ -127,6 +127,7 @@ say "bench: in-process events/s..."
 # memory (/dev/shm) when it can, where a commit's fsync costs nothing.
 [ -d /dev/shm ] && [ -w /dev/shm ] && SHM=$(mktemp -d /dev/shm/tel-bench.XXXXXX)
 "$B/bin/tel-collect" --port 0 --port-file "$T/collect.port" --db "sqlite:$SHM/deliver.db" --out /dev/null -q &
+COLLECT_PID=$!
 PIDS="$PIDS $!"
 CPORT=$(wait_port "$T/collect.port")
 URL="http://127.0.0.1:$CPORT/v1/batch"
@@ -147,8 +148,13 @@ DISK=$(stat -c %s "$QD/data.mdb")
 cp -a "$XDG_STATE_HOME/benchq" "$T/template"
 RESTORE="rm -rf $XDG_STATE_HOME/benchq && cp -a $T/template $XDG_STATE_HOME/benchq"
 
+# The collector's CPU time (user + system, clock ticks) over all the runs,
+# warm-up included: what of the wall time is its work, not tel-sync's.
+collect_ticks() { awk '{ print $14 + $15 }' "/proc/$COLLECT_PID/stat"; }
 say "bench: tel-sync draining 10,000 events into tel-collect, 7 times..."
+C0=$(collect_ticks)
 "$O/rr" -n 7 -w 1 -p "$RESTORE" @sync "$B/bin/tel-sync" --app benchq --endpoint "$URL" > "$T/sync.txt"
+echo "$C0 $(collect_ticks) $(getconf CLK_TCK) 8" > "$T/collect_cpu.txt"
 # The last run's sent.log: every batch accepted, and its gzip'd body sizes.
 awk '$NF != 200 { bad = 1 } { ev += $5; by += $7 } END { if (bad || ev != 10000) exit 1; printf "%d %d\n", ev, by }' \
     "$QD/sent.log" > "$T/wire.txt" || { say "bench: tel-sync did not deliver all 10,000 events"; exit 1; }
@@ -197,7 +203,8 @@ function row(w, med, mm, ratio, target, res) {
 FILENAME ~ /wall.txt$/  { wm[$1] = $2; wlo[$1] = $3; whi[$1] = $4; rss[$1] = $5 }
 FILENAME ~ /ir.txt$/    { im[$1] = $2; ilo[$1] = $3; ihi[$1] = $4 }
 FILENAME ~ /inproc.txt$/ { pm[$1] = $2; plo[$1] = $3; phi[$1] = $4 }
-FILENAME ~ /sync.txt$/  { sm = $2; slo = $3; shi = $4; srss = $5 }
+FILENAME ~ /sync.txt$/  { sm = $2; slo = $3; shi = $4; srss = $5; scpu = $6 }
+FILENAME ~ /collect_cpu.txt$/ { ccpu = ($2 - $1) * 1000 / $3 / $4 }
 FILENAME ~ /wire.txt$/  { wev = $1; wby = $2 }
 FILENAME ~ /layouts.txt$/ { lay[$1] = $2 }
 FILENAME ~ /post.txt$/  { qm = $2; qlo = $3; qhi = $4; qbytes = $5; qbody = $6 }
@@ -256,6 +263,10 @@ END {
         th(10000 / (shi / 1000)) "–" th(10000 / (slo / 1000)),
         sprintf("%.0f× one POST per event", srate / qrate), "≥ 200,000 ev/s, ≥ 100×",
         verdict(srate >= 200000 && srate / qrate >= 100))
+    row("4. delivery: CPU per drain of 10,000: tel-sync (its own user + system)", ms(scpu), "",
+        sprintf("%.0f%% of its wall time", 100 * scpu / sm), "", "")
+    row("4. delivery: CPU per drain of 10,000: tel-collect, the same runs", ms(ccpu), "",
+        sprintf("%.0f%% of the same wall time", 100 * ccpu / sm), "", "")
     row("4. delivery: one libcurl POST per event, JSON (Atmos, werf)", eps(qm),
         th(qlo) "–" th(qhi), "", "", "")
     row("4. wire: tel-sync gzip body bytes per event", sprintf("%.1f B", wby / wev), "",
@@ -288,7 +299,7 @@ END {
         row("7. " l ": tel emit run as a subprocess, CPU / wall", sprintf("%.0f / %.0f µs", bsc[i], bs[i]), "",
             "", "", "")
     }
-}' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt" "$T/bindings.txt"
+}' "$T/wall.txt" "$T/ir.txt" "$T/inproc.txt" "$T/sync.txt" "$T/collect_cpu.txt" "$T/wire.txt" "$T/layouts.txt" "$T/post.txt" "$T/contend.txt" "$T/alone.txt" "$T/bindings.txt"
 cat "$T/collect.rows"
 printf '\n%s whole-process runs per program, interleaved; instructions: callgrind, median of 3.\n' "$RUNS"
 printf 'Machine: %s cores, %s, kernel %s, /tmp on %s; %s.\n' "$(nproc)" \
