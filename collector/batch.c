@@ -134,14 +134,32 @@ static int body_whole(const inflater *z, verdict *v)
  * ends (the arena moves as it grows). */
 typedef struct ev_text {
     char id[37], exec[37];
+    uint8_t id_bytes[TEL_ID_LEN], exec_bytes[TEL_ID_LEN];
     int has_exec, has_version;
     int64_t ts;
     size_t name, app, app_version, props, props_len, context, context_len;
     size_t line, line_len;        /* its export line in lines */
 } ev_text;
 
+/* A context seen in the batch: its record bytes (in ctx_raw) and what
+ * take_event made of them.  Events of one install share their context, so
+ * most events of a batch find theirs here instead of rendering it again. */
+typedef struct ctx_seen {
+    uint32_t hash, raw_len;
+    size_t raw;
+    size_t app, app_version, context, context_len;
+    int has_version;
+} ctx_seen;
+
+/* Slots of the table (a power of two); at most half are used, the
+ * contexts past that are rendered each time. */
+#define CTX_SLOTS 512
+
 typedef struct decoded {
     ev_text *evs;
+    ctx_seen *ctx;                /* CTX_SLOTS, hash 0 = empty */
+    size_t nctx;
+    tel_buf ctx_raw;
     series_ref *refs;             /* per event, its /metrics series */
     size_t nev;
     tel_buf arena, lines, keys;
@@ -153,6 +171,8 @@ typedef struct decoded {
 static void decoded_free(decoded *d)
 {
     free(d->evs);
+    free(d->ctx);
+    tel__buf_free(&d->ctx_raw);
     free(d->refs);
     tel__buf_free(&d->arena);
     tel__buf_free(&d->lines);
@@ -202,6 +222,59 @@ static int export_line(decoded *d, ev_text *e, const tel_record *r)
     return 0;
 }
 
+/* The slot of r's context: the one holding it, or the empty one where it
+ * goes; NULL when the table is full (or r has no context bytes). */
+static ctx_seen *ctx_slot(decoded *d, const tel_record *r, uint32_t *hash)
+{
+    if (!r->ctx_at || (!d->ctx && !(d->ctx = calloc(CTX_SLOTS, sizeof *d->ctx))))
+        return NULL;
+    uint32_t h = 2166136261u;                       /* FNV-1a */
+    for (uint32_t i = 0; i < r->ctx_size; i++)
+        h = (h ^ r->ctx_at[i]) * 16777619u;
+    *hash = h | 1;
+    for (uint32_t i = h;; i++) {
+        ctx_seen *c = &d->ctx[i & (CTX_SLOTS - 1)];
+        if (!c->hash)
+            return d->nctx < CTX_SLOTS / 2 ? c : NULL;
+        if (c->hash == *hash && c->raw_len == r->ctx_size && memcmp(d->ctx_raw.p + c->raw, r->ctx_at, c->raw_len) == 0)
+            return c;
+    }
+}
+
+/* Sets e's app, app_version and context from r's context, rendered once
+ * per distinct context of the batch.  Returns -1 when out of memory. */
+static int take_context(decoded *d, ev_text *e, const tel_record *r)
+{
+    uint32_t hash = 0;
+    ctx_seen *c = ctx_slot(d, r, &hash);
+    if (c && c->hash) {
+        e->app = c->app;
+        e->app_version = c->app_version;
+        e->has_version = c->has_version;
+        e->context = c->context;
+        e->context_len = c->context_len;
+        return 0;
+    }
+    tel_buf *a = &d->arena;
+    e->has_version = r->app_version.p != NULL;
+    if (arena_text(a, r->app, &e->app) || (e->has_version && arena_text(a, r->app_version, &e->app_version)))
+        return -1;
+    e->context = a->len;
+    if (tel__record_context_json(r, a) != TEL_OK || tel__buf_append(a, "", 1) != 0)
+        return -1;
+    e->context_len = a->len - 1 - e->context;
+    if (!c)
+        return 0;
+    size_t raw = d->ctx_raw.len;
+    if (tel__buf_append(&d->ctx_raw, r->ctx_at, r->ctx_size) != 0)
+        return 0;                                   /* not remembered, still right */
+    *c = (ctx_seen){ .hash = hash, .raw_len = r->ctx_size, .raw = raw, .app = e->app,
+                     .app_version = e->app_version, .context = e->context, .context_len = e->context_len,
+                     .has_version = e->has_version };
+    d->nctx++;
+    return 0;
+}
+
 /* Called by tel__batch_decode for each record of a valid batch. */
 static int take_event(void *ud, const tel_record *r)
 {
@@ -213,23 +286,20 @@ static int take_event(void *ud, const tel_record *r)
     series_ref *ref = &d->refs[d->nev];
     ev_text *e = &d->evs[d->nev++];
     tel__uuid_format(r->id, e->id);
+    memcpy(e->id_bytes, r->id, TEL_ID_LEN);
     e->ts = r->ts_ms > INT64_MAX ? INT64_MAX : (int64_t)r->ts_ms;
     e->has_exec = r->exec != NULL;
-    if (r->exec)
+    if (r->exec) {
         tel__uuid_format(r->exec, e->exec);
-    e->has_version = r->app_version.p != NULL;
+        memcpy(e->exec_bytes, r->exec, TEL_ID_LEN);
+    }
     tel_buf *a = &d->arena;
-    if (arena_text(a, r->name, &e->name) || arena_text(a, r->app, &e->app) ||
-        (e->has_version && arena_text(a, r->app_version, &e->app_version)))
+    if (arena_text(a, r->name, &e->name) || take_context(d, e, r) != 0)
         goto fail;
     e->props = a->len;
     if (tel__record_props_json(r, a) != TEL_OK)
         goto fail;
     e->props_len = a->len - e->props;
-    e->context = a->len;
-    if (tel__record_context_json(r, a) != TEL_OK)
-        goto fail;
-    e->context_len = a->len - e->context;
     if ((tel__export_on() && export_line(d, e, r) != 0) || tel__metrics_keys(r, &d->keys, ref) != 0)
         goto fail;
     return 0;
@@ -300,9 +370,9 @@ static void store_decoded(decoded *d, const tel_batch_head *head, const char *bi
     for (size_t i = 0; i < d->nev; i++) {
         const ev_text *e = &d->evs[i];
         evs[i] = (store_event){
-            .id = e->id, .ts_ms = e->ts, .name = a + e->name, .app = a + e->app,
+            .id = e->id, .id_bytes = e->id_bytes, .ts_ms = e->ts, .name = a + e->name, .app = a + e->app,
             .app_version = e->has_version ? a + e->app_version : NULL,
-            .exec_id = e->has_exec ? e->exec : NULL,
+            .exec_id = e->has_exec ? e->exec : NULL, .exec_bytes = e->has_exec ? e->exec_bytes : NULL,
             .props = a + e->props, .props_len = e->props_len,
             .context = a + e->context, .context_len = e->context_len,
         };

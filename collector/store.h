@@ -93,6 +93,10 @@ int store_exec(tel_store *s, const char *sql);
  * without NUL bytes; the JSON texts are objects.  Nothing is owned. */
 typedef struct store_event {
     const char *id;           /* 36-character lower-case UUID text */
+    /* The 16 bytes that id and exec_id spell, when the caller has them
+     * (an engine that keeps ids as bytes then need not parse the text);
+     * NULL otherwise.  exec_bytes is NULL when exec_id is. */
+    const uint8_t *id_bytes, *exec_bytes;
     int64_t ts_ms;            /* the event's time */
     const char *name;
     const char *app;

@@ -204,6 +204,15 @@ static int bind_uuid(sqlite3_stmt *st, int col, const char *text, uint8_t blob[T
     return sqlite3_bind_blob(st, col, blob, TEL_ID_LEN, SQLITE_STATIC) == SQLITE_OK ? 0 : -1;
 }
 
+/* An id the caller may also have given as its bytes (store_event): those
+ * are bound as they are, saving the parse.  Returns as bind_uuid. */
+static int bind_id(sqlite3_stmt *st, int col, const char *text, const uint8_t *bytes, uint8_t blob[TEL_ID_LEN])
+{
+    if (text && bytes)
+        return sqlite3_bind_blob(st, col, bytes, TEL_ID_LEN, SQLITE_STATIC) == SQLITE_OK ? 0 : -1;
+    return bind_uuid(st, col, text, blob);
+}
+
 /* tel_uuid_blob(text): the migration to version 2 turns the ids of the
  * stored events into blobs with it.  Text that is no UUID fails the
  * migration, which then leaves the store as it was. */
@@ -537,7 +546,7 @@ static int insert_events(sq *q, const store_batch *b, unsigned char *fresh, stor
         return tel__store_fail("sqlite: the batch's ids are not UUIDs");
     for (size_t i = 0; i < b->nevents; i++) {
         const store_event *e = &b->events[i];
-        if (bind_uuid(st, 1, e->id, id) != 0 || bind_uuid(st, 8, e->exec_id, exec) != 0) {
+        if (bind_id(st, 1, e->id, e->id_bytes, id) != 0 || bind_id(st, 8, e->exec_id, e->exec_bytes, exec) != 0) {
             sqlite3_clear_bindings(st);
             return tel__store_fail("sqlite: an event's ids are not UUIDs");
         }

@@ -159,6 +159,8 @@ def main():
     ap.add_argument("--columns", action="store_true")
     ap.add_argument("--bomb", type=int, default=0)
     ap.add_argument("--dropped", type=int, default=0)
+    ap.add_argument("--contexts", type=int, default=1,
+                    help="events take turns among N contexts: cpus 1..N, the Nth without an app version")
     ap.add_argument("--age-days", type=float, default=0)
     ap.add_argument("--metric-label", default=None)
     ap.add_argument("--erase", default=None,
@@ -192,6 +194,11 @@ def main():
     ids = ids[:opts.events]
     age_ms = int(opts.age_days * 86400000)
     events = [record(eid, opts.name, anon, i, age_ms, opts.metric_label) for i, eid in enumerate(ids)]
+    if opts.contexts > 1:
+        for i, ev in enumerate(events):
+            ev["c"]["cpu"] = 1 + i % opts.contexts
+            if i % opts.contexts == opts.contexts - 1:
+                del ev["c"]["av"]
     if opts.corrupt == "mixed-anon" and events:
         events[-1]["a"] = uuid.uuid4().bytes
 

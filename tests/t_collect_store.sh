@@ -261,5 +261,18 @@ check_eq "--retain-days deletes older events" "$(sql 'SELECT count(*) FROM event
 check_eq "and keeps newer ones" "$(sql "SELECT count(*) FROM events WHERE ts > (strftime('%s','now') - 86400 * 30) * 1000" "$W/retain.db")" 2
 stop
 
+# ------------------------------------------------------ contexts
+start ctx --db "sqlite:$W/ctx.db"
+# Events of a batch that take turns among three contexts each keep their
+# own, whichever layout carried them.
+for layout in "" --columns; do
+    batch turns --events 7 --contexts 3 $layout
+    check_eq "a batch of three contexts taking turns: 200 ${layout:-(rows)}" "$(post turns "$BID")" 200
+    check_eq "each event keeps its own context, app version and all ${layout:-(rows)}" \
+        "$(sql "SELECT group_concat(c, ',') FROM (SELECT json_extract(context, '\$.cpus') || ':' || COALESCE(app_version, '-') || ':' || COALESCE(json_extract(context, '\$.app_version'), '-') AS c FROM events WHERE batch_id = '$BID' ORDER BY ts)" "$W/ctx.db")" \
+        "1:1.2.3:1.2.3,2:1.2.3:1.2.3,3:-:-,1:1.2.3:1.2.3,2:1.2.3:1.2.3,3:-:-,1:1.2.3:1.2.3"
+done
+stop
+
 check_eq no_sanitizer_reports "$(cat "$W"/*.err | grep -c -e 'Sanitizer' -e 'runtime error')" 0
 t_done
