@@ -697,9 +697,14 @@ TEL_API int tel_set_enabled(const char *app, int enabled);
 
 /*
  * Copies `in` into out (at most size bytes, always NUL-terminated) with
- * every file path, home directory, user and host name, e-mail address, IP
- * address, URL credential and long hex or base64 run replaced by a
- * placeholder ("<path>", "<user>", ...).  This is what
+ * quoted text ('<value>'), URLs of any scheme ("<url>"), option values
+ * ("--name <value>", "--name=<value>"), the values after Bearer, Basic,
+ * token, password, secret, key and the like ("<value>"), e-mail addresses
+ * ("<email>"), paths, also those with blanks, and the home directory
+ * ("<path>", "<home>"), host names and IPv4/IPv6 addresses with their
+ * port ("<host>"), the user's names ("<user>") and long hex or base64
+ * runs ("<token>") replaced; the words of the message stay.  The rules
+ * are spelled out in tel_command_started(3).  This is what
  * tel_command_exited() does to a message before recording it; hosts may
  * clean their own strings with it.  Errs on the side of removing too
  * much.  Returns TEL_OK, or TEL_ERR_INVALID when out is NULL or size 0.

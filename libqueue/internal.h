@@ -475,9 +475,11 @@ size_t tel__ci_vendor_count(void);
 /* --------------------------------------------------------------- sanitize.c */
 
 /*
- * Copies `in` to out (always NUL-terminated, truncated to size) with
- * every path, home directory, user name, host name, e-mail address, URL
- * credential and long hex/base64 run replaced by a placeholder.
+ * Copies `in` to out (always NUL-terminated, truncated to size, never
+ * inside a placeholder or a character) with quoted text, URLs, option and
+ * credential values, e-mail addresses, paths, host names and addresses,
+ * the user's names and long hex/base64 runs replaced by placeholders, as
+ * docs/man/tel_command_started.3 lists.
  */
 void tel__sanitize(const char *in, char *out, size_t size);
 
