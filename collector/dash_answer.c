@@ -169,6 +169,24 @@ void tel__dash_cell_num(dash_cell *c, int kind, double v, int visible)
     c->v = visible ? v : 0;
 }
 
+int tel__dash_other_row(dash_table *t, int label_cols, size_t left_out, unsigned k)
+{
+    if (left_out == 0)
+        return 0;
+    char label[64];
+    snprintf(label, sizeof label, "other (fewer than %u installs each)", k);
+    dash_cell *c = tel__dash_row_new(t);
+    if (!c)
+        return -1;
+    for (int j = 0; j < t->ncols; j++) {
+        if (j >= label_cols)
+            tel__dash_cell_num(&c[j], DASH_INT, 0, 0);
+        else if (tel__dash_cell_text(&c[j], j == 0 ? label : ""))
+            return -1;
+    }
+    return 0;
+}
+
 static void table_free(dash_table *t)
 {
     for (int i = 0; i < t->ncols; i++)
@@ -479,35 +497,42 @@ static int commands_table(dash_answers *a, const rows *s, const rows *l, const d
     t->note = "failure rate: share of runs ending with a non-zero exit code; p50, p95: "
               "duration; trend: uses per day in the second half of the range against the first";
     t->empty = "no command.exited events in this range";
+    size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
         const char *cmd = rv(s, i, 0);
         long long uses = ri(s, i, 1);
-        int vis = visible(s, i, 1, l, a->filter.k), have;
+        int have;
+        if (!visible(s, i, 1, l, a->filter.k)) {
+            left_out++;
+            continue;
+        }
         double p50 = percentile(d, cmd, 0.50, &have), p95 = percentile(d, cmd, 0.95, &have);
         dash_cell *c = tel__dash_row_new(t);
         if (!c || tel__dash_cell_text(&c[0], cmd))
             return -1;
-        tel__dash_cell_num(&c[1], DASH_INT, (double)uses, vis);
-        tel__dash_cell_num(&c[2], DASH_PCT, uses ? (double)ri(s, i, 2) / (double)uses : 0, vis);
-        if (have || !vis) {
-            tel__dash_cell_num(&c[3], DASH_MS, p50, vis);
-            tel__dash_cell_num(&c[4], DASH_MS, p95, vis);
+        tel__dash_cell_num(&c[1], DASH_INT, (double)uses, 1);
+        tel__dash_cell_num(&c[2], DASH_PCT, uses ? (double)ri(s, i, 2) / (double)uses : 0, 1);
+        if (have) {
+            tel__dash_cell_num(&c[3], DASH_MS, p50, 1);
+            tel__dash_cell_num(&c[4], DASH_MS, p95, 1);
         }
         int ok;
         double tv = trend_of(ts, tl, cmd, &a->filter, &ok);
-        if (ok || !vis)
-            tel__dash_cell_num(&c[5], DASH_DELTA, tv, vis && ok);
+        if (ok)
+            tel__dash_cell_num(&c[5], DASH_DELTA, tv, 1);
     }
-    return 0;
+    return tel__dash_other_row(t, 1, left_out, a->filter.k);
 }
 
-/* Weekly uses of the busiest commands (rows week, cmd, uses, nk). */
-static int commands_weekly(dash_answers *a, const rows *cmds, const rows *s, const rows *l)
+/* Weekly uses of the busiest commands (rows week, cmd, uses, nk): only
+ * commands the table above names, since a column's name is a label. */
+static int commands_weekly(dash_answers *a, const rows *cmds, const rows *cl, const rows *s, const rows *l)
 {
     const char *cols[8] = { "week of" };
     int nc = 1;
     for (size_t i = 0; i < cmds->n && nc < 7; i++)
-        cols[nc++] = rv(cmds, i, 0);
+        if (visible(cmds, i, 1, cl, a->filter.k))
+            cols[nc++] = rv(cmds, i, 0);
     cols[nc] = NULL;
     dash_table *t = tel__dash_table_new(a, "commands", "commands-per-week",
                                         "Uses per week of the busiest commands", DASH_CHART_LINES, cols);
@@ -515,7 +540,7 @@ static int commands_weekly(dash_answers *a, const rows *cmds, const rows *s, con
         return -1;
     t->empty = "no command.exited events in this range";
     long long w0 = (a->filter.from_day + 3) / 7, w1 = (a->filter.to_day + 3) / 7;
-    for (long long wk = w0; wk <= w1 && cmds->n; wk++) {
+    for (long long wk = w0; wk <= w1 && nc > 1; wk++) {
         char label[16];
         tel__dash_week_text(wk, label);
         dash_cell *c = tel__dash_row_new(t);
@@ -551,7 +576,7 @@ static int ask_commands(dash_db *db, dash_answers *a, const where *w, rows *s)
         if (rc == 0) {
             rc = ask_counted(db, w, a->filter.k, "dash_cmd", WEEK " AS w, cmd", WEEK ", cmd", "SUM(uses)", "1, 2", &ws, &wl);
             if (rc == 0) {
-                rc = commands_table(a, s, &l, &d, &ts, &tl) || commands_weekly(a, s, &ws, &wl) ? -1 : 0;
+                rc = commands_table(a, s, &l, &d, &ts, &tl) || commands_weekly(a, s, &l, &ws, &wl) ? -1 : 0;
                 tel__dash_rows_free(&ws);
                 tel__dash_rows_free(&wl);
             }
@@ -564,12 +589,20 @@ static int ask_commands(dash_db *db, dash_answers *a, const where *w, rows *s)
     return rc;
 }
 
-/* A table of a counted rollup: the keys as text, then the sums. */
+/* A table of a counted rollup: the keys as text, then the sums, for the
+ * rows shown; shown[i] (when not NULL) says which row of s each was.
+ * The others fold into one "other" row at the end. */
 static int counted_table(dash_answers *a, const rows *s, const rows *l, int nkeys, const int *kinds,
-                         dash_table *t)
+                         dash_table *t, size_t *shown)
 {
+    size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
-        int vis = visible(s, i, nkeys, l, a->filter.k);
+        if (!visible(s, i, nkeys, l, a->filter.k)) {
+            left_out++;
+            continue;
+        }
+        if (shown)
+            shown[t->nrows] = i;
         dash_cell *c = tel__dash_row_new(t);
         if (!c)
             return -1;
@@ -577,9 +610,9 @@ static int counted_table(dash_answers *a, const rows *s, const rows *l, int nkey
             if (tel__dash_cell_text(&c[j], rv(s, i, j)))
                 return -1;
         for (int j = nkeys; j < t->ncols && kinds[j - nkeys]; j++)
-            tel__dash_cell_num(&c[j], kinds[j - nkeys], rd(s, i, j), vis);
+            tel__dash_cell_num(&c[j], kinds[j - nkeys], rd(s, i, j), 1);
     }
-    return 0;
+    return tel__dash_other_row(t, nkeys, left_out, a->filter.k);
 }
 
 /* A bar-chart table with its labels, drawn column, and texts. */
@@ -607,7 +640,7 @@ static int ask_usage(dash_db *db, dash_answers *a, const where *w)
         return -1;
     dash_table *t = bars_table(a, "options", "options", "Options by use (names only)", opt_cols, 2, 2,
                                "no options recorded in this range", NULL);
-    int rc = t ? counted_table(a, &s, &l, 2, one, t) : -1;
+    int rc = t ? counted_table(a, &s, &l, 2, one, t, NULL) : -1;
     tel__dash_rows_free(&s);
     tel__dash_rows_free(&l);
     if (rc || ask_counted(db, w, a->filter.k, "dash_err", "cls", "cls", "SUM(n)", "2 DESC, 1", &s, &l))
@@ -615,7 +648,7 @@ static int ask_usage(dash_db *db, dash_answers *a, const where *w)
     t = bars_table(a, "errors", "errors", "Error classes", err_cols, 1, 1,
                    "no error classes recorded in this range",
                    "the error_class property of any event, e.g. command.exited");
-    rc = t ? counted_table(a, &s, &l, 1, one, t) : -1;
+    rc = t ? counted_table(a, &s, &l, 1, one, t, NULL) : -1;
     tel__dash_rows_free(&s);
     tel__dash_rows_free(&l);
     return rc;
@@ -635,18 +668,22 @@ static int ask_spans(dash_db *db, dash_answers *a, const where *w, const rows *c
                                "no spans recorded",
                                "events named \"span\"; share: the span's total time over its command's "
                                "total duration (a nested span's time is also inside its parent's)");
-    int rc = t ? counted_table(a, &s, &l, 3, kinds, t) : -1;
-    for (size_t i = 0; rc == 0 && i < s.n; i++) {
-        dash_cell *c = &t->cells[i * t->ncols];
+    size_t *shown = malloc((s.n + 1) * sizeof *shown);
+    int rc = t && shown ? counted_table(a, &s, &l, 3, kinds, t, shown) : -1;
+    for (size_t r = 0; rc == 0 && r < t->nrows; r++) {
+        dash_cell *c = &t->cells[r * t->ncols];
+        if (c[3].kind == DASH_HIDDEN)
+            continue;   /* the "other" row */
+        size_t i = shown[r];
         double n = rd(&s, i, 3), ms = rd(&s, i, 4), cmd_ms = 0;
         for (size_t j = 0; j < cmds->n; j++)
             if (strcmp(rv(cmds, j, 0), rv(&s, i, 0)) == 0)
                 cmd_ms = rd(cmds, j, 3);
-        int vis = c[3].kind != DASH_HIDDEN;
-        tel__dash_cell_num(&c[5], DASH_MS, n > 0 ? ms / n : 0, vis);
-        if (cmd_ms > 0 || !vis)
-            tel__dash_cell_num(&c[6], DASH_PCT, cmd_ms > 0 ? ms / cmd_ms : 0, vis);
+        tel__dash_cell_num(&c[5], DASH_MS, n > 0 ? ms / n : 0, 1);
+        if (cmd_ms > 0)
+            tel__dash_cell_num(&c[6], DASH_PCT, ms / cmd_ms, 1);
     }
+    free(shown);
     tel__dash_rows_free(&s);
     tel__dash_rows_free(&l);
     return rc;
@@ -665,20 +702,29 @@ static int ask_metrics(dash_db *db, dash_answers *a, const where *w)
                                "over installs (one install's value alone is never shown)");
     int rc = t ? 0 : -1;
     unsigned k = a->filter.k;
+    size_t left_out = 0;
     for (size_t i = 0; rc == 0 && i < r.n; i++) {
+        long long inst = ri(&r, i, 2);
+        /* A label value, like a series name, may be anything an install
+         * sent: fewer than k installs behind it and it is not shown. */
+        if (inst < (long long)k) {
+            left_out++;
+            continue;
+        }
         dash_cell *c = tel__dash_row_new(t);
         const char *labels = rv(&r, i, 1);
         if (!c || tel__dash_cell_text(&c[0], rv(&r, i, 0)) || tel__dash_cell_text(&c[1], *labels ? labels : "-")) {
             rc = -1;
             break;
         }
-        long long inst = ri(&r, i, 2);
-        tel__dash_cell_num(&c[2], DASH_INT, (double)inst, inst >= (long long)k);
-        tel__dash_cell_num(&c[3], DASH_REAL, rd(&r, i, 3), inst >= (long long)k);
-        tel__dash_cell_num(&c[4], DASH_REAL, inst ? rd(&r, i, 3) / (double)inst : 0, inst >= (long long)k);
-        tel__dash_cell_num(&c[5], DASH_REAL, rd(&r, i, 4), inst >= (long long)k);
-        tel__dash_cell_num(&c[6], DASH_REAL, rd(&r, i, 5), inst >= (long long)k);
+        tel__dash_cell_num(&c[2], DASH_INT, (double)inst, 1);
+        tel__dash_cell_num(&c[3], DASH_REAL, rd(&r, i, 3), 1);
+        tel__dash_cell_num(&c[4], DASH_REAL, rd(&r, i, 3) / (double)inst, 1);
+        tel__dash_cell_num(&c[5], DASH_REAL, rd(&r, i, 4), 1);
+        tel__dash_cell_num(&c[6], DASH_REAL, rd(&r, i, 5), 1);
     }
+    if (rc == 0)
+        rc = tel__dash_other_row(t, 2, left_out, k);
     tel__dash_rows_free(&r);
     return rc;
 }
@@ -743,7 +789,17 @@ static int ask_choices(dash_db *db, dash_answers *a)
         if ((a->apps[a->napps] = strdup(rv(&r, i, 0))))
             a->napps++;
     tel__dash_rows_free(&r);
-    if (tel__dash_ask(db, &none, &r, "SELECT DISTINCT ver FROM dash_day WHERE %1$s ORDER BY ver"))
+    /* A version is free text its installs sent: offered only when k
+     * installs of the chosen app (or any) ran it in the range's blocks. */
+    dash_filter app_only = a->filter;
+    app_only.version[0] = '\0';
+    app_only.ci = -1;
+    where w;
+    tel__dash_where_make(&w, &app_only, "blk", app_only.from_day / 32, app_only.to_day / 32);
+    char fmt[256];
+    snprintf(fmt, sizeof fmt, "SELECT ver FROM dash_inst WHERE %%1$s AND aid <> 0 GROUP BY ver"
+             " HAVING COUNT(DISTINCT aid) >= %u ORDER BY ver", a->filter.k);
+    if (tel__dash_ask(db, &w, &r, fmt))
         return -1;
     a->versions = calloc(r.n + 1, sizeof *a->versions);
     for (size_t i = 0; a->versions && i < r.n; i++)

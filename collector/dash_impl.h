@@ -51,6 +51,13 @@ dash_cell *tel__dash_row_new(dash_table *t);
 int tel__dash_cell_text(dash_cell *c, const char *s);
 /* A number, or DASH_HIDDEN when `visible` is 0. */
 void tel__dash_cell_num(dash_cell *c, int kind, double v, int visible);
+/* Appends the row standing for the `left_out` rows a table does not show
+ * because their label (a command, an option, an OS, a metric's labels:
+ * anything an install may send) came from fewer than k installs.  Its
+ * first cell reads "other (fewer than K installs each)", the rest of the
+ * first label_cols are empty, every number is hidden.  Appends nothing
+ * when left_out is 0.  Returns 0 or -1 (no memory). */
+int tel__dash_other_row(dash_table *t, int label_cols, size_t left_out, unsigned k);
 
 /* Monday of a week number ((day + 3) / 7); out holds 11 bytes. */
 void tel__dash_week_text(long long week, char out[16]);

@@ -63,7 +63,7 @@ typedef struct tally {
     int *month_of;               /* per day: its month's index */
     long long *daily, *weekly, *monthly, total;
     dict attr[NATTR];
-    dict vers;
+    dict vers;                   /* count: installs of each version in the range */
     long long *verweek;          /* [week * vcap + version] */
     size_t vcap;
     /* the install being read */
@@ -190,8 +190,11 @@ static int tally_row(tally *t, const char *const *v)
         t->attr[a].count[x] += fresh;
     }
     long ver = dict_index(&t->vers, V(3));
-    if (ver < 0)
+    /* Negative keys: apart from the (attr, value) and (week, version) ones. */
+    int fresh = ver < 0 ? -1 : seen_once(t, -1 - ver);
+    if (fresh < 0)
         return -1;
+    t->vers.count[ver] += fresh;
     for (long long w = wmin; w <= wmax; w++)
         if (t->wmark[w] && ver_week(t, ver, w) != 0)
             return -1;
@@ -345,15 +348,16 @@ static int cmp_ver(const void *x, const void *y)
 }
 
 /* Installs per version and week: one column per version, in version
- * order, the newest DASH_MAX_COLS - 1 of them. */
+ * order, the newest DASH_MAX_COLS - 1 of them.  A version is free text
+ * its installs sent, and a column's name shows it: only versions k
+ * installs ran in the range have one. */
 static int versions(dash_answers *a, const tally *t)
 {
-    size_t nv = t->vers.n;
+    size_t nv = 0;
     char **order[256];
-    if (nv > 256)
-        nv = 256;
-    for (size_t i = 0; i < nv; i++)
-        order[i] = &t->vers.s[i];
+    for (size_t i = 0; i < t->vers.n && nv < 256; i++)
+        if (t->vers.count[i] >= (long long)a->filter.k)
+            order[nv++] = &t->vers.s[i];
     qsort(order, nv, sizeof order[0], cmp_ver);
     size_t first = nv > DASH_MAX_COLS - 1 ? nv - (DASH_MAX_COLS - 1) : 0;
     const char *cols[DASH_MAX_COLS + 1] = { "week of" };
@@ -366,6 +370,7 @@ static int versions(dash_answers *a, const tally *t)
     if (!tb)
         return -1;
     tb->empty = "no installs in this range";
+    tb->note = "a version fewer installs ran than the threshold has no column";
     for (long long w = 0; w < t->nw && nv; w++) {
         char label[16];
         tel__dash_week_text(t->w0 + w, label);
@@ -415,19 +420,25 @@ static int attribute(dash_answers *a, const tally *t, int which)
     sort_dict = d;
     qsort(idx, d->n, sizeof *idx, cmp_count);
     int rc = 0;
+    size_t left_out = 0;
     for (size_t i = 0; i < d->n && rc == 0; i++) {
         long long n = d->count[idx[i]];
-        int vis = n >= (long long)a->filter.k;
+        /* The value is what the installs sent (any text): under k
+         * installs, its name is not shown either. */
+        if (n < (long long)a->filter.k) {
+            left_out++;
+            continue;
+        }
         dash_cell *c = tel__dash_row_new(tb);
         if (!c || tel__dash_cell_text(&c[0], d->s[idx[i]]))
             rc = -1;
         else {
-            tel__dash_cell_num(&c[1], DASH_INT, (double)n, vis);
-            tel__dash_cell_num(&c[2], DASH_PCT, t->total ? (double)n / (double)t->total : 0, vis);
+            tel__dash_cell_num(&c[1], DASH_INT, (double)n, 1);
+            tel__dash_cell_num(&c[2], DASH_PCT, t->total ? (double)n / (double)t->total : 0, 1);
         }
     }
     free(idx);
-    return rc;
+    return rc ? rc : tel__dash_other_row(tb, 1, left_out, a->filter.k);
 }
 
 int tel__dash_ask_installs(dash_db *db, dash_answers *a)

@@ -410,7 +410,8 @@ int dash_render_html(tel_buf *b, const dash_answers *a)
               tel__buf_printf(b, "</h1><p>%s to %s (UTC)", from, to) ||
               (f->version[0] && (tel__buf_puts(b, " · version ") || esc(b, f->version))) ||
               tel__buf_printf(b, "%s · aggregates only: a number backed by fewer than %u installs"
-                             " shows as &lt; %u</p></header>\n<main>\n",
+                             " shows as &lt; %u, a name sent by fewer is folded into"
+                             " &ldquo;other&rdquo;</p></header>\n<main>\n",
                              f->ci == 1 ? " · in CI" : f->ci == 0 ? " · not in CI" : "", f->k, f->k) ||
               html_form(b, a) || tel__buf_puts(b, "<nav>");
     for (size_t s = 0; s < NSECTIONS && !bad; s++)
@@ -502,7 +503,8 @@ int dash_render_text(tel_buf *b, const dash_answers *a)
     dash_day_text(f->from_day, from);
     dash_day_text(f->to_day, to);
     int bad = tel__buf_printf(b, "Usage of %s, %s to %s (UTC)%s%s%s; numbers backed by fewer than %u"
-                             " installs show as \"< %u\"\n", f->app[0] ? f->app : "every app", from, to,
+                             " installs show as \"< %u\", names sent by fewer fold into \"other\"\n",
+                             f->app[0] ? f->app : "every app", from, to,
                              f->version[0] ? ", version " : "", f->version,
                              f->ci == 1 ? ", in CI" : f->ci == 0 ? ", not in CI" : "", f->k, f->k);
     size_t *order = malloc((a->ntables + 1) * sizeof *order), n = order ? table_order(a, order) : 0;

@@ -311,8 +311,9 @@ static void report_usage(void)
            "  --since N[d|w]      the last N days or weeks, today included (default 30d)\n"
            "  --from, --to DATE   the range's first and last day (UTC), instead of --since\n"
            "  --json              one JSON document instead of text\n"
-           "  --min-installs K    show no number backed by fewer than K installs\n"
-           "                      (1-%d, default 5; smaller cells read \"< K\")\n"
+           "  --min-installs K    show no number, nor name, backed by fewer than K\n"
+           "                      installs (1-%d, default 5; smaller cells read \"< K\",\n"
+           "                      such names fold into one \"other\" row)\n"
            "\n"
            "Exit status: 0 printed; 1 the store cannot be opened (a SQLite file that does\n"
            "not exist is never created) or read; 2 bad usage.\n",

@@ -52,15 +52,30 @@ class Check:
                 return t
         return None
 
-    def compare(self, name, report, tid, expect, keys=1):
+    def compare(self, name, report, tid, expect, keys=1, names=True):
         """expect: {key tuple: [values or None for hidden]} against the
-        table's rows (first `keys` columns are the key)."""
+        table's rows (first `keys` columns are the key).  When the keys
+        are names (anything an install may send, not days), a row whose
+        every value is hidden must not be there at all: one "other" row
+        with every value hidden stands for all of them."""
         t = self.table(report, tid)
         why = []
         if t is None:
             why.append("no table " + tid)
         else:
             got = {tuple(r[:keys]): r[keys:] for r in t["rows"]}
+            if names:
+                other = ("other (fewer than %d installs each)" % K,) + ("",) * (keys - 1)
+                gone = [k for k, w in expect.items() if w and all(v is None for v in w)]
+                for key in gone:
+                    del expect[key]
+                    if key in got:
+                        why.append("%s named, backed by fewer than %d installs" % (key, K))
+                have = got.pop(other, None)
+                if gone and (have is None or any(v != "< %d" % K for v in have)):
+                    why.append("no 'other' row with every value hidden: %r" % (have,))
+                if have is not None and not gone:
+                    why.append("an 'other' row stands for nothing")
             for key, want in expect.items():
                 have = got.get(key)
                 if have is None:
@@ -108,6 +123,7 @@ def main():
     inst_week = collections.defaultdict(set)
     inst_month = collections.defaultdict(set)
     ver_week = collections.defaultdict(set)
+    ver_inst = collections.defaultdict(set)
     attr = {k: collections.defaultdict(set) for k in ("os", "arch", "cpus", "ci", "ci-vendors")}
     everyone = set()
     cmd_uses, cmd_fails, cmd_inst = collections.Counter(), collections.Counter(), collections.defaultdict(set)
@@ -130,6 +146,7 @@ def main():
             inst_week[(d + 3) // 7].add(anon)
             inst_month[day_text(d)[:7]].add(anon)
             ver_week[((d + 3) // 7, ver or "")].add(anon)
+            ver_inst[ver or ""].add(anon)
             attr["os"][cx.get("os", "")].add(anon)
             attr["arch"][cx.get("arch", "")].add(anon)
             attr["cpus"][str(cx.get("cpus", ""))].add(anon)
@@ -167,20 +184,20 @@ def main():
         n = len(inst_day[d])
         vis = n >= K or (n == 0 and ev_day[d] == 0 and not noid_day[d])
         exp[(day_text(d),)] = [ev_day[d] if vis else None]
-    c.compare("events per day match the store", report, "events-per-day", exp)
+    c.compare("events per day match the store", report, "events-per-day", exp, names=False)
     exp = {}
     for d in range(d0, d1 + 1):
         n = len(inst_day[d])
         vis = n >= K or (n == 0 and ev_day[d] == 0 and not noid_day[d])
         exp[(day_text(d),)] = [n if vis else None, len(noid_day[d]) if vis else None]
     c.compare("active installs per day, and runs without a lasting id, match the store",
-              report, "installs-per-day", exp)
+              report, "installs-per-day", exp, names=False)
     exp = {(week_text(w),): [shown(len(inst_week[w]), len(inst_week[w]))]
            for w in range((d0 + 3) // 7, (d1 + 3) // 7 + 1)}
-    c.compare("active installs per week match the store", report, "installs-per-week", exp)
+    c.compare("active installs per week match the store", report, "installs-per-week", exp, names=False)
     months = sorted({day_text(d)[:7] for d in range(d0, d1 + 1)})
     exp = {(m,): [shown(len(inst_month[m]), len(inst_month[m]))] for m in months}
-    c.compare("active installs per month match the store", report, "installs-per-month", exp)
+    c.compare("active installs per month match the store", report, "installs-per-month", exp, names=False)
     for tid, col in attr.items():
         total = len(everyone)
         exp = {(v or "(unknown)",): [shown(len(s), len(s)), shown(len(s), round(len(s) / total, 6))]
@@ -197,6 +214,11 @@ def main():
             want = shown(n, n)
             if (want is None and row[j + 1] != "< %d" % K) or (want is not None and row[j + 1] != want):
                 why.append("%s %s: %r, want %r" % (row[0], v, row[j + 1], want))
+    # a column per version K installs ran, and only those (its name shows)
+    many = {v for v, s in ver_inst.items() if len(s) >= K}
+    cols = set((t or {"columns": [""]})["columns"][1:])
+    if cols - many or (len(many) < 12 and cols != many):
+        why.append("version columns %s, want %s" % (sorted(cols), sorted(many)))
     if t is None or why:
         c.failed += 1
         print("FAIL installs per version and week match the store%s: %s" % (c.label, why[:3] or "no table"))

@@ -3,9 +3,11 @@
 # tests/t_dashboard.sh - the usage dashboard (GET /) and `tel-collect
 # report`, on SQLite and on PostgreSQL, over traffic from tools/telgen:
 # every answer matches the generated rows (tests/dashcheck.py aggregates
-# them independently), a command used by 4 installs never shows its count,
-# no id ever appears, both engines give the same answers, and a real
-# headless browser draws every chart with the numbers.
+# them independently), a command used by 4 installs is never named nor
+# counted, a name only one install sent (command, option, error class,
+# span, version, metric) shows nowhere, no id ever appears, both engines
+# give the same answers, and a real headless browser draws every chart
+# with the numbers.
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,20 +50,76 @@ case "$rare" in
 [0-9]*) ok "with --min-installs 4, the command 4 installs use shows its count ($rare)" ;;
 *) fail "with --min-installs 4, the command 4 installs use shows its count" "got '$rare'" ;;
 esac
-hidden=$($PY - "$T_TMP/sqlite.json" <<'PY'
+check_eq "JSON: the command 4 installs use is named nowhere" "$(grep -c selfupdate "$T_TMP/sqlite.json")" 0
+other=$($PY - "$T_TMP/sqlite.json" <<'PY'
 import json, sys
-rows = [r for t in json.load(open(sys.argv[1]))["tables"] for r in t["rows"] if "selfupdate" in r]
-print(all(all(c == "< 5" for c in r if c not in ("selfupdate", "fix", "")) for r in rows) and len(rows))
+t = {t["id"]: t for t in json.load(open(sys.argv[1]))["tables"]}
+print([r for r in t["commands"]["rows"] if r[0].startswith("other")],
+      [r for r in t["options"]["rows"] if r[0].startswith("other")])
 PY
 )
-check_eq "JSON: every number of the command 4 installs use reads '< 5'" "$hidden" 2
-line=$(grep -m 1 '^selfupdate ' "$T_TMP/sqlite.txt")
-check_eq "text: the command 4 installs use shows no count" "$(echo "$line" | tr -s ' ')" \
-    "selfupdate < 5 < 5 < 5 < 5 < 5"
-check_eq "text: the option only those 4 installs use shows no count" \
-    "$(grep '^selfupdate  *fix ' "$T_TMP/sqlite.txt" | tr -s ' ')" "selfupdate fix < 5"
+check_eq "JSON: one 'other' row stands for it in commands and options, every number hidden" "$other" \
+    "[['other (fewer than 5 installs each)', '< 5', '< 5', '< 5', '< 5', '< 5']] [['other (fewer than 5 installs each)', '', '< 5']]"
+check_eq "text: the command 4 installs use is named nowhere" "$(grep -c selfupdate "$T_TMP/sqlite.txt")" 0
+check_eq "text: its 'other' row shows no count" \
+    "$(sed -n '/^== Commands by use$/,/^$/p' "$T_TMP/sqlite.txt" | grep '^other (fewer' | tr -s ' ')" \
+    "other (fewer than 5 installs each) < 5 < 5 < 5 < 5 < 5"
 grep -q "^doctor  *[0-9]" "$T_TMP/sqlite.txt" && ok "text: a command 5 installs use shows its count" ||
     fail "text: a command 5 installs use shows its count" "$(grep '^doctor' "$T_TMP/sqlite.txt")"
+
+# ------------------------------------------ names only a few installs sent
+# Five installs send the same names, a sixth sends a marker in every place
+# a name can go: command, option, error class, span, app version, metric
+# series and label value.  Each install is a HOME of its own, its events
+# recorded by `tel emit` and delivered by `tel-sync` to a collector on the
+# store; then the page (one app, and every app) and both reports are
+# searched: the five's names show, with their counts, the marker nowhere.
+MK=qz8mark
+# label_check ENGINE URL: the whole round on the store at URL.
+label_check() {
+    d="$T_TMP/labels-$1"
+    mkdir -p "$d"
+    tel-collect --db "$2" --port 0 --port-file "$d/port" -q 2>>"$T_TMP/collect.err" &
+    lpid=$!
+    for _ in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.05; done
+    lurl="http://127.0.0.1:$(cat "$d/port")"
+    for i in 1 2 3 4 5 6; do
+        v=1.0.0 w=common
+        [ $i = 6 ] && v="9.$MK" w=$MK
+        for ev in "command.started command=$w options=${w}opt" \
+            "command.exited command=$w exit_code=1 duration_ms=40 error_class=${w}Error" \
+            "span name=${w}span command=$w duration_ms=5" "metric name=${w}_total value=1.5 label.env=$w"; do
+            # shellcheck disable=SC2086
+            HOME="$d/h$i" TEL_SYNC_PATH=/bin/true tel emit --app labapp --app-version "$v" $ev
+        done
+        HOME="$d/h$i" tel-sync --app labapp --endpoint "$lurl/v1/batch" >>"$d/sync.out" 2>&1
+    done
+    curl -s "$lurl/?app=labapp" >"$d/page.html"
+    curl -s "$lurl/" >"$d/every.html"
+    kill "$lpid"; wait "$lpid" 2>/dev/null
+    tel-collect report --db "$2" --app labapp --since 1d >"$d/report.txt" 2>&1
+    tel-collect report --db "$2" --app labapp --since 1d --json >"$d/report.json" 2>&1
+    for f in page.html every.html report.txt report.json; do
+        check_eq "$1: no name only one install sent is in $f" "$(grep -c "$MK" "$d/$f")" 0
+    done
+    got=$($PY - "$d/report.json" <<'PY'
+import json, sys
+t = {t["id"]: t for t in json.load(open(sys.argv[1]))["tables"]}
+def row(tid, *key):
+    return [r[len(key):len(key) + 1] for r in t[tid]["rows"] if tuple(r[:len(key)]) == key]
+other = [tid for tid in ("commands", "options", "errors", "spans", "metrics")
+         if [r for r in t[tid]["rows"] if r[0] == "other (fewer than 5 installs each)"]]
+print(sum(r[1] for r in t["events-per-day"]["rows"] if isinstance(r[1], int)),
+      row("commands", "common"), row("options", "common", "commonopt"), row("errors", "commonError"),
+      row("spans", "common", "commonspan", ""), row("metrics", "common_total", "env=common"),
+      t["versions-per-week"]["columns"][1:], other)
+PY
+)
+    check_eq "$1: the 24 events arrived; the names five installs sent show, counted; the rest fold into 'other'" \
+        "$got" "24 [[5]] [[5]] [[5]] [[5]] [[5]] ['1.0.0'] ['commands', 'options', 'errors', 'spans', 'metrics']"
+    check "$1: the page offers the version five installs ran" grep -q '<option value="1.0.0">' "$d/page.html"
+}
+label_check sqlite "sqlite:$T_TMP/labels.db"
 
 # --------------------------------------------------------------- no ids
 # Every id the store holds (events, runs, installs, batches, spans) is
@@ -102,9 +160,11 @@ no_ids "the page shows no stored id" "$T_TMP/sqlite.html"
 grep -q '<script\|<link\|@import\|url(' "$T_TMP/sqlite.html" &&
     fail "the page loads no script and no outside asset" "found one" ||
     ok "the page loads no script and no outside asset"
-row=$(grep -o '<tr><td>selfupdate</td>.*</tr>' "$T_TMP/sqlite.html" | head -n 1)
-check_eq "HTML: the command 4 installs use shows '< 5' in each cell" \
-    "$(echo "$row" | sed 's/<[^>]*>/|/g' | tr -s '|')" "|selfupdate|&lt; 5|&lt; 5|&lt; 5|&lt; 5|&lt; 5|"
+check_eq "HTML: the command 4 installs use is named nowhere, charts included" \
+    "$(grep -c selfupdate "$T_TMP/sqlite.html")" 0
+row=$(grep -o '<tr><td>other (fewer than 5 installs each)</td>.*</tr>' "$T_TMP/sqlite.html" | head -n 1)
+check_eq "HTML: its 'other' row shows '< 5' in each cell" \
+    "$(echo "$row" | sed 's/<[^>]*>/|/g' | tr -s '|')" "|other (fewer than 5 installs each)|&lt; 5|&lt; 5|&lt; 5|&lt; 5|&lt; 5|"
 check_eq "GET / with a bad date is refused (400)" \
     "$(get -H 'Authorization: Bearer s3cret' "$URL/?from=2026-02-31")" 400
 check_eq "GET /?app=mycli&ci=yes answers 200" \
@@ -226,6 +286,7 @@ else
     fi
     tel-collect report --db "$PG_URL" $RANGE >"$T_TMP/pg.txt" 2>&1
     no_ids "the PostgreSQL text report shows no stored id" "$T_TMP/pg.txt"
+    label_check postgresql "$PG_URL"
     pg_stop
 fi
 # Option names end without a comma when a run has environment options: the
