@@ -215,20 +215,17 @@ size_t tel__prop_skip(const tel_prop *props, size_t nprops, size_t i)
 }
 
 /*
- * Checks an event and reports the lengths it measured, so that the
- * encoder does not measure every string a second time.  key_len and
- * str_len are per top-level property; *ntop is their number and
- * *nested whether any holds an array or a map.
+ * Checks an event and measures it into *sh, so that the encoder does not
+ * measure every string a second time.
  */
-static int check_event(const char *name, const tel_prop *props, size_t nprops, size_t *name_len,
-                       uint16_t *key_len, uint16_t *str_len, size_t *ntop, int *nested)
+int tel__event_measure(const char *name, const tel_prop *props, size_t nprops, tel_event_shape *sh)
 {
     size_t nlen = name ? strnlen(name, TEL_MAX_NAME + 1) : 0;
     int rc = tel__event_name_valid(name, nlen);
     if (rc != TEL_OK)
         return rc;
-    *name_len = nlen;
-    *nested = 0;
+    sh->name_len = nlen;
+    sh->nested = 0;
 
     if (nprops > TEL_MAX_ITEMS)
         return tel__fail(TEL_ERR_LIMIT, "event has %zu items (at most %d)", nprops, TEL_MAX_ITEMS);
@@ -249,32 +246,30 @@ static int check_event(const char *name, const tel_prop *props, size_t nprops, s
             return key_fail(rule, p->key, at, what);
         }
         for (size_t j = 0; j < t; j++)
-            if (key_len[j] == klen && memcmp(props[top[j]].key, p->key, klen) == 0)
+            if (sh->key_len[j] == klen && memcmp(props[top[j]].key, p->key, klen) == 0)
                 return tel__fail(TEL_ERR_INVALID, "property '%s' is given twice", p->key);
         top[t] = i;
-        key_len[t] = (uint16_t)klen;
+        sh->key_len[t] = (uint16_t)klen;
         i++;
         /* From here the key is known to be short printable ASCII, so it
          * may be named. */
         if (p->type == TEL_T_ARRAY || p->type == TEL_T_MAP) {
-            *nested = 1;
+            sh->nested = 1;
             rc = check_nested(props, nprops, &i, 1, p->key);
         } else {
-            rc = check_scalar(p, p->key, &str_len[t]);
+            rc = check_scalar(p, p->key, &sh->str_len[t]);
         }
         if (rc != TEL_OK)
             return rc;
     }
-    *ntop = t;
+    sh->ntop = t;
     return TEL_OK;
 }
 
 int tel__event_check(const char *name, const tel_prop *props, size_t nprops)
 {
-    size_t name_len, ntop;
-    uint16_t key_len[TEL_MAX_PROPS], str_len[TEL_MAX_PROPS];
-    int nested;
-    return check_event(name, props, nprops, &name_len, key_len, str_len, &ntop, &nested);
+    tel_event_shape sh;
+    return tel__event_measure(name, props, nprops, &sh);
 }
 
 /* One optional context string: absent, or at most CTX_MAX_STRING bytes of
@@ -377,105 +372,168 @@ static void pack_tree(fixed_out *o, const tel_prop *props, size_t *i)
     pack_tree_with(&pk, props, i);
 }
 
-int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
+/* Checks the context of ev and measures its strings, in the wire's
+ * order (cs[i] NULL when absent). */
+static int ctx_measure(const tel_event_in *ev, const char *cs[C_NSTR], size_t cl[C_NSTR])
 {
-    size_t name_len, ntop;
-    uint16_t key_len[TEL_MAX_PROPS], str_len[TEL_MAX_PROPS];
-    int nested;
-    int rc = check_event(ev->name, ev->props, ev->nprops, &name_len, key_len, str_len, &ntop, &nested);
-    if (rc != TEL_OK)
-        return rc;
-
     const tel_ctx *c = ev->ctx;
     if (!c || !c->app)
         return tel__fail(TEL_ERR_INVALID, "event has no app in its context");
-    size_t app_len = strnlen(c->app, APP_MAX + 1);
-    if (!app_ok(c->app, app_len))
+    cl[C_APP] = strnlen(c->app, APP_MAX + 1);
+    if (!app_ok(c->app, cl[C_APP]))
         return tel__fail(TEL_ERR_INVALID, "context app name is not 1-64 of [a-z0-9._-] starting without '.'");
-    const char *cs[C_NSTR] = { c->app, c->app_version, c->lib_version, c->os, c->arch,
-                               c->ci_vendor, c->project };
-    size_t cl[C_NSTR] = { app_len };
-    for (int i = C_AV; i < C_NSTR; i++)
-        if ((rc = ctx_string(cs[i], ctx_keys[i], &cl[i])) != TEL_OK)
+    cs[C_APP] = c->app;
+    cs[C_AV] = c->app_version;
+    cs[C_LV] = c->lib_version;
+    cs[C_OS] = c->os;
+    cs[C_ARCH] = c->arch;
+    cs[C_CIV] = c->ci_vendor;
+    cs[C_PRJ] = c->project;
+    for (int i = C_AV; i < C_NSTR; i++) {
+        cl[i] = 0;
+        int rc = ctx_string(cs[i], ctx_keys[i], &cl[i]);
+        if (rc != TEL_OK)
             return rc;
+    }
+    return TEL_OK;
+}
 
-    size_t limit = nested ? TEL_MAX_EVENT : TEL_MAX_FLAT_EVENT;
-    fixed_out o = { buf, cap < limit ? cap : limit, 0 };
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &o, fixed_write);
+/* Packs the event's own fields: the map header,
+ * "i", "t", "n" and "p". */
+static inline void pack_head(msgpack_packer *pk, fixed_out *o, const tel_event_in *ev,
+                             const tel_event_shape *sh)
+{
+    msgpack_pack_map(pk, 7);
+    pack_key(pk, "i");
+    pack_id(pk, ev->id);
+    pack_key(pk, "t");
+    msgpack_pack_uint64(pk, ev->ts_ms);
+    pack_key(pk, "n");
+    msgpack_pack_str_with_body(pk, ev->name, sh->name_len);
 
-    /* Return values of the packer are not checked one by one: fixed_write
-     * refuses everything after the first overflow, and o.len tells. */
-    msgpack_pack_map(&pk, 7);
-    pack_key(&pk, "i");
-    pack_id(&pk, ev->id);
-    pack_key(&pk, "t");
-    msgpack_pack_uint64(&pk, ev->ts_ms);
-    pack_key(&pk, "n");
-    msgpack_pack_str_with_body(&pk, ev->name, name_len);
-
-    pack_key(&pk, "p");
-    msgpack_pack_map(&pk, ntop);
-    for (size_t i = 0, t = 0; t < ntop; t++) {
+    pack_key(pk, "p");
+    msgpack_pack_map(pk, sh->ntop);
+    for (size_t i = 0, t = 0; t < sh->ntop; t++) {
         const tel_prop *p = &ev->props[i];
-        msgpack_pack_str_with_body(&pk, p->key, key_len[t]);
+        msgpack_pack_str_with_body(pk, p->key, sh->key_len[t]);
         /* Scalars are packed here rather than through pack_scalar(): the
          * packer's calls inline into this loop, which the hot path of
          * every event pays for. */
         switch (p->type) {
-        case TEL_T_NIL: msgpack_pack_nil(&pk); break;
-        case TEL_T_BOOL: p->v.b ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk); break;
-        case TEL_T_INT: msgpack_pack_int64(&pk, p->v.i); break;
-        case TEL_T_FLOAT: msgpack_pack_double(&pk, p->v.f); break;
-        case TEL_T_STR: msgpack_pack_str_with_body(&pk, p->v.s, str_len[t]); break;
+        case TEL_T_NIL: msgpack_pack_nil(pk); break;
+        case TEL_T_BOOL: p->v.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+        case TEL_T_INT: msgpack_pack_int64(pk, p->v.i); break;
+        case TEL_T_FLOAT: msgpack_pack_double(pk, p->v.f); break;
+        case TEL_T_STR: msgpack_pack_str_with_body(pk, p->v.s, sh->str_len[t]); break;
         case TEL_T_ARRAY:
-        case TEL_T_MAP: pack_tree(&o, ev->props, &i); continue;
+        case TEL_T_MAP: pack_tree(o, ev->props, &i); continue;
         }
         i++;
     }
+}
 
-    pack_key(&pk, "x");
-    pack_id(&pk, ev->exec);
-    pack_key(&pk, "a");
+/* Packs "x", "a" and "c": what every event of one run and one identity
+ * shares. */
+static inline void pack_tail(msgpack_packer *pk, const tel_event_in *ev, const char *const cs[C_NSTR],
+                      const size_t cl[C_NSTR])
+{
+    const tel_ctx *c = ev->ctx;
+    pack_key(pk, "x");
+    pack_id(pk, ev->exec);
+    pack_key(pk, "a");
     if (ev->anon)
-        pack_id(&pk, ev->anon);
+        pack_id(pk, ev->anon);
     else
-        msgpack_pack_nil(&pk);
+        msgpack_pack_nil(pk);
 
     /* "ci" is always written; "cpu" only when known; strings when set. */
     size_t nctx = 1 + (c->cpus > 0);
     for (int i = 0; i < C_NSTR; i++)
         nctx += cs[i] != NULL;
-    pack_key(&pk, "c");
-    msgpack_pack_map(&pk, nctx);
+    pack_key(pk, "c");
+    msgpack_pack_map(pk, nctx);
     for (int i = C_APP; i <= C_ARCH; i++) {
         if (!cs[i])
             continue;
-        msgpack_pack_str_with_body(&pk, ctx_keys[i], ctx_key_len[i]);
-        msgpack_pack_str_with_body(&pk, cs[i], cl[i]);
+        msgpack_pack_str_with_body(pk, ctx_keys[i], ctx_key_len[i]);
+        msgpack_pack_str_with_body(pk, cs[i], cl[i]);
     }
     if (c->cpus > 0) {
-        pack_key(&pk, "cpu");
-        msgpack_pack_uint64(&pk, (uint64_t)c->cpus);
+        pack_key(pk, "cpu");
+        msgpack_pack_uint64(pk, (uint64_t)c->cpus);
     }
-    pack_key(&pk, "ci");
-    c->ci ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    pack_key(pk, "ci");
+    c->ci ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     for (int i = C_CIV; i < C_NSTR; i++) {
         if (!cs[i])
             continue;
-        msgpack_pack_str_with_body(&pk, ctx_keys[i], ctx_key_len[i]);
-        msgpack_pack_str_with_body(&pk, cs[i], cl[i]);
+        msgpack_pack_str_with_body(pk, ctx_keys[i], ctx_key_len[i]);
+        msgpack_pack_str_with_body(pk, cs[i], cl[i]);
     }
+}
 
-    if (o.len > o.cap) {
-        if (o.len > limit)
-            return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes (at most %zu%s)", o.len, limit,
+/* The result of an encoding into o, whose cap was min(cap, limit). */
+static int encoded(const fixed_out *o, size_t limit, size_t cap, int nested, size_t *len)
+{
+    if (o->len > o->cap) {
+        if (o->len > limit)
+            return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes (at most %zu%s)", o->len, limit,
                              nested ? "" : " without arrays or maps");
-        *len = o.len;
-        return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes but the buffer holds %zu", o.len, cap);
+        *len = o->len;
+        return tel__fail(TEL_ERR_LIMIT, "event encodes to %zu bytes but the buffer holds %zu", o->len, cap);
     }
-    *len = o.len;
+    *len = o->len;
     return TEL_OK;
+}
+
+int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
+{
+    tel_event_shape sh;
+    const char *cs[C_NSTR];
+    size_t cl[C_NSTR];
+    int rc = tel__event_measure(ev->name, ev->props, ev->nprops, &sh);
+    if (rc == TEL_OK)
+        rc = ctx_measure(ev, cs, cl);
+    if (rc != TEL_OK)
+        return rc;
+    size_t limit = sh.nested ? TEL_MAX_EVENT : TEL_MAX_FLAT_EVENT;
+    fixed_out o = { buf, cap < limit ? cap : limit, 0 };
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &o, fixed_write);
+    /* Return values of the packer are not checked one by one: fixed_write
+     * refuses everything after the first overflow, and o.len tells. */
+    pack_head(&pk, &o, ev, &sh);
+    pack_tail(&pk, ev, cs, cl);
+    return encoded(&o, limit, cap, sh.nested, len);
+}
+
+int tel__record_tail(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len)
+{
+    const char *cs[C_NSTR];
+    size_t cl[C_NSTR];
+    int rc = ctx_measure(ev, cs, cl);
+    if (rc != TEL_OK)
+        return rc;
+    fixed_out o = { buf, cap, 0 };
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &o, fixed_write);
+    pack_tail(&pk, ev, cs, cl);
+    *len = o.len;
+    return o.len > cap ? tel__fail(TEL_ERR_LIMIT, "the context encodes to %zu bytes but the buffer holds %zu",
+                                   o.len, cap)
+                       : TEL_OK;
+}
+
+int tel__record_encode_tail(const tel_event_in *ev, const tel_event_shape *sh, const uint8_t *tail,
+                            size_t tail_len, uint8_t *buf, size_t cap, size_t *len)
+{
+    size_t limit = sh->nested ? TEL_MAX_EVENT : TEL_MAX_FLAT_EVENT;
+    fixed_out o = { buf, cap < limit ? cap : limit, 0 };
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &o, fixed_write);
+    pack_head(&pk, &o, ev, sh);
+    fixed_write(&o, (const char *)tail, tail_len);
+    return encoded(&o, limit, cap, sh->nested, len);
 }
 
 /* ---------------------------------------------------------------- decoding */

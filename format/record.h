@@ -133,6 +133,21 @@ typedef struct tel_record {
  */
 int tel__event_check(const char *name, const tel_prop *props, size_t nprops);
 
+/* What checking an event measured: the encoder's input, so that an event
+ * is checked and measured once.  key_len and str_len are per top-level
+ * property (str_len only for a string); nested: one holds an array or a
+ * map. */
+typedef struct tel_event_shape {
+    size_t name_len;
+    size_t ntop;
+    int nested;
+    uint16_t key_len[TEL_MAX_PROPS];
+    uint16_t str_len[TEL_MAX_PROPS];
+} tel_event_shape;
+
+/* tel__event_check, filling *shape when the event is good. */
+int tel__event_measure(const char *name, const tel_prop *props, size_t nprops, tel_event_shape *shape);
+
 /* In a flat array of properties (tel.h), the index just past the item at
  * props[i] and everything nested in it (never past nprops). */
 size_t tel__prop_skip(const tel_prop *props, size_t nprops, size_t i);
@@ -151,6 +166,27 @@ int tel__event_name_valid(const char *name, size_t len);
  * caller may retry with a larger buffer.
  */
 TEL_MUST_CHECK int tel__record_encode(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len);
+
+/*
+ * A record ends with its execution id, anonymous id and context ("x",
+ * "a", "c"), the same for every event of one run and one identity; a
+ * handle encodes them once (tel__record_tail, which checks the context)
+ * and every event's own fields before them (tel__record_encode_tail,
+ * given the event's tel__event_measure).  The bytes are those of
+ * tel__record_encode for the same event.
+ *
+ * tel__record_tail encodes the tail of ev (its id, time, name and
+ * properties are not read) into buf[0..cap) and sets *len.  Returns
+ * TEL_OK, TEL_ERR_INVALID or TEL_ERR_LIMIT for a bad context, or
+ * TEL_ERR_LIMIT with *len set to the size needed when only cap was too
+ * small.  tel__record_encode_tail returns what tel__record_encode
+ * returns, but does not check the event again: shape must be what
+ * tel__event_measure gave for its name and properties.
+ */
+TEL_MUST_CHECK int tel__record_tail(const tel_event_in *ev, uint8_t *buf, size_t cap, size_t *len);
+TEL_MUST_CHECK int tel__record_encode_tail(const tel_event_in *ev, const tel_event_shape *shape,
+                                           const uint8_t *tail, size_t tail_len, uint8_t *buf, size_t cap,
+                                           size_t *len);
 
 /*
  * Decodes one record occupying exactly buf[0..len).  Strict: every field

@@ -91,7 +91,13 @@ struct tel {
     tel_idpool *ids;          /* event ids; made at the first one drawn */
     int ids_tried;            /* tel__idpool_new was called (it may give NULL) */
     int events_recorded;
-    tel_ctx ctx;
+    tel_ctx ctx;              /* set once, by the first activate() */
+    /* The end of every record ("x", "a", "c": tel__record_tail), encoded
+     * once for the exec and anon ids copied beside it; made again when
+     * either changes (a reopen after forget, a handle switched back on). */
+    uint8_t *tail;
+    size_t tail_len, tail_cap;
+    uint8_t tail_ids[2 * TEL_ID_LEN];
 
     char command[TEL_MAX_STRING + 1];
     int command_started;
@@ -769,6 +775,7 @@ void tel_close(tel *h)
     if (h->log_fd >= 0)
         close(h->log_fd);
     tel__buf_free(&h->batch);
+    free(h->tail);
     free(h->brecs);
     tel__idpool_free(h->ids);
     explicit_bzero(h->policy.token, sizeof h->policy.token);
@@ -888,13 +895,41 @@ static int draw_id(tel *h, uint8_t out[TEL_ID_LEN])
     return tel__idpool_uuid4(h->ids, out);
 }
 
-static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
+/* A context of short strings fits the first allocation of a tail. */
+#define TAIL_GUESS 256
+
+/* h->tail for the event's ids and context, made when it is not yet. */
+static int current_tail(tel *h, const tel_event_in *ev)
 {
-    if (!h)
-        return tel__fail(TEL_ERR_INVALID, "no handle");
-    int rc = tel__event_check(event, props, nprops);
+    if (h->tail_len > 0 && memcmp(h->tail_ids, ev->exec, TEL_ID_LEN) == 0 &&
+        memcmp(h->tail_ids + TEL_ID_LEN, ev->anon, TEL_ID_LEN) == 0)
+        return TEL_OK;
+    h->tail_len = 0;
+    size_t len = TAIL_GUESS;
+    int rc = h->tail ? tel__record_tail(ev, h->tail, h->tail_cap, &len) : TEL_ERR_LIMIT;
+    /* At most twice: the guess, then the size the encoder said. */
+    for (int i = 0; i < 2 && rc == TEL_ERR_LIMIT && len > h->tail_cap; i++) {
+        uint8_t *p = malloc(len);
+        if (!p)
+            return tel__fail(TEL_ERR_NOMEM, "out of memory");
+        free(h->tail);
+        h->tail = p;
+        h->tail_cap = len;
+        rc = tel__record_tail(ev, h->tail, h->tail_cap, &len);
+    }
     if (rc != TEL_OK)
         return rc;
+    h->tail_len = len;
+    memcpy(h->tail_ids, ev->exec, TEL_ID_LEN);
+    memcpy(h->tail_ids + TEL_ID_LEN, ev->anon, TEL_ID_LEN);
+    return TEL_OK;
+}
+
+/* Records an event already checked, whose measure is *shape. */
+static int emit_checked(tel *h, const char *event, const tel_prop *props, size_t nprops,
+                        const tel_event_shape *shape)
+{
+    int rc;
     if (!h->enabled || h->waiting_notice)
         return TEL_DISABLED;
     /* Before the event takes the handle's ids: a forget gives new ones. */
@@ -919,23 +954,34 @@ static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
     ev.nprops = nprops;
     ev.anon = h->anon;
     ev.ctx = &h->ctx;
+    if ((rc = current_tail(h, &ev)) != TEL_OK)
+        return rc;
 
     /* Events of scalars fit the stack buffer; only one with a large
      * structured value pays for a heap buffer of the size it needs. */
     uint8_t stack_buf[TEL_MAX_FLAT_EVENT];
     uint8_t *buf = stack_buf;
     size_t len = 0;
-    rc = tel__record_encode(&ev, buf, sizeof stack_buf, &len);
+    rc = tel__record_encode_tail(&ev, shape, h->tail, h->tail_len, buf, sizeof stack_buf, &len);
     if (rc == TEL_ERR_LIMIT && len > sizeof stack_buf) {
         if (!(buf = malloc(len)))
             return tel__fail(TEL_ERR_NOMEM, "out of memory");
-        rc = tel__record_encode(&ev, buf, len, &len);
+        rc = tel__record_encode_tail(&ev, shape, h->tail, h->tail_len, buf, len, &len);
     }
     if (rc == TEL_OK)
         rc = record(h, &ev, buf, len);
     if (buf != stack_buf)
         free(buf);
     return rc;
+}
+
+static int emit(tel *h, const char *event, const tel_prop *props, size_t nprops)
+{
+    if (!h)
+        return tel__fail(TEL_ERR_INVALID, "no handle");
+    tel_event_shape shape;
+    int rc = tel__event_measure(event, props, nprops, &shape);
+    return rc == TEL_OK ? emit_checked(h, event, props, nprops, &shape) : rc;
 }
 
 /* Logs and stores one encoded event (or buffers it in the open batch). */
@@ -984,7 +1030,8 @@ int tel_emit_event(tel *h, const char *event, const tel_prop *props, size_t npro
 int tel_emit(const char *app, const char *event, const tel_prop *props, size_t nprops)
 {
     /* Check the event before touching the disk: a bad call costs nothing. */
-    int rc = tel__event_check(event, props, nprops);
+    tel_event_shape shape;
+    int rc = tel__event_measure(event, props, nprops, &shape);
     if (rc != TEL_OK)
         return rc;
     tel_options *o = tel_options_new(app);
@@ -995,7 +1042,7 @@ int tel_emit(const char *app, const char *event, const tel_prop *props, size_t n
     if (rc < 0)
         return rc;
     if (rc == TEL_OK)
-        rc = emit(h, event, props, nprops);
+        rc = emit_checked(h, event, props, nprops, &shape);
     tel_close(h);
     return rc;
 }

@@ -1132,6 +1132,70 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* 1 when the record made from ev's tail is the one tel__record_encode
+ * makes, byte for byte, and both succeed. */
+static int tail_same(const tel_event_in *ev)
+{
+    uint8_t whole[TEL_MAX_EVENT], split[TEL_MAX_EVENT];
+    size_t wlen = 0, slen = 0;
+    uint8_t tail[TEL_MAX_EVENT];
+    size_t tlen = 0;
+    tel_event_shape sh;
+    return tel__record_encode(ev, whole, sizeof whole, &wlen) == TEL_OK &&
+           tel__event_measure(ev->name, ev->props, ev->nprops, &sh) == TEL_OK &&
+           tel__record_tail(ev, tail, sizeof tail, &tlen) == TEL_OK &&
+           tel__record_encode_tail(ev, &sh, tail, tlen, split, sizeof split, &slen) == TEL_OK &&
+           wlen == slen && memcmp(whole, split, wlen) == 0;
+}
+
+static void test_tail(void)
+{
+    CHECK_GROUP("a handle's record tail");
+    tel_prop nested[] = { TEL_STR("k", "v"), TEL_ARRAY("a", 2), TEL_INT(NULL, 1), TEL_STR(NULL, "x") };
+    tel_event_in ev = event("command.exited", TYPICAL, 4, &CTX_FULL, ANON);
+    CHECK("a typical event with the full context: the same bytes", tail_same(&ev));
+    ev = event("e", NULL, 0, &CTX_MIN, NULL);
+    CHECK("no properties, the least context, no anonymous id: the same bytes", tail_same(&ev));
+    ev = event("e", nested, 4, &CTX_FULL, ANON2);
+    CHECK("a structured value: the same bytes", tail_same(&ev));
+
+    uint8_t tail[TEL_MAX_EVENT];
+    size_t tlen = 0;
+    tel_ctx badver = { .app = "x", .app_version = "\xff" };
+    ev.ctx = &badver;
+    CHECK_EQ_INT("a tail with a non-UTF-8 version is refused", tel__record_tail(&ev, tail, sizeof tail, &tlen),
+                 TEL_ERR_INVALID);
+    ev.ctx = NULL;
+    CHECK_EQ_INT("a tail without context is refused", tel__record_tail(&ev, tail, sizeof tail, &tlen),
+                 TEL_ERR_INVALID);
+
+    /* The limits hold for the whole record, tail included. */
+    ev = event("e", TYPICAL, 4, &CTX_FULL, ANON);
+    tel_event_shape sh;
+    uint8_t buf[64];
+    size_t len = 0, whole = 0;
+    uint8_t big[TEL_MAX_EVENT];
+    SETUP(tel__record_encode(&ev, big, sizeof big, &whole));
+    SETUP(tel__event_measure(ev.name, ev.props, ev.nprops, &sh));
+    SETUP(tel__record_tail(&ev, tail, sizeof tail, &tlen));
+    CHECK_EQ_INT("a buffer too small for head and tail",
+                 tel__record_encode_tail(&ev, &sh, tail, tlen, buf, sizeof buf, &len), TEL_ERR_LIMIT);
+    CHECK_EQ_INT("says the size the whole record needs", len, whole);
+    char *s = repeat('v', 1000);
+    tel_ctx wide = CTX_FULL;
+    wide.app_version = wide.lib_version = wide.os = wide.arch = s;
+    ev.ctx = &wide;
+    CHECK_EQ_INT("a tail too large for its buffer says the size it needs", tel__record_tail(&ev, buf, sizeof buf, &tlen),
+                 TEL_ERR_LIMIT);
+    size_t need = tlen;
+    SETUP(tel__record_tail(&ev, tail, sizeof tail, &tlen));
+    CHECK_EQ_INT("which is its size", need, tlen);
+    CHECK_EQ_INT("a flat event whose context takes it past 4096 bytes is refused",
+                 tel__record_encode_tail(&ev, &sh, tail, tlen, big, sizeof big, &len), TEL_ERR_LIMIT);
+    CHECK("as tel__record_encode refuses it", tel__record_encode(&ev, big, sizeof big, &len) == TEL_ERR_LIMIT);
+    free(s);
+}
+
 static void test_speed(void)
 {
     CHECK_GROUP("repeated round trips");
@@ -1206,6 +1270,7 @@ int main(int argc, char **argv)
     test_hostile();
     test_json();
     test_batch(corpus);
+    test_tail();
     test_speed();
     if (corpus)
         write_record_corpus(corpus);
