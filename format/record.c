@@ -398,9 +398,14 @@ static int ctx_measure(const tel_event_in *ev, const char *cs[C_NSTR], size_t cl
     return TEL_OK;
 }
 
-/* Packs the event's own fields: the map header,
- * "i", "t", "n" and "p". */
-static inline void pack_head(msgpack_packer *pk, fixed_out *o, const tel_event_in *ev,
+/*
+ * Packs the event's own fields: the map header, "i", "t", "n" and "p".
+ * Forced inline, as pack_tail is: only inside its caller, with the packer
+ * a local there, does the compiler see that every write goes to
+ * fixed_write and inline it; an out-of-line copy pays an indirect call
+ * for every write of every record.
+ */
+__attribute__((always_inline)) static inline void pack_head(msgpack_packer *pk, fixed_out *o, const tel_event_in *ev,
                              const tel_event_shape *sh)
 {
     msgpack_pack_map(pk, 7);
@@ -433,8 +438,8 @@ static inline void pack_head(msgpack_packer *pk, fixed_out *o, const tel_event_i
 }
 
 /* Packs "x", "a" and "c": what every event of one run and one identity
- * shares. */
-static inline void pack_tail(msgpack_packer *pk, const tel_event_in *ev, const char *const cs[C_NSTR],
+ * shares.  Forced inline for the reason given at pack_head. */
+__attribute__((always_inline)) static inline void pack_tail(msgpack_packer *pk, const tel_event_in *ev, const char *const cs[C_NSTR],
                       const size_t cl[C_NSTR])
 {
     const tel_ctx *c = ev->ctx;

@@ -692,30 +692,33 @@ static int append_txn(tel_queue *q, const tel_rec *recs, size_t n, uint64_t forc
 
     if (next == 0)
         next = 1;
-    for (size_t i = skip; i < n; i++) {
+    /* One cursor for the whole burst: it stays on the right edge of the
+     * tree, where every append goes, instead of each put searching down
+     * from the root. */
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, q->se->events, &cur)))
+        goto out;
+    for (size_t i = skip; i < n && rc == 0; i++) {
         uint8_t kb[8];
         put_u64be(kb, next);
         MDB_val k = { 8, kb }, v = { recs[i].len, (void *)recs[i].data };
-        rc = mdb_put(txn, q->se->events, &k, &v, MDB_APPEND);
+        rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
         if (rc == MDB_KEYEXIST) {
             /* "next" fell behind the tree (restored from an old copy):
-             * fall back to an ordinary insert after the last key. */
-            MDB_cursor *cur;
+             * carry on after the last key. */
             MDB_val lk, lv;
-            if ((rc = mdb_cursor_open(txn, q->se->events, &cur)))
-                goto out;
             rc = mdb_cursor_get(cur, &lk, &lv, MDB_LAST);
             if (rc == 0 && lk.mv_size == 8)
                 next = get_u64be(lk.mv_data) + 1;
-            mdb_cursor_close(cur);
             put_u64be(kb, next);
-            rc = mdb_put(txn, q->se->events, &k, &v, MDB_APPEND);
+            rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
         }
-        if (rc)
-            goto out;
         next++;
         bytes += recs[i].len;
     }
+    mdb_cursor_close(cur);
+    if (rc)
+        goto out;
     if ((rc = meta_put_u64(txn, q->se->meta, TEL_META_NEXT, next)) ||
         (rc = meta_put_u64(txn, q->se->meta, TEL_META_BYTES, bytes)) ||
         (rc = meta_put_u64(txn, q->se->meta, TEL_META_DROPPED, dropped)))

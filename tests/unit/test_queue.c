@@ -373,6 +373,16 @@ static void test_fifo(void)
         { CHECK("reopen", 0); return; }
     append_each(q, 10, 2, now, 0);
     CHECK_NS("order holds across close and open", q, "0,1,2,3,4,5,6,7,8,9,10,11");
+
+    /* A "next" behind the tree (a meta page restored from an old copy)
+     * must never overwrite or reorder what is there. */
+    uint8_t behind[8] = { 0, 0, 0, 0, 0, 0, 0, 2 };
+    SETUP(tel__queue_meta_put(q, TEL_META_NEXT, behind, sizeof behind));
+    CHECK_EQ_INT("a burst after \"next\" fell behind is stored", append_batch(q, 12, 3, now, 0), TEL_OK);
+    SETUP(tel__queue_meta_put(q, TEL_META_NEXT, behind, sizeof behind));
+    CHECK_EQ_INT("and a single event", append_each(q, 15, 1, now, 0), TEL_OK);
+    CHECK_NS("after the last record, nothing overwritten", q, "0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15");
+    CHECK_EQ_INT("all sixteen are there", stats(q).count, 16);
     tel__queue_close(q);
 }
 
