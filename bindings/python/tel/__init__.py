@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import enum
 import math
+import struct
 import threading
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
@@ -147,52 +148,79 @@ def _text(what: str, s: str) -> bytes:
     return b
 
 
+# struct tel_prop in the struct module's native layout: the key pointer,
+# the tel_type, padding, then the 8-byte union by the member the type uses.
+_LAYOUT = {_T_NIL: "Pi4x8x", _T_BOOL: "Pi4xi4x", _T_INT: "Pi4xq", _T_FLOAT: "Pi4xd",
+           _T_STR: "Pi4xP", _T_ARRAY: "Pi4xq", _T_MAP: "Pi4xq"}
+
+
 class _Props:
     """A tel_prop array for one call, holding the bytes its pointers refer to.
 
     Lists, tuples and mappings become tel's structured values, laid out
     flat as tel.h describes: the array or map item, then its children in
-    pre-order.  libtel checks the depth and counts."""
+    pre-order.  libtel checks the depth and counts.
 
-    __slots__ = ("array", "count", "_keep")
+    The array is packed in one struct.pack call, and every key and string
+    value sits in one NUL-separated buffer: setting the fields of ctypes
+    structures one by one cost more than the rest of a Python emit."""
+
+    __slots__ = ("array", "count", "_texts", "_size")
 
     def __init__(self, props: Optional[Props]) -> None:
         items: list = []
-        self._keep: list = []
+        self._texts: list = []
+        self._size = 0
         for key, value in (props.items() if props else ()):
-            self._flatten(items, _text("property key", key), key, value, 0)
+            self._flatten(items, self._text_at(_text("property key", key)), key, value, 0)
         self.count = len(items)
-        self.array = (_lib.Prop * max(self.count, 1))()
-        for n, (key, typ, field, v) in enumerate(items):
-            p = self.array[n]
-            p.key, p.type = key, typ
-            if field:
-                setattr(p.v, field, v)
+        if not items:
+            self.array = None
+            return
+        blob = b"\0".join(self._texts) + b"\0"
+        base = ctypes.cast(blob, ctypes.c_void_p).value or 0
+        fmt, vals = ["@"], []
+        for key, typ, v in items:
+            fmt.append(_LAYOUT[typ])
+            vals.append(0 if key is None else base + key)
+            vals.append(typ)
+            if typ == _T_STR:
+                vals.append(base + v)
+            elif typ != _T_NIL:
+                vals.append(v)
+        # The texts must outlive the call: the array's pointers are into blob.
+        self._texts = blob  # type: ignore[assignment]
+        self.array = struct.pack("".join(fmt), *vals)
 
-    def _flatten(self, items: list, key: Optional[bytes], name: str, value: Any, depth: int) -> None:
+    def _text_at(self, b: bytes) -> int:
+        """Adds b to the texts; its offset in the buffer they make."""
+        at = self._size
+        self._texts.append(b)
+        self._size += len(b) + 1
+        return at
+
+    def _flatten(self, items: list, key: Optional[int], name: str, value: Any, depth: int) -> None:
         if value is None:
-            items.append((key, _T_NIL, None, None))
+            items.append((key, _T_NIL, None))
         elif isinstance(value, bool):
-            items.append((key, _T_BOOL, "b", int(value)))
+            items.append((key, _T_BOOL, int(value)))
         elif isinstance(value, int):
             if not _INT64_MIN <= value <= _INT64_MAX:
                 raise TelError(ERR_INVALID, "property '%s' is an integer outside 64 bits" % name)
-            items.append((key, _T_INT, "i", value))
+            items.append((key, _T_INT, value))
         elif isinstance(value, float):
-            items.append((key, _T_FLOAT, "f", value))
+            items.append((key, _T_FLOAT, value))
         elif isinstance(value, str):
-            b = _text("property '%s'" % name, value)
-            self._keep.append(b)
-            items.append((key, _T_STR, "s", b))
+            items.append((key, _T_STR, self._text_at(_text("property '%s'" % name, value))))
         elif isinstance(value, (Mapping, list, tuple)) and depth >= _MAX_WALK:
             # libtel refuses far less; this only stops a value that holds itself.
             raise TelError(ERR_LIMIT, "property '%s' nests deeper than tel allows" % name)
         elif isinstance(value, Mapping):
-            items.append((key, _T_MAP, "i", len(value)))
+            items.append((key, _T_MAP, len(value)))
             for k, v in value.items():
-                self._flatten(items, _text("key in '%s'" % name, k), name, v, depth + 1)
+                self._flatten(items, self._text_at(_text("key in '%s'" % name, k)), name, v, depth + 1)
         elif isinstance(value, (list, tuple)):
-            items.append((key, _T_ARRAY, "i", len(value)))
+            items.append((key, _T_ARRAY, len(value)))
             for v in value:
                 self._flatten(items, None, name, v, depth + 1)
         else:

@@ -61,7 +61,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tel_strerror": (c_char_p, [c_int]),
         "tel_last_error": (c_char_p, []),
         "tel_version": (c_char_p, []),
-        "tel_emit": (c_int, [c_char_p, c_char_p, P(Prop), c_size_t]),
+        # The properties: a packed tel_prop array (bytes) or None.
+        "tel_emit": (c_int, [c_char_p, c_char_p, c_void_p, c_size_t]),
         "tel_options_new": (c_void_p, [c_char_p]),
         "tel_options_free": (None, [c_void_p]),
         "tel_options_set_app_version": (c_int, [c_void_p, c_char_p]),
@@ -90,7 +91,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "tel_open": (c_int, [P(c_void_p), c_void_p]),
         "tel_close": (None, [c_void_p]),
         "tel_enabled": (c_int, [c_void_p]),
-        "tel_emit_event": (c_int, [c_void_p, c_char_p, P(Prop), c_size_t]),
+        "tel_emit_event": (c_int, [c_void_p, c_char_p, c_void_p, c_size_t]),
         "tel_batch_begin": (c_int, [c_void_p]),
         "tel_batch_commit": (c_int, [c_void_p]),
         "tel_emit_metric": (c_int, [c_void_p, c_char_p, ctypes.c_double, P(c_char_p), c_size_t]),

@@ -72,6 +72,20 @@ class OneCall(Base):
         self.assertIs(type(ev["props"]["services"]), int)
         self.assertIs(type(ev["props"]["ratio"]), float)
 
+    def test_packed_layout(self) -> None:
+        """the packed property array is byte for byte what ctypes lays out for struct tel_prop"""
+        import ctypes
+        from tel import _lib
+        props = {"n": None, "b": True, "i": -7, "f": 0.25, "s": "x", "a": [1], "m": {"k": 2}}
+        packed = tel._Props(props)
+        self.assertEqual(len(packed.array), packed.count * ctypes.sizeof(_lib.Prop))
+        arr = (_lib.Prop * packed.count).from_buffer_copy(packed.array)
+        got = [(p.key, p.type) for p in arr]
+        self.assertEqual(got, [(b"n", 0), (b"b", 1), (b"i", 2), (b"f", 3), (b"s", 4), (b"a", 5), (None, 2),
+                               (b"m", 6), (b"k", 2)])
+        self.assertEqual((arr[1].v.b, arr[2].v.i, arr[3].v.f, arr[4].v.s, arr[5].v.i, arr[6].v.i),
+                         (1, -7, 0.25, b"x", 1, 1))
+
     def test_structured(self) -> None:
         """lists, tuples and dicts are recorded as structured values, in their shape"""
         config = {"adapter": "@astrojs/vercel", "integrations": ["@astrojs/mdx", "@astrojs/rss"],
