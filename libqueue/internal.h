@@ -336,7 +336,8 @@ void tel__queue_close(tel_queue *q);
 /*
  * 1 when the queue's data.mdb on disk is no longer the file q has open
  * (tel forget or tel disable in another process removed it, or a damaged
- * file was moved aside): what q writes would be lost.  One stat().
+ * file was moved aside): what q writes would be lost.  One statx() of the
+ * inode number only, never of the timestamps (queue.c says why).
  */
 int tel__queue_stale(const tel_queue *q);
 

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -542,11 +543,27 @@ void tel__queue_close(tel_queue *q)
     free(q);
 }
 
+/*
+ * Runs before every emit, so it asks for the file's identity and nothing
+ * else.  A stat() that reads a file's change time makes the next write to
+ * it take a fresh fine-grained timestamp (Linux 6.13 and later, on file
+ * systems with multigrain timestamps such as ext4 and XFS): every commit
+ * then dirtied the inode, and every fdatasync() wrote the inode block as
+ * well as the pages.  Unqueried, timestamps stay at the clock tick, and
+ * commits within one tick write the inode once.
+ */
 int tel__queue_stale(const tel_queue *q)
 {
     char path[TEL_PATH_MAX + 16];
-    struct stat st;
     snprintf(path, sizeof path, "%s/data.mdb", q->dir);
+#ifdef STATX_INO
+    /* Where statx() fails (a missing file, or a sandbox that refuses the
+     * call), lstat() below decides. */
+    struct statx stx;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_INO, &stx) == 0)
+        return makedev(stx.stx_dev_major, stx.stx_dev_minor) != q->se->dev || stx.stx_ino != q->se->ino;
+#endif
+    struct stat st;
     return lstat(path, &st) != 0 || st.st_dev != q->se->dev || st.st_ino != q->se->ino;
 }
 
