@@ -85,8 +85,11 @@ struct tel {
     int dir_rc;               /* TEL_OK when state_dir holds one */
     tel_queue *q;
     uint8_t anon[TEL_ID_LEN];
-    uint8_t exec[TEL_ID_LEN];
-    int exec_shared;          /* the id came from the host or the environment */
+    dev_t cookie_dev;         /* the cookie file anon was read from; */
+    ino_t cookie_ino;         /* cookie_ino 0: none to watch */
+    uint8_t run[TEL_ID_LEN];  /* the run's token, what tel_exec_id hands on */
+    uint8_t exec[TEL_ID_LEN]; /* what events record: derived from run and anon */
+    int exec_shared;          /* the run came from the host or the environment */
     pid_t exec_pid;           /* the process that drew exec (see emit) */
     tel_idpool *ids;          /* event ids; made at the first one drawn */
     int ids_tried;            /* tel__idpool_new was called (it may give NULL) */
@@ -476,41 +479,71 @@ static void record_host_settings(tel *h, const char *endpoint, const char *token
 
 /* ---------------------------------------------------------------- open */
 
+/* The first 16 bytes of sha256(msg), marked as a UUID of version 8
+ * (RFC 9562: laid out by the application). */
+static void id_from(const void *msg, size_t len, uint8_t out[TEL_ID_LEN])
+{
+    uint8_t d[32];
+    tel__sha256(msg, len, d);
+    memcpy(out, d, TEL_ID_LEN);
+    explicit_bzero(d, sizeof d);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x80);
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
+}
+
 /*
  * The anonymous id of an installation the host names (a cluster's UID):
- * the first 16 bytes of sha256 over a fixed label, the app and the id,
- * marked as a UUID of version 8 (RFC 9562: laid out by the application).
- * A restarted process gets the same id, two apps never share one, and the
- * id the host passed never leaves the process.
+ * derived from a fixed label, the app and the id.  A restarted process
+ * gets the same id, two apps never share one, and the id the host passed
+ * never leaves the process.
  */
 static void install_anon(const char *app, const char *id, uint8_t out[TEL_ID_LEN])
 {
     tel_buf msg = TEL_BUF_INIT;
-    uint8_t d[32];
     if (tel__buf_printf(&msg, "tel installation\n%s\n%s", app, id) != 0) {
         tel__buf_free(&msg);
         if (tel__uuid4(out) != 0)   /* no memory: no lasting id this run */
             memset(out, 0, TEL_ID_LEN);
         return;
     }
-    tel__sha256(msg.p, msg.len, d);
+    id_from(msg.p, msg.len, out);
     explicit_bzero(msg.p, msg.len);
     tel__buf_free(&msg);
-    memcpy(out, d, TEL_ID_LEN);
-    out[6] = (uint8_t)((out[6] & 0x0f) | 0x80);
-    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80);
 }
 
 /* The anonymous id of a handle that records: derived from the host's
  * installation id when it gave one (no cookie file), else the cookie's. */
+static int cookie_stat(const tel *h, struct stat *st)
+{
+    char path[TEL_PATH_MAX + sizeof TEL_COOKIE_FILE + 1];
+    snprintf(path, sizeof path, "%s/" TEL_COOKIE_FILE, h->state_dir);
+    return lstat(path, st);
+}
+
 static int load_anon(tel *h, int *lasting)
 {
+    h->cookie_ino = 0;
     if (h->opts->install_id) {
         install_anon(h->app, h->opts->install_id, h->anon);
         *lasting = 1;
         return TEL_OK;
     }
-    return tel__cookie_load(h->state_dir, h->anon, lasting);
+    int rc = tel__cookie_load(h->state_dir, h->anon, lasting);
+    struct stat st;
+    if (rc == TEL_OK && *lasting && cookie_stat(h, &st) == 0) {
+        h->cookie_dev = st.st_dev;
+        h->cookie_ino = st.st_ino;
+    }
+    return rc;
+}
+
+/* The user deleted (or replaced) the cookie file the handle's id came
+ * from: the next event gets a new one, as a new process would. */
+static int cookie_moved(const tel *h)
+{
+    struct stat st;
+    return h->cookie_ino &&
+           (cookie_stat(h, &st) != 0 || st.st_dev != h->cookie_dev || st.st_ino != h->cookie_ino);
 }
 
 /*
@@ -568,24 +601,43 @@ static int open_state(tel *h, int dry)
 }
 
 /*
- * The execution id: <APP>_TELEMETRY_EXEC_ID when it holds a UUID (a
+ * The execution id events record: derived from the run's token and the
+ * anonymous id.  Every process of one run and one identity records the
+ * same id; after a forget or a deleted cookie the same token (still in a
+ * script's environment) gives another, so nothing recorded links the
+ * identity before to the one after.  The token itself is never recorded.
+ */
+static void exec_derive(tel *h)
+{
+    uint8_t msg[8 + 2 * TEL_ID_LEN];
+    memcpy(msg, "tel run\n", 8);
+    memcpy(msg + 8, h->run, TEL_ID_LEN);
+    memcpy(msg + 8 + TEL_ID_LEN, h->anon, TEL_ID_LEN);
+    id_from(msg, sizeof msg, h->exec);
+    explicit_bzero(msg, sizeof msg);
+}
+
+/*
+ * The run's token: <APP>_TELEMETRY_EXEC_ID when it holds a UUID (a
  * script or a parent process handing its run to this one), else the
- * host's, else a fresh random one.  A malformed variable is ignored:
- * telemetry never fails its host.  Returns 0, or -1 without randomness.
+ * host's, else a fresh random one; then the id events record.  A
+ * malformed variable is ignored: telemetry never fails its host.  Needs
+ * h->anon.  Returns 0, or -1 without randomness.
  */
 static int exec_id_resolve(tel *h, const tel_options *o)
 {
-    if (tel__exec_id_env(h->app, h->exec) == TEL_OK) {
+    if (tel__exec_id_env(h->app, h->run) == TEL_OK) {
         h->exec_shared = 1;
-        return 0;
-    }
-    if (o->exec_given) {
-        memcpy(h->exec, o->exec, TEL_ID_LEN);
+    } else if (o->exec_given) {
+        memcpy(h->run, o->exec, TEL_ID_LEN);
         h->exec_shared = 1;
-        return 0;
+    } else {
+        h->exec_pid = getpid();
+        if (tel__uuid4(h->run) != 0)
+            return -1;
     }
-    h->exec_pid = getpid();
-    return tel__uuid4(h->exec);
+    exec_derive(h);
+    return 0;
 }
 
 int tel_exec_id(const tel *h, char out[37])
@@ -597,7 +649,7 @@ int tel_exec_id(const tel *h, char out[37])
         return tel__fail(TEL_ERR_INVALID, "no handle");
     if (!h->enabled)
         return TEL_DISABLED;
-    tel__uuid_format(h->exec, out);
+    tel__uuid_format(h->run, out);
     return TEL_OK;
 }
 
@@ -828,6 +880,16 @@ static int show_event(tel *h, const uint8_t *buf, size_t len)
 
 static int record(tel *h, const tel_event_in *ev, const uint8_t *buf, size_t len);
 
+/* The anonymous id changed under the handle: the run's events from now
+ * on are recorded under an id derived from the new one. */
+static void new_identity(tel *h)
+{
+    exec_derive(h);
+    /* exec_pid stays: only the process that drew the token may give its
+     * id to a first event (a forked child reopening too derives the same). */
+    h->events_recorded = 0;
+}
+
 /* A new queue holds none of the host's settings yet. */
 static int finish_reopen(tel *h)
 {
@@ -864,24 +926,31 @@ static int reopen(tel *h)
         rc = tel__queue_open(&h->q, h->state_dir, &h->caps, TEL_Q_CREATE);
     if (rc != TEL_OK)
         return rc;
-    /* The same identity (a damaged queue set aside, not a forget): the
-     * run goes on, so a shared execution id stays whole. */
-    if (memcmp(was, h->anon, sizeof was) == 0)
-        return finish_reopen(h);
-    if (tel__uuid4(h->exec) != 0)
-        return tel__fail(TEL_ERR_IO, "no random numbers available");
-    h->exec_pid = getpid();
-    h->exec_shared = 0;
-    h->events_recorded = 0;
+    /* A new identity records its run under another id (the token is
+     * kept: processes that share it stay together); the same identity (a
+     * damaged queue set aside, not a forget) goes on as it was. */
+    if (memcmp(was, h->anon, sizeof was) != 0)
+        new_identity(h);
     return finish_reopen(h);
 }
 
-/* Reopens when the queue file on disk is no longer ours: one stat(). */
+/* Reopens when the queue file on disk is no longer ours, and takes the
+ * new identity when the cookie was deleted: two lstat()s. */
 static int check_queue(tel *h)
 {
-    if (h->q && !tel__queue_stale(h->q))
-        return TEL_OK;
-    return reopen(h);
+    if (!h->q || tel__queue_stale(h->q))
+        return reopen(h);
+    if (cookie_moved(h)) {
+        int lasting;
+        uint8_t was[TEL_ID_LEN];
+        memcpy(was, h->anon, sizeof was);
+        /* Whatever it returns, anon now holds the id to use (a fresh
+         * random one when no cookie could be written). */
+        load_anon(h, &lasting);
+        if (memcmp(was, h->anon, sizeof was) != 0)
+            new_identity(h);
+    }
+    return TEL_OK;
 }
 
 /* A fresh event id from the handle's pool, made at the first id drawn: a

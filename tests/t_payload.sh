@@ -154,7 +154,11 @@ if cc $hostsan -std=c99 -Wall -Wextra -Werror -I"$TEL_TOP/include" "$T_TMP/spans
     tree=$($PY - "$TC_OUT" "$run" <<'EOF'
 import json, sys
 ev = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
-spans = [e for e in ev if e['name'] == 'span' and e['exec'] == sys.argv[2]]
+spans = [e for e in ev if e['name'] == 'span']
+# One run: the host's spans and the script's share one recorded id,
+# derived from the token, never the token itself.
+if len({s['exec'] for s in spans}) != 1 or spans[0]['exec'] == sys.argv[2]:
+    spans = []
 by_id = {s['props'].get('span_id'): s for s in spans}
 def path(s):
     p = by_id.get(s['props'].get('parent_id'))
@@ -197,12 +201,30 @@ check_eq "tel status --json lists them too" \
 check_eq "and nothing when every variable is usable" \
     "$(RUN_TELEMETRY_EXEC_ID=$id tel status --app run --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["ignored"])'):$(RUNOK_TELEMETRY_EXEC_ID=$id tel emit --app runok fine 2>&1)" "[]:"
 tel show --app run >"$T_TMP/run.show"
-check_eq "three calls share the exported execution id" \
-    "$(pyj "$T_TMP/run.show" "sorted(e['name'] for e in L if e['exec'] == '$id')")" "['step.one', 'step.three', 'step.two']"
+shared=$(pyj "$T_TMP/run.show" "[e['exec'] for e in L if e['name'] == 'step.one'][0]")
+check_eq "three calls share the exported run, under one recorded id that is not the token" \
+    "$(pyj "$T_TMP/run.show" "sorted(e['name'] for e in L if e['exec'] == '$shared')"):$([ "$shared" != "$id" ] && echo derived)" \
+    "['step.one', 'step.three', 'step.two']:derived"
 check_eq "a call without it is a run of its own" \
-    "$(pyj "$T_TMP/run.show" "[e['exec'] != '$id' for e in L if e['name'] in ('alone', 'garbled')]")" "[True, True]"
+    "$(pyj "$T_TMP/run.show" "[e['exec'] != '$shared' for e in L if e['name'] in ('alone', 'garbled')]")" "[True, True]"
 check_eq "events sharing a run still have ids of their own" \
     "$(pyj "$T_TMP/run.show" "len(set(e['id'] for e in L)) == len(L) and '$id' not in [e['id'] for e in L]")" True
+# A script keeps its exported run across a forget: the identities before
+# and after must not be linked by it, nor by a deleted cookie.
+runf=$(tel exec-id --app runf)
+RUNF_TELEMETRY_EXEC_ID=$runf tel emit --app runf before
+tel show --app runf >"$T_TMP/runf.show"
+x1=$(pyj "$T_TMP/runf.show" "[e['exec'] for e in L][0]")
+tel forget --app runf
+RUNF_TELEMETRY_EXEC_ID=$runf tel emit --app runf after.forget
+tel show --app runf >"$T_TMP/runf.show"
+x2=$(pyj "$T_TMP/runf.show" "[e['exec'] for e in L][0]")
+rm -f "$STATE/runf/telemetry-cookie"
+RUNF_TELEMETRY_EXEC_ID=$runf tel emit --app runf after.cookie
+tel show --app runf >"$T_TMP/runf.show"
+x3=$(pyj "$T_TMP/runf.show" "[e['exec'] for e in L if e['name'] == 'after.cookie'][0]")
+check_eq "an exported run links no identity to the next: after a forget, after a deleted cookie" \
+    "$([ "$x1" != "$x2" ] && [ "$x2" != "$x3" ] && [ "$x1" != "$x3" ] && echo unlinked)" unlinked
 check_rc "--exec-id that is no UUID is bad usage" 2 tel emit --app run --exec-id 1234 ev
 check_rc "--exec-id goes with emit and metrics only" 2 tel show --app run --exec-id "$id"
 

@@ -103,6 +103,15 @@ static const char *last_line(void)
     return nlines ? lines[nlines - 1] : "";
 }
 
+/* The execution id of the last logged event; "" when none. */
+static void last_exec(char out[37])
+{
+    const char *p = strstr(last_line(), "\"exec\":\"");
+    out[0] = '\0';
+    if (p && strlen(p + 8) >= 36)
+        snprintf(out, 37, "%.36s", p + 8);
+}
+
 /* Opens APP with a capturing logger; extra settings by the caller first. */
 static int calls;
 static tel *open_logged(tel_options *o)
@@ -985,6 +994,16 @@ static void test_long_lived(void)
     cookie_of(after);
     CHECK("under the same anonymous id and the same run", strcmp(before, after) == 0 && strcmp(run, run_after) == 0);
     unlink(aside);
+
+    /* The user deletes the cookie to become someone new: the open handle
+     * takes a new id at its next event, as a new process would. */
+    char cookie[700];
+    snprintf(cookie, sizeof cookie, "%s/.local/state/" APP "/telemetry-cookie", home);
+    CHECK("the cookie is deleted", unlink(cookie) == 0);
+    CHECK_EQ_INT("the next emit succeeds", tel_emit_event(h, "ev", NULL, 0), TEL_OK);
+    cookie_of(after);
+    CHECK("and makes a new cookie with a new id", after[0] && strcmp(before, after) != 0);
+    strcpy(before, after);
     CHECK_EQ_INT("tel forget runs in another process", tel_cmd("forget"), 0);
     int rcs = 0;
     for (int i = 0; i < 3; i++)
@@ -994,7 +1013,7 @@ static void test_long_lived(void)
     cookie_of(after);
     CHECK("under a new anonymous id", before[0] && after[0] && strcmp(before, after) != 0);
     tel_exec_id(h, run_after);
-    CHECK("and a new run: nothing links the events before and after", strcmp(run, run_after) != 0);
+    CHECK("the run's token is kept (processes sharing it stay together)", strcmp(run, run_after) == 0);
 
     tel_batch_begin(h);
     tel_emit_event(h, "buffered", NULL, 0);
@@ -1014,6 +1033,17 @@ static void test_long_lived(void)
 
 /* -------------------------------------------------------- execution id */
 
+/* One event on a new handle in the run `token`; its recorded run id. */
+static void emit_in_run(const char *token, char out[37])
+{
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_exec_id(o, token);
+    tel *h = open_logged(o);
+    tel_emit_event(h, "ev", NULL, 0);
+    last_exec(out);
+    tel_close(h);
+}
+
 static void test_exec_id(void)
 {
     CHECK_GROUP("exec id");
@@ -1028,10 +1058,22 @@ static void test_exec_id(void)
                  TEL_ERR_INVALID);
     tel *h = open_logged(o);
     CHECK_EQ_INT("tel_exec_id", tel_exec_id(h, got), TEL_OK);
-    CHECK("the handle runs under the host's id", strcmp(got, given) == 0);
+    CHECK("the handle hands on the host's token", strcmp(got, given) == 0);
     tel_emit_event(h, "one", NULL, 0);
-    CHECK("the first event gets an id of its own", any_line_has(given) && !any_line_has("\"id\":\"0d9e8a7b"));
+    char first[37], again[37], after[37];
+    last_exec(first);
+    CHECK("events record an id derived from it, never the token itself",
+          strlen(first) == 36 && !any_line_has("0d9e8a7b"));
     tel_close(h);
+
+    /* The token handed on across a forget (a script's environment keeps
+     * it): one run and one identity record one id, a new identity
+     * another, so nothing links the two identities. */
+    emit_in_run(given, again);
+    CHECK("a second process of the run records the same id", strcmp(first, again) == 0);
+    CHECK_EQ_INT("tel_forget", tel_forget(APP), TEL_OK);
+    emit_in_run(given, after);
+    CHECK("after a forget the same token records another id", strlen(after) == 36 && strcmp(first, after) != 0);
 
     setenv("TAPI_TELEMETRY_EXEC_ID", "11111111-2222-4333-8444-555555555555", 1);
     o = tel_options_new(APP);

@@ -328,7 +328,7 @@ class Handle(Base):
         self.assertEqual(os.listdir(pending), [old])
 
     def test_exec_id(self) -> None:
-        """exec_id() hands the run to a child: the option, or the environment, gives every event that id"""
+        """exec_id() hands the run to a child: the option, or the environment, puts every event in one run"""
         with tel.Telemetry(APP) as t:
             run = t.exec_id()
             t.emit("parent")
@@ -338,7 +338,12 @@ class Handle(Base):
         os.environ["PYAPP_TELEMETRY_EXEC_ID"] = run
         tel.emit(APP, "child.env")
         del os.environ["PYAPP_TELEMETRY_EXEC_ID"]
-        self.assertEqual([e["exec"] for e in self.queued()], [run] * 3)
+        execs = [e["exec"] for e in self.queued()]
+        # One run, recorded under an id derived from the token and the
+        # anonymous id, never the token itself.
+        self.assertEqual(len(execs), 3)
+        self.assertEqual(len(set(execs)), 1)
+        self.assertNotIn(run, execs)
         with tel.Telemetry(APP, enabled=False) as t:
             self.assertEqual(t.exec_id(), "")
         with self.assertRaises(tel.TelError) as cm:
