@@ -667,11 +667,39 @@ static unsigned long long wait_s(const app_status *st)
     return st->deferred ? (unsigned long long)((st->b.until_ms - st->now + 999) / 1000) : 0;
 }
 
+/* The query of a URL with every value replaced by *** ("?key=***"): a
+ * collector's token is sometimes passed there.  In place. */
+static void redact_query(char *url, size_t size)
+{
+    char *q = strchr(url, '?');
+    if (!q)
+        return;
+    char rest[1100];
+    snprintf(rest, sizeof rest, "%s", q + 1);
+    size_t at = (size_t)(q + 1 - url);
+    const char *r = rest;
+    while (*r && *r != '#' && at < size) {
+        size_t key = strcspn(r, "=&#");
+        int valued = r[key] == '=';
+        size_t skip = key + (valued ? strcspn(r + key, "&#") : 0);
+        int sep = r[skip] == '&';
+        int n = snprintf(url + at, size - at, "%.*s%s%s", (int)key, r, valued ? "=***" : "", sep ? "&" : "");
+        if (n < 0)
+            return;
+        at += (size_t)n;
+        r += skip + (size_t)sep;
+    }
+    if (at < size)
+        snprintf(url + at, size - at, "%s", r);   /* the fragment, or "" */
+}
+
 /* The endpoint as status shows it: a password or token in its user
- * part ("https://alice:hunter2@host") is replaced by ***. */
+ * part ("https://alice:hunter2@host") or a value of its query is
+ * replaced by ***. */
 static void redact_endpoint(const char *url, char *out, size_t size)
 {
     snprintf(out, size, "%s", url);
+    redact_query(out, size);
     char *auth = strstr(out, "://");
     if (!auth)
         return;
@@ -688,6 +716,20 @@ static void redact_endpoint(const char *url, char *out, size_t size)
     char rest[1100];
     snprintf(rest, sizeof rest, "%s", at);
     snprintf(from, size - (size_t)(from - out), "***%s", rest);
+}
+
+/* A path under the user's home directory as ~/..., so that status shows
+ * where the state is without the user's name. */
+static void shown_path(const char *path, char *out, size_t size)
+{
+    const char *home = getenv("HOME");
+    size_t n = home ? strlen(home) : 0;
+    while (n > 1 && home[n - 1] == '/')
+        n--;
+    if (n > 1 && home[0] == '/' && strncmp(path, home, n) == 0 && path[n] == '/')
+        snprintf(out, size, "~%s", path + n);
+    else
+        snprintf(out, size, "%s", path);
 }
 
 /* One JSON object on one line.  Every string goes through the shared
@@ -722,7 +764,9 @@ static int status_json(const app_status *st)
                            tel__source_name(p->endpoint_src), st->token_set ? "true" : "false");
     bad |= p->problem[0] ? tel__json_str(&o, p->problem, strlen(p->problem)) : tel__buf_puts(&o, "null");
     bad |= tel__buf_puts(&o, ",\"state_dir\":");
-    bad |= tel__json_str(&o, st->dir, strlen(st->dir));
+    char where[TEL_PATH_MAX + 2];
+    shown_path(st->dir, where, sizeof where);
+    bad |= tel__json_str(&o, where, strlen(where));
     bad |= tel__buf_printf(&o, ",\"cookie\":\"%s\",\"queue\":{\"events\":%llu,\"bytes\":%llu,"
                            "\"oldest_age_s\":%llu,\"dropped\":%llu,\"readable\":%s}",
                            st->cookie, (unsigned long long)st->s.count,
@@ -846,7 +890,9 @@ static void status_text(const app_status *st)
         printf("problem:     %s (tel-sync sends nothing until it is fixed)\n", p->problem);
     for (size_t i = 0; i < st->nignored; i++)
         printf("ignored:     %s (%s)\n", st->ignored[i].name, st->ignored[i].why);
-    printf("state:       %s\n", st->dir[0] ? st->dir : "(no home directory)");
+    char where[TEL_PATH_MAX + 2];
+    shown_path(st->dir, where, sizeof where);
+    printf("state:       %s\n", st->dir[0] ? where : "(no home directory)");
     printf("cookie:      %s\n", st->cookie);
     if (st->qrc != TEL_OK)
         printf("queue:       unreadable: %s\n", tel_strerror(st->qrc));
@@ -1131,6 +1177,8 @@ int main(int argc, char **argv)
                                "--offer-erasure, --inspect, --debug, --exec-id and --project-* go with "
                                "emit and metrics",
                                a.command);
+    if (a.project_salt && a.project_linkable)
+        return cli_usage_error("%s: --project-salt and --project-linkable exclude each other", a.command);
     if (strcmp(a.command, "status") != 0 && a.json)
         return cli_usage_error("%s: --json goes with status", a.command);
     if (a.spawn_sync && strcmp(a.command, "emit") != 0 && strcmp(a.command, "metrics") != 0)

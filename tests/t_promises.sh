@@ -235,6 +235,12 @@ check_not "and never prints it" grep -q hunter2 "$OUT"
 run env INJ_TELEMETRY_ENDPOINT="https://zq8tok@collector.example/v1/batch" tel status --app inj --json
 check_eq "a token as the user part is redacted whole (json)" \
     "$($PY -c 'import json,sys; print(json.load(sys.stdin)["endpoint"])' <"$OUT")" "https://***@collector.example/v1/batch"
+run env INJ_TELEMETRY_ENDPOINT="https://collector.example/v1/batch?token=zq8qtok&region=eu#top" tel status --app inj
+check "a value in the endpoint's query is redacted too" \
+    grep -q '^endpoint: *https://collector.example/v1/batch?token=\*\*\*&region=\*\*\*#top' "$OUT"
+check_not "and never printed" grep -q zq8qtok "$OUT"
+case "$(grep '^state:' "$OUT")" in "state:       ~/.local/state/inj") ok "tel status shows the state under ~, without the user's home path" ;;
+*) fail "tel status shows the state under ~, without the user's home path" "$(grep '^state:' "$OUT")" ;; esac
 long=$($PY -c 'print("https://c.example/" + "x" * 1100)')
 run env INJ_TELEMETRY_ENDPOINT="$long" tel-sync --app inj
 check_eq "an over-long <APP>_TELEMETRY_ENDPOINT: tel-sync exits 3, not the built-in endpoint" "$RC" 3

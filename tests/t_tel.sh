@@ -76,6 +76,7 @@ done
 usage_err "no command" tel
 usage_err "unknown command" tel frobnicate --app ok
 usage_err "unknown option before the command" tel --bogus emit --app ok ev
+usage_err "--project-salt and --project-linkable together" tel emit --app ok --project-salt s --project-linkable ev
 usage_err "unknown option after the command" tel emit --app ok --bogus ev
 usage_err "--app without a value" tel emit --app
 usage_err "--json with emit" tel emit --app ok --json ev
@@ -176,13 +177,13 @@ check_eq "status --json counts the new event" "$(J 'd["queue"]["events"]')" 4
 check_not "status never shows a token" grep -q "s3cr3t-t0ken-zq7" "$OUT" "$ERR"
 run tel status --app order
 check_not "status text never shows a token" grep -q "s3cr3t-t0ken-zq7" "$OUT" "$ERR"
-# A home directory whose name is not UTF-8 still gives valid JSON, the bad
-# byte shown as U+FFFD, as everywhere tel prints JSON.
+# A state directory whose name is not UTF-8 still gives valid JSON, the
+# bad byte shown as U+FFFD, as everywhere tel prints JSON.
 odd="$T_TMP/h$(printf '\377')me"
 mkdir -p "$odd"
-HOME="$odd" tel emit --app order oddhome >/dev/null 2>&1
-HOME="$odd" tel status --app order --json >"$OUT" 2>"$ERR"
-check_eq "status --json with a non-UTF-8 HOME is valid UTF-8 JSON" \
+XDG_STATE_HOME="$odd/.local/state" tel emit --app order oddhome >/dev/null 2>&1
+XDG_STATE_HOME="$odd/.local/state" tel status --app order --json >"$OUT" 2>"$ERR"
+check_eq "status --json with a non-UTF-8 state directory is valid UTF-8 JSON" \
     "$($PY -c "import json; d=json.loads(open('$OUT','rb').read().decode('utf-8')); print(d['state_dir'].endswith('h\ufffdme/.local/state/order'), d['queue']['events'])" 2>&1)" "True 1"
 
 # ------------------------------------------------------ disable / enable
