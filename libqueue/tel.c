@@ -107,6 +107,7 @@ struct tel {
     uint64_t command_start_ms;
     uint64_t run_mono_ms;     /* when this run began (activate): spans'
                                * start offsets count from here */
+    uint64_t recheck_ms;      /* off by the user: when to read the choice again; 0 never */
     struct tel_span *spans;   /* open spans, freed by tel_close */
     size_t nspans;            /* how many (SPANS_OPEN_MAX) */
     struct tel_span *ended, *ended_last;   /* ended spans, oldest first, freed
@@ -704,6 +705,32 @@ static int activate(tel *h)
     return TEL_OK;
 }
 
+/*
+ * Off by the user's choice (tel disable, telemetry.conf, an opt-in not
+ * given yet), not by the host: a long-running host follows the user's
+ * later tel enable too.  The choice is read again at an emit at most
+ * every TEL_RECHECK_MS, and only while off; back on is a new run.
+ */
+#define TEL_RECHECK_MS 2000
+
+static void watch_user_choice(tel *h)
+{
+    h->recheck_ms = h->host.enabled != 0 ? tel__mono_ms() + TEL_RECHECK_MS : 0;
+}
+
+static void follow_user_choice(tel *h)
+{
+    if (!h->recheck_ms || tel__mono_ms() < h->recheck_ms)
+        return;
+    watch_user_choice(h);
+    explicit_bzero(h->policy.token, sizeof h->policy.token);
+    if (tel__policy_resolve(&h->policy, h->app, &h->host, NULL) != TEL_OK || !h->policy.enabled)
+        return;
+    h->debug = h->policy.debug || h->opts->debug;
+    if (activate(h) == TEL_OK)
+        h->recheck_ms = 0;
+}
+
 int tel_open(tel **out, tel_options *o)
 {
     if (!out) {
@@ -757,6 +784,7 @@ int tel_open(tel **out, tel_options *o)
             tel_close(h);
             return TEL_ERR_CONFIG;
         }
+        watch_user_choice(h);
         *out = h;
         return TEL_DISABLED;
     }
@@ -783,6 +811,7 @@ int tel_handle_set_enabled(tel *h, int enabled)
         h->host.enabled = 0;
         h->host.enabled_src = TEL_SRC_HOST;
         h->enabled = 0;
+        h->recheck_ms = 0;
         h->in_batch = 0;
         h->nbrecs = 0;
         tel__buf_clear(&h->batch);
@@ -799,8 +828,10 @@ int tel_handle_set_enabled(tel *h, int enabled)
     explicit_bzero(h->policy.token, sizeof h->policy.token);
     int prc = tel__policy_resolve(&h->policy, h->app, &h->host, NULL);
     h->debug = h->policy.debug || h->opts->debug;
-    if (!h->policy.enabled)
+    if (!h->policy.enabled) {
+        watch_user_choice(h);
         return prc == TEL_ERR_CONFIG ? TEL_ERR_CONFIG : TEL_DISABLED;
+    }
     return activate(h);
 }
 
@@ -914,6 +945,7 @@ static int reopen(tel *h)
     int prc = tel__policy_resolve(&h->policy, h->app, &h->host, NULL);
     if (prc != TEL_OK || !h->policy.enabled) {
         h->enabled = 0;
+        watch_user_choice(h);
         return TEL_DISABLED;
     }
     int lasting = 0;
@@ -999,6 +1031,8 @@ static int emit_checked(tel *h, const char *event, const tel_prop *props, size_t
                         const tel_event_shape *shape)
 {
     int rc;
+    if (!h->enabled)
+        follow_user_choice(h);
     if (!h->enabled || h->waiting_notice)
         return TEL_DISABLED;
     /* Before the event takes the handle's ids: a forget gives new ones. */

@@ -1027,8 +1027,32 @@ static void test_long_lived(void)
     CHECK_EQ_INT("an emit after it is TEL_DISABLED", tel_emit_event(h, "after.disable", NULL, 0), TEL_DISABLED);
     CHECK_EQ_INT("and records nothing", queued(APP), 0);
     CHECK("the handle says it is off", !tel_enabled(h));
+
+    /* The user turns it back on while the host runs: within a few
+     * seconds the handle records again, in a new run. */
+    CHECK_EQ_INT("tel enable runs in another process", tel_cmd("enable"), 0);
+    int erc = TEL_DISABLED;
+    for (int i = 0; i < 100 && erc == TEL_DISABLED; i++) {
+        erc = tel_emit_event(h, "after.enable", NULL, 0);
+        if (erc == TEL_DISABLED)
+            usleep(100 * 1000);
+    }
+    CHECK_EQ_INT("an emit after tel enable records again", erc, TEL_OK);
+    CHECK_EQ_INT("into the queue", queued(APP), 1);
+    CHECK("the handle says it is on", tel_enabled(h));
+    tel_exec_id(h, run_after);
+    CHECK("in a new run", strcmp(run, run_after) != 0);
     tel_close(h);
+
+    /* The host's own off for this run is not the user's to lift. */
+    tel_options *o = tel_options_new(APP);
+    tel_options_set_enabled(o, 0, TEL_SRC_FLAG);
+    tel_open(&h, o);
     tel_cmd("enable");
+    usleep(2500 * 1000);
+    CHECK_EQ_INT("a run the host turned off stays off after tel enable", tel_emit_event(h, "ev", NULL, 0),
+                 TEL_DISABLED);
+    tel_close(h);
 }
 
 /* -------------------------------------------------------- execution id */
