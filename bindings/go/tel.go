@@ -382,9 +382,10 @@ func Forget(app string) error {
 	return err
 }
 
-// Sanitize returns s with paths, user and host names, e-mail and IP
-// addresses, URL credentials and long tokens replaced by placeholders, as
-// tel cleans error messages; for a host's own strings.
+// Sanitize returns s with quoted text, URLs, option and credential
+// values, paths (also with blanks), user and host names, e-mail and IP
+// addresses and long tokens replaced by placeholders, as tel cleans error
+// messages (tel_sanitize(3) lists the rules); for a host's own strings.
 func Sanitize(s string) string {
 	m := newCmem(uintptr(len(s))*9 + 64)
 	defer m.free()

@@ -265,8 +265,9 @@ module.exports = {
     check(rc);
     return line;
   },
-  // text with paths, user names, addresses and tokens replaced, as tel
-  // cleans error messages; for a host's own strings.
+  // text with quoted text, URLs, option and credential values, paths, user
+  // and host names, addresses and tokens replaced, as tel cleans error
+  // messages (tel_sanitize(3) lists the rules); for a host's own strings.
   sanitize(text) {
     const [rc, clean] = need().sanitize(text);
     check(rc);

@@ -282,8 +282,10 @@ def forget(app: str) -> None:
 
 
 def sanitize(text: str) -> str:
-    """text with paths, user names, e-mail addresses, URL credentials and long
-    tokens removed, as tel cleans error messages; for a host's own strings."""
+    """text with quoted text, URLs, option and credential values, paths (also
+    with blanks), user and host names, e-mail and IP addresses and long
+    tokens replaced by placeholders, as tel cleans error messages
+    (tel_sanitize(3) lists the rules); for a host's own strings."""
     raw = _text("text", text)
     buf = ctypes.create_string_buffer(len(raw) * 8 + 64)
     _check(_lib.lib().tel_sanitize(raw, buf, len(buf)))
