@@ -111,6 +111,14 @@ TEL_MUST_CHECK int tel__mkdir_private(const char *path);
  * -1 with errno set (EINVAL: not a regular file).
  */
 int tel__open_file(const char *path, int flags, mode_t mode);
+/*
+ * Whether the file at `path` is no longer the one known as (dev, ino):
+ * removed, or another file put in its place.  Asks for the inode number
+ * only: reading a file's change time would make its next write take a
+ * fine-grained timestamp and dirty the inode at every commit (see
+ * tel__queue_stale).  Returns 1 replaced or gone, 0 the same file.
+ */
+int tel__file_replaced(const char *path, dev_t dev, ino_t ino);
 /* Why tel__open_file failed, for a one-line error: its own refusal
  * (EINVAL) in words, else strerror(err).  Static text. */
 const char *tel__open_file_why(int err);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "erasure.h"
@@ -328,6 +329,19 @@ int tel__open_file(const char *path, int flags, mode_t mode)
         return -1;
     }
     return fd;
+}
+
+int tel__file_replaced(const char *path, dev_t dev, ino_t ino)
+{
+#ifdef STATX_INO
+    /* Where statx() fails (a missing file, or a sandbox that refuses the
+     * call), lstat() below decides. */
+    struct statx stx;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_INO, &stx) == 0)
+        return makedev(stx.stx_dev_major, stx.stx_dev_minor) != dev || stx.stx_ino != ino;
+#endif
+    struct stat st;
+    return lstat(path, &st) != 0 || st.st_dev != dev || st.st_ino != ino;
 }
 
 const char *tel__open_file_why(int err)

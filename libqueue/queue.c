@@ -556,15 +556,7 @@ int tel__queue_stale(const tel_queue *q)
 {
     char path[TEL_PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/data.mdb", q->dir);
-#ifdef STATX_INO
-    /* Where statx() fails (a missing file, or a sandbox that refuses the
-     * call), lstat() below decides. */
-    struct statx stx;
-    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_INO, &stx) == 0)
-        return makedev(stx.stx_dev_major, stx.stx_dev_minor) != q->se->dev || stx.stx_ino != q->se->ino;
-#endif
-    struct stat st;
-    return lstat(path, &st) != 0 || st.st_dev != q->se->dev || st.st_ino != q->se->ino;
+    return tel__file_replaced(path, q->se->dev, q->se->ino);
 }
 
 const char *tel__queue_dir(const tel_queue *q)

@@ -542,9 +542,11 @@ static int load_anon(tel *h, int *lasting)
  * from: the next event gets a new one, as a new process would. */
 static int cookie_moved(const tel *h)
 {
-    struct stat st;
-    return h->cookie_ino &&
-           (cookie_stat(h, &st) != 0 || st.st_dev != h->cookie_dev || st.st_ino != h->cookie_ino);
+    char path[TEL_PATH_MAX + sizeof TEL_COOKIE_FILE + 1];
+    if (!h->cookie_ino)
+        return 0;
+    snprintf(path, sizeof path, "%s/" TEL_COOKIE_FILE, h->state_dir);
+    return tel__file_replaced(path, h->cookie_dev, h->cookie_ino);
 }
 
 /*
